@@ -1,0 +1,52 @@
+package audio
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Format describes PCM as this package moves it: float32 little-endian,
+// interleaved, at SampleRate frames per second.
+type Format struct {
+	SampleRate int `json:"sample_rate"`
+	Channels   int `json:"channels"`
+}
+
+// DefaultFormat is what boxes play: 48 kHz stereo, as PulseAudio and most
+// USB/I2S DACs on a Raspberry Pi run natively.
+var DefaultFormat = Format{SampleRate: 48000, Channels: 2}
+
+// BytesPerFrame is the size of one frame (one float32 per channel).
+func (f Format) BytesPerFrame() int { return 4 * f.Channels }
+
+// Duration is how long n bytes of PCM in this format play.
+func (f Format) Duration(n int64) time.Duration {
+	frames := n / int64(f.BytesPerFrame())
+	return time.Duration(frames) * time.Second / time.Duration(f.SampleRate)
+}
+
+// Bytes is how many bytes of PCM play for d (whole frames).
+func (f Format) Bytes(d time.Duration) int64 {
+	frames := int64(d) * int64(f.SampleRate) / int64(time.Second)
+	return frames * int64(f.BytesPerFrame())
+}
+
+// Info is what decoding a media file found.
+type Info struct {
+	Codec    string        `json:"codec"` // mp3, wav, ogg, flac
+	Source   Format        `json:"source"`
+	Frames   int64         `json:"frames"` // in the source rate
+	Duration time.Duration `json:"duration"`
+}
+
+// Sink plays PCM in its Format. Implementations: WAVSink, NullSink and
+// otosink.Sink (the sound card).
+type Sink interface {
+	Format() Format
+	// Play writes everything pcm yields and returns once it has been heard
+	// (not merely buffered), or when ctx is done, stopping the sound quickly.
+	// name identifies what is played (a plan item id) for sinks that record.
+	Play(ctx context.Context, name string, pcm io.Reader) error
+	Close() error
+}

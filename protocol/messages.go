@@ -1,0 +1,300 @@
+package protocol
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Limits on what a box accepts from the wire.
+const (
+	MaxPlanItems = 2000
+	MaxRepeat    = 100
+	MaxGroups    = 64
+)
+
+// Media names audio stored on the controller by its SHA-256.
+type Media struct {
+	SHA256     string `json:"sha256"`
+	Size       int64  `json:"size"`
+	DurationMS int64  `json:"duration_ms"`
+}
+
+// Validate checks the hash looks like one and the numbers are sane.
+func (m Media) Validate() error {
+	if err := ValidSHA256(m.SHA256); err != nil {
+		return err
+	}
+	if m.Size <= 0 || m.DurationMS <= 0 {
+		return fmt.Errorf("media %s: size and duration must be positive", m.SHA256)
+	}
+	return nil
+}
+
+// ValidSHA256 reports whether s is 64 lower-case hex digits.
+func ValidSHA256(s string) error {
+	if len(s) != 64 {
+		return fmt.Errorf("media id %q is not a SHA-256 (64 hex digits)", s)
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			return fmt.Errorf("media id %q is not a SHA-256 (64 lower-case hex digits)", s)
+		}
+	}
+	return nil
+}
+
+// What a box does with an item that a higher one interrupted.
+const (
+	OnPreemptRestart = "restart"
+	OnPreemptResume  = "resume"
+	OnPreemptDrop    = "drop"
+)
+
+// Item status: live items are real broadcasts, test items are exercises.
+const (
+	StatusLive = "live"
+	StatusTest = "test"
+)
+
+// PlanItem is one thing a box must play: when, until when it may still
+// start, how urgent, and what.
+type PlanItem struct {
+	ID           string    `json:"id"`
+	Announcement string    `json:"announcement"`
+	Start        time.Time `json:"start"`
+	Expires      time.Time `json:"expires"`
+	Priority     Priority  `json:"priority"`
+	Media        Media     `json:"media"`
+	Repeat       int       `json:"repeat"`           // times to play, at least 1
+	GapMS        int64     `json:"gap_ms,omitempty"` // silence between repeats
+	Volume       *int      `json:"volume,omitempty"` // overrides the box volume
+	Chime        bool      `json:"chime,omitempty"`  // play a chime before
+	Tone         string    `json:"tone,omitempty"`   // synthesized tone before (siren, ...)
+	OnPreempt    string    `json:"on_preempt,omitempty"`
+	Text         string    `json:"text,omitempty"`
+	Status       string    `json:"status"`
+}
+
+// Validate checks an item a box received.
+func (it PlanItem) Validate() error {
+	if err := ValidItemID(it.ID); err != nil {
+		return err
+	}
+	if it.Start.IsZero() || it.Expires.IsZero() {
+		return fmt.Errorf("item %s: start and expires are required", it.ID)
+	}
+	if it.Expires.Before(it.Start) {
+		return fmt.Errorf("item %s: expires before it starts", it.ID)
+	}
+	if it.Priority < Background || it.Priority > Emergency {
+		return fmt.Errorf("item %s: invalid priority", it.ID)
+	}
+	if err := it.Media.Validate(); err != nil {
+		return fmt.Errorf("item %s: %w", it.ID, err)
+	}
+	if it.Repeat < 1 || it.Repeat > MaxRepeat {
+		return fmt.Errorf("item %s: repeat %d is not within 1..%d", it.ID, it.Repeat, MaxRepeat)
+	}
+	if it.GapMS < 0 || it.GapMS > int64(time.Hour/time.Millisecond) {
+		return fmt.Errorf("item %s: gap out of range", it.ID)
+	}
+	if it.Volume != nil && (*it.Volume < 0 || *it.Volume > 100) {
+		return fmt.Errorf("item %s: volume %d is not within 0..100", it.ID, *it.Volume)
+	}
+	switch it.OnPreempt {
+	case "", OnPreemptRestart, OnPreemptResume, OnPreemptDrop:
+	default:
+		return fmt.Errorf("item %s: unknown on_preempt %q", it.ID, it.OnPreempt)
+	}
+	switch it.Status {
+	case StatusLive, StatusTest:
+	default:
+		return fmt.Errorf("item %s: unknown status %q", it.ID, it.Status)
+	}
+	return nil
+}
+
+// ValidItemID accepts the ids the controller makes: a name as ValidName
+// allows, up to 128 characters.
+func ValidItemID(s string) error {
+	if len(s) > 128 {
+		return fmt.Errorf("item id longer than 128 characters")
+	}
+	if len(s) > 64 { // ValidName caps at 64; check the characters on the rest
+		if err := ValidName(s[:64]); err != nil {
+			return err
+		}
+		return ValidName(s[64:])
+	}
+	return ValidName(s)
+}
+
+// Plan is the full list of items for one target (all, a group or a device)
+// over the horizon. A newer plan replaces the older one for that target.
+type Plan struct {
+	Target    string     `json:"target"` // "all", "group/<g>" or "device/<id>"
+	Generated time.Time  `json:"generated"`
+	Items     []PlanItem `json:"items"`
+}
+
+// Validate checks every item.
+func (p *Plan) Validate() error {
+	if p.Target == "" {
+		return errors.New("plan has no target")
+	}
+	if len(p.Items) > MaxPlanItems {
+		return fmt.Errorf("plan has %d items, more than %d", len(p.Items), MaxPlanItems)
+	}
+	seen := make(map[string]bool, len(p.Items))
+	for _, it := range p.Items {
+		if err := it.Validate(); err != nil {
+			return err
+		}
+		if seen[it.ID] {
+			return fmt.Errorf("item %s appears twice", it.ID)
+		}
+		seen[it.ID] = true
+	}
+	return nil
+}
+
+// DeviceConfig is what the controller tells one box about itself.
+type DeviceConfig struct {
+	Name            string   `json:"name,omitempty"`
+	Groups          []string `json:"groups"`
+	Volume          int      `json:"volume"`
+	EmergencyVolume int      `json:"emergency_volume"`
+	MediaURL        string   `json:"media_url,omitempty"` // base URL for GET /v1/media/<sha256>
+	HeartbeatSec    int      `json:"heartbeat_sec,omitempty"`
+	QuietHours      string   `json:"quiet_hours,omitempty"` // "22:00-05:00" in the site's zone
+	Timezone        string   `json:"timezone,omitempty"`
+}
+
+// Validate checks the config's ranges and names.
+func (c *DeviceConfig) Validate() error {
+	if c.Volume < 0 || c.Volume > 100 || c.EmergencyVolume < 0 || c.EmergencyVolume > 100 {
+		return errors.New("volume is not within 0..100")
+	}
+	if len(c.Groups) > MaxGroups {
+		return fmt.Errorf("more than %d groups", MaxGroups)
+	}
+	for _, g := range c.Groups {
+		if err := ValidName(g); err != nil {
+			return fmt.Errorf("group: %w", err)
+		}
+	}
+	if c.HeartbeatSec < 0 {
+		return errors.New("negative heartbeat")
+	}
+	return nil
+}
+
+// Box states as reported in State.State and shown by `loa status`.
+const (
+	StateIdle           = "idle"
+	StatePlaying        = "playing"
+	StateOffline        = "offline"
+	StateWaitingForTime = "waiting-for-time"
+	StateError          = "error"
+)
+
+// State is a box's retained heartbeat. The MQTT will publishes
+// {online:false, state:offline}.
+type State struct {
+	Online       bool      `json:"online"`
+	State        string    `json:"state"`
+	Playing      string    `json:"playing,omitempty"` // item id
+	Volume       int       `json:"volume"`
+	UptimeSec    int64     `json:"uptime_sec"`
+	Version      string    `json:"version,omitempty"`
+	CacheBytes   int64     `json:"cache_bytes"`
+	TemperatureC *float64  `json:"temperature_c,omitempty"`
+	Error        string    `json:"error,omitempty"`
+	At           time.Time `json:"at"`
+}
+
+// Validate checks the state name.
+func (s *State) Validate() error {
+	switch s.State {
+	case StateIdle, StatePlaying, StateOffline, StateWaitingForTime, StateError:
+		return nil
+	}
+	return fmt.Errorf("unknown state %q", s.State)
+}
+
+// EventType is what happened to a plan item on a box.
+type EventType string
+
+// Answer-back events, in the order they usually happen.
+const (
+	EventReceived  EventType = "received"
+	EventReady     EventType = "ready"
+	EventPlaying   EventType = "playing"
+	EventPlayed    EventType = "played"
+	EventFailed    EventType = "failed"
+	EventMissed    EventType = "missed"
+	EventPreempted EventType = "preempted"
+	EventExpired   EventType = "expired"
+	EventCancelled EventType = "cancelled"
+)
+
+// Final reports whether no further event is expected for the item after e.
+func (e EventType) Final() bool {
+	switch e {
+	case EventPlayed, EventFailed, EventMissed, EventExpired, EventCancelled:
+		return true
+	}
+	return false
+}
+
+func (e EventType) valid() bool {
+	switch e {
+	case EventReceived, EventReady, EventPlaying, EventPlayed, EventFailed, EventMissed,
+		EventPreempted, EventExpired, EventCancelled:
+		return true
+	}
+	return false
+}
+
+// Event is one answer-back from a box about one item.
+type Event struct {
+	Item         string    `json:"item"`
+	Announcement string    `json:"announcement,omitempty"`
+	Type         EventType `json:"type"`
+	At           time.Time `json:"at"`
+	Reason       string    `json:"reason,omitempty"`
+}
+
+// Validate checks the item id and the event type.
+func (e *Event) Validate() error {
+	if err := ValidItemID(e.Item); err != nil {
+		return err
+	}
+	if !e.Type.valid() {
+		return fmt.Errorf("unknown event type %q", e.Type)
+	}
+	if e.At.IsZero() {
+		return errors.New("event has no time")
+	}
+	return nil
+}
+
+// TimeRequest asks the controller for its clock; Sent is the box's clock.
+type TimeRequest struct {
+	ID   uint64    `json:"id"`
+	Sent time.Time `json:"sent"`
+}
+
+// Validate is a no-op kept so Decode treats every body alike.
+func (r *TimeRequest) Validate() error { return nil }
+
+// TimeResponse echoes the request with the controller's receive time.
+type TimeResponse struct {
+	ID       uint64    `json:"id"`
+	Sent     time.Time `json:"sent"`     // the box's send time, echoed
+	Received time.Time `json:"received"` // the controller's clock
+}
+
+// Validate is a no-op kept so Decode treats every body alike.
+func (r *TimeResponse) Validate() error { return nil }
