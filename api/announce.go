@@ -1,0 +1,281 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/loa-commune/loa/messages"
+	"github.com/loa-commune/loa/protocol"
+	"github.com/loa-commune/loa/scheduler"
+	"github.com/loa-commune/loa/store"
+)
+
+// ParseTime reads a time as staff write it, in the site's zone: RFC 3339,
+// "2006-01-02 15:04[:05]", "2006-01-02T15:04[:05]", or "15:04" (today).
+func ParseTime(v string, loc *time.Location, now time.Time) (time.Time, error) {
+	v = strings.TrimSpace(v)
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	for _, layout := range []string{"2006-01-02 15:04", "2006-01-02 15:04:05", "2006-01-02T15:04", "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, v, loc); err == nil {
+			return t, nil
+		}
+	}
+	for _, layout := range []string{"15:04", "15:04:05"} {
+		if t, err := time.ParseInLocation(layout, v, loc); err == nil {
+			n := now.In(loc)
+			return time.Date(n.Year(), n.Month(), n.Day(), t.Hour(), t.Minute(), t.Second(), 0, loc), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("cannot read time %q", v)
+}
+
+func newID(prefix string) string {
+	var b [5]byte
+	rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// rule validates a request into a rule (not stored yet).
+func (s *Server) rule(ctx context.Context, req AnnounceRequest, kind string) (store.Rule, error) {
+	now := s.opts.Now()
+	r := store.Rule{Kind: kind, Name: req.Name, Targets: req.Targets, Media: req.Media, Repeat: req.Repeat,
+		Gap: time.Duration(req.GapSec) * time.Second, Validity: s.opts.Validity, Text: req.Text, CreatedAt: now.UTC()}
+	if r.Repeat == 0 {
+		r.Repeat = 1
+	}
+	if r.Repeat < 1 || r.Repeat > protocol.MaxRepeat {
+		return r, fail(http.StatusBadRequest, messages.BadRepeat, protocol.MaxRepeat)
+	}
+	r.Priority = protocol.Normal
+	if req.Priority != "" {
+		p, err := protocol.ParsePriority(req.Priority)
+		if err != nil {
+			return r, fail(http.StatusBadRequest, messages.BadPriority, err.Error())
+		}
+		r.Priority = p
+	}
+	if req.Media == "" {
+		return r, fail(http.StatusBadRequest, messages.NoMedia)
+	}
+	if _, err := s.store.MediaByID(ctx, req.Media); err != nil {
+		return r, notFound(err, messages.UnknownMedia, req.Media)
+	}
+	if err := s.checkTargets(ctx, req.Targets); err != nil {
+		return r, err
+	}
+	loc := s.bc.Scheduler().Location()
+	switch kind {
+	case store.KindCron:
+		if _, err := s.bc.Scheduler().ParseCron(req.Cron); err != nil {
+			return r, fail(http.StatusBadRequest, messages.BadCron, err.Error())
+		}
+		r.Cron = strings.TrimSpace(req.Cron)
+		r.ID = newID("s-")
+	default:
+		r.Start = now.UTC().Truncate(time.Second)
+		if req.At != "" {
+			t, err := ParseTime(req.At, loc, now)
+			if err != nil {
+				return r, fail(http.StatusBadRequest, messages.BadTime, req.At)
+			}
+			if len(req.At) <= len("15:04:05") && t.Before(now.Add(-time.Minute)) {
+				t = t.AddDate(0, 0, 1) // "06:00" means the next 06:00
+			}
+			if t.Before(now.Add(-time.Minute)) {
+				return r, fail(http.StatusBadRequest, messages.TimeInPast, t.In(loc).Format("2006-01-02 15:04"))
+			}
+			r.Start = t.UTC().Truncate(time.Second)
+		}
+		r.ID = newID("a-")
+	}
+	return r, nil
+}
+
+func (s *Server) checkTargets(ctx context.Context, t store.Targets) error {
+	if !t.All && len(t.Groups) == 0 && len(t.Devices) == 0 {
+		return fail(http.StatusBadRequest, messages.NoTarget)
+	}
+	if t.All && (len(t.Groups) > 0 || len(t.Devices) > 0) {
+		return fail(http.StatusBadRequest, messages.BadRequest, "--all already means every box; leave out --group and --device")
+	}
+	for _, g := range t.Groups {
+		if _, err := s.store.GroupMembers(ctx, g); err != nil {
+			return notFound(err, messages.UnknownGroup, g, g)
+		}
+	}
+	for _, d := range t.Devices {
+		if _, err := s.store.Device(ctx, d); err != nil {
+			return notFound(err, messages.UnknownDevice, d, d)
+		}
+	}
+	return nil
+}
+
+// targetDevices resolves targets to box ids, sorted.
+func (s *Server) targetDevices(ctx context.Context, t store.Targets) ([]string, error) {
+	devices, err := s.store.Devices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, d := range devices {
+		hit := t.All || slices.Contains(t.Devices, d.ID)
+		for _, g := range d.Groups {
+			hit = hit || slices.Contains(t.Groups, g)
+		}
+		if hit {
+			out = append(out, d.ID)
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) announce(w http.ResponseWriter, r *http.Request) error {
+	var req AnnounceRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	rule, err := s.rule(r.Context(), req, store.KindOnce)
+	if err != nil {
+		return err
+	}
+	if err := s.store.AddRule(r.Context(), rule); err != nil {
+		return err
+	}
+	devices, err := s.targetDevices(r.Context(), rule.Targets)
+	if err != nil {
+		return err
+	}
+	if err := s.store.AddPending(r.Context(), scheduler.ItemID(rule.ID, rule.Start), rule.ID, rule.Start, devices); err != nil {
+		return err
+	}
+	s.bc.Replan()
+	a, err := s.announcement(r.Context(), rule)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, a)
+}
+
+func (s *Server) announcement(ctx context.Context, rule store.Rule) (Announcement, error) {
+	devices, err := s.targetDevices(ctx, rule.Targets)
+	if err != nil {
+		return Announcement{}, err
+	}
+	deliveries, err := s.store.Deliveries(ctx, rule.ID)
+	if err != nil {
+		return Announcement{}, err
+	}
+	a := Announcement{ID: rule.ID, Kind: rule.Kind, Name: rule.Name, Cron: rule.Cron, Start: rule.Start,
+		Targets: rule.Targets, Media: rule.Media, Priority: rule.Priority.String(), Repeat: rule.Repeat,
+		Paused: rule.Paused, Cancelled: !rule.CancelledAt.IsZero(), Devices: devices, Deliveries: deliveries}
+	if a.Devices == nil {
+		a.Devices = []string{}
+	}
+	if rule.Kind == store.KindCron && !rule.Paused {
+		if sched, err := s.bc.Scheduler().ParseCron(rule.Cron); err == nil {
+			a.Next = sched.Next(s.opts.Now()).UTC()
+		}
+	}
+	return a, nil
+}
+
+func (s *Server) getAnnouncement(w http.ResponseWriter, r *http.Request) error {
+	rule, err := s.store.RuleByID(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return notFound(err, messages.UnknownRule, r.PathValue("id"))
+	}
+	a, err := s.announcement(r.Context(), rule)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, a)
+}
+
+func (s *Server) cancelAnnouncement(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if err := s.store.CancelRule(r.Context(), id, s.opts.Now()); err != nil {
+		return notFound(err, messages.UnknownRule, id)
+	}
+	s.bc.Replan()
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) listSchedules(w http.ResponseWriter, r *http.Request) error {
+	rules, err := s.store.Rules(r.Context(), store.KindCron, false)
+	if err != nil {
+		return err
+	}
+	out := []Announcement{}
+	for _, rule := range rules {
+		a, err := s.announcement(r.Context(), rule)
+		if err != nil {
+			return err
+		}
+		a.Deliveries = nil
+		out = append(out, a)
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) addSchedule(w http.ResponseWriter, r *http.Request) error {
+	var req AnnounceRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	rule, err := s.rule(r.Context(), req, store.KindCron)
+	if err != nil {
+		return err
+	}
+	if err := s.store.AddRule(r.Context(), rule); err != nil {
+		return err
+	}
+	s.bc.Replan()
+	a, err := s.announcement(r.Context(), rule)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, a)
+}
+
+func (s *Server) removeSchedule(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	rule, err := s.store.RuleByID(r.Context(), id)
+	if err != nil || rule.Kind != store.KindCron {
+		return fail(http.StatusNotFound, messages.UnknownRule, id)
+	}
+	return s.cancelAnnouncement(w, r)
+}
+
+func (s *Server) pauseSchedule(paused bool) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id := r.PathValue("id")
+		if err := s.store.SetPaused(r.Context(), id, paused); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return fail(http.StatusNotFound, messages.UnknownRule, id)
+			}
+			return err
+		}
+		s.bc.Replan()
+		rule, err := s.store.RuleByID(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		a, err := s.announcement(r.Context(), rule)
+		if err != nil {
+			return err
+		}
+		a.Deliveries = nil
+		return writeJSON(w, http.StatusOK, a)
+	}
+}

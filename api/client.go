@@ -1,0 +1,210 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/loa-commune/loa/messages"
+	"github.com/loa-commune/loa/store"
+)
+
+// Client calls the controller's API.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// NewClient returns a client for the controller at base (http://host:8080).
+func NewClient(base, token string) *Client {
+	return &Client{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{Timeout: 5 * time.Minute}}
+}
+
+// APIError is an error the controller answered.
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+// ErrUnreachable wraps failures to reach the controller at all.
+var ErrUnreachable = errors.New("controller unreachable")
+
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, contentType string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w: %s", ErrUnreachable, messages.T(messages.ServerUnreachable, c.base))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		var e ErrorResponse
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		if json.Unmarshal(b, &e) != nil || e.Error == "" {
+			e.Error = fmt.Sprintf("the controller answered %s", resp.Status)
+		}
+		return &APIError{Status: resp.StatusCode, Code: e.Code, Message: e.Error}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("read the controller's answer: %w", err)
+	}
+	return nil
+}
+
+func (c *Client) doJSON(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	return c.do(ctx, method, path, body, "application/json", out)
+}
+
+// Devices lists the boxes.
+func (c *Client) Devices(ctx context.Context) ([]store.Device, error) {
+	var out []store.Device
+	return out, c.doJSON(ctx, http.MethodGet, "/v1/devices", nil, &out)
+}
+
+// AddDevice registers a box and returns its credentials.
+func (c *Client) AddDevice(ctx context.Context, req AddDeviceRequest) (AddDeviceResponse, error) {
+	var out AddDeviceResponse
+	return out, c.doJSON(ctx, http.MethodPost, "/v1/devices", req, &out)
+}
+
+// RemoveDevice removes a box.
+func (c *Client) RemoveDevice(ctx context.Context, id string) error {
+	return c.doJSON(ctx, http.MethodDelete, "/v1/devices/"+url.PathEscape(id), nil, nil)
+}
+
+// SetVolume sets a box's volume.
+func (c *Client) SetVolume(ctx context.Context, id string, volume int) (store.Device, error) {
+	var out store.Device
+	return out, c.doJSON(ctx, http.MethodPut, "/v1/devices/"+url.PathEscape(id)+"/volume", VolumeRequest{Volume: volume}, &out)
+}
+
+// Groups lists the groups.
+func (c *Client) Groups(ctx context.Context) ([]store.Group, error) {
+	var out []store.Group
+	return out, c.doJSON(ctx, http.MethodGet, "/v1/groups", nil, &out)
+}
+
+// AddToGroup puts boxes in a group.
+func (c *Client) AddToGroup(ctx context.Context, group string, ids []string) (store.Group, error) {
+	var out store.Group
+	return out, c.doJSON(ctx, http.MethodPost, "/v1/groups/"+url.PathEscape(group)+"/members", MembersRequest{Devices: ids}, &out)
+}
+
+// RemoveFromGroup takes boxes out of a group.
+func (c *Client) RemoveFromGroup(ctx context.Context, group string, ids []string) (store.Group, error) {
+	var out store.Group
+	return out, c.doJSON(ctx, http.MethodPost, "/v1/groups/"+url.PathEscape(group)+"/remove", MembersRequest{Devices: ids}, &out)
+}
+
+// AddMedia uploads an audio file.
+func (c *Client) AddMedia(ctx context.Context, name string, r io.Reader) (MediaInfo, error) {
+	var out MediaInfo
+	return out, c.do(ctx, http.MethodPost, "/v1/media?name="+url.QueryEscape(name), r, "application/octet-stream", &out)
+}
+
+// Media lists the stored media.
+func (c *Client) Media(ctx context.Context) ([]MediaInfo, error) {
+	var out []MediaInfo
+	return out, c.doJSON(ctx, http.MethodGet, "/v1/media", nil, &out)
+}
+
+// RemoveMedia deletes a media file.
+func (c *Client) RemoveMedia(ctx context.Context, id string) error {
+	return c.doJSON(ctx, http.MethodDelete, "/v1/media/"+url.PathEscape(id), nil, nil)
+}
+
+// Announce creates an announcement.
+func (c *Client) Announce(ctx context.Context, req AnnounceRequest) (Announcement, error) {
+	var out Announcement
+	return out, c.doJSON(ctx, http.MethodPost, "/v1/announcements", req, &out)
+}
+
+// Announcement reads an announcement or schedule with its deliveries.
+func (c *Client) Announcement(ctx context.Context, id string) (Announcement, error) {
+	var out Announcement
+	return out, c.doJSON(ctx, http.MethodGet, "/v1/announcements/"+url.PathEscape(id), nil, &out)
+}
+
+// CancelAnnouncement cancels an announcement.
+func (c *Client) CancelAnnouncement(ctx context.Context, id string) error {
+	return c.doJSON(ctx, http.MethodDelete, "/v1/announcements/"+url.PathEscape(id), nil, nil)
+}
+
+// Schedules lists the schedules.
+func (c *Client) Schedules(ctx context.Context) ([]Announcement, error) {
+	var out []Announcement
+	return out, c.doJSON(ctx, http.MethodGet, "/v1/schedules", nil, &out)
+}
+
+// AddSchedule creates a cron schedule.
+func (c *Client) AddSchedule(ctx context.Context, req AnnounceRequest) (Announcement, error) {
+	var out Announcement
+	return out, c.doJSON(ctx, http.MethodPost, "/v1/schedules", req, &out)
+}
+
+// RemoveSchedule deletes a schedule.
+func (c *Client) RemoveSchedule(ctx context.Context, id string) error {
+	return c.doJSON(ctx, http.MethodDelete, "/v1/schedules/"+url.PathEscape(id), nil, nil)
+}
+
+// PauseSchedule pauses (or resumes) a schedule.
+func (c *Client) PauseSchedule(ctx context.Context, id string, pause bool) (Announcement, error) {
+	verb := "resume"
+	if pause {
+		verb = "pause"
+	}
+	var out Announcement
+	return out, c.doJSON(ctx, http.MethodPost, "/v1/schedules/"+url.PathEscape(id)+"/"+verb, nil, &out)
+}
+
+// Status lists every box's state.
+func (c *Client) Status(ctx context.Context) ([]store.DeviceStatus, error) {
+	var out []store.DeviceStatus
+	return out, c.doJSON(ctx, http.MethodGet, "/v1/status", nil, &out)
+}
+
+// Report lists deliveries scheduled in [since, until).
+func (c *Client) Report(ctx context.Context, since, until string) ([]store.Delivery, error) {
+	q := url.Values{}
+	if since != "" {
+		q.Set("since", since)
+	}
+	if until != "" {
+		q.Set("until", until)
+	}
+	var out []store.Delivery
+	return out, c.doJSON(ctx, http.MethodGet, "/v1/report?"+q.Encode(), nil, &out)
+}

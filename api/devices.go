@@ -1,0 +1,163 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/loa-commune/loa/auth"
+	"github.com/loa-commune/loa/messages"
+	"github.com/loa-commune/loa/protocol"
+	"github.com/loa-commune/loa/store"
+)
+
+func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) error {
+	d, err := s.store.Devices(r.Context())
+	if err != nil {
+		return err
+	}
+	if d == nil {
+		d = []store.Device{}
+	}
+	return writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) addDevice(w http.ResponseWriter, r *http.Request) error {
+	var req AddDeviceRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	if err := protocol.ValidName(req.ID); err != nil {
+		return fail(http.StatusBadRequest, messages.BadName, "box id: "+err.Error())
+	}
+	for _, g := range req.Groups {
+		if err := protocol.ValidName(g); err != nil {
+			return fail(http.StatusBadRequest, messages.BadName, "group: "+err.Error())
+		}
+	}
+	vol := s.opts.DefaultVolume
+	if req.Volume != nil {
+		vol = *req.Volume
+	}
+	if vol < 0 || vol > 100 {
+		return fail(http.StatusBadRequest, messages.BadVolume, fmt.Sprint(vol))
+	}
+	token := auth.NewToken()
+	d := store.Device{ID: req.ID, Name: req.Name, Groups: req.Groups, Volume: vol, CreatedAt: s.opts.Now().UTC()}
+	if err := s.store.AddDevice(r.Context(), d, auth.Hash(token)); err != nil {
+		if errors.Is(err, store.ErrExists) {
+			return fail(http.StatusConflict, messages.DeviceExists, req.ID, req.ID)
+		}
+		return err
+	}
+	d, err := s.store.Device(r.Context(), req.ID)
+	if err != nil {
+		return err
+	}
+	s.changed(r)
+	return writeJSON(w, http.StatusCreated, AddDeviceResponse{Device: d, Token: token, AgentConfig: s.agentConfig(d.ID, token)})
+}
+
+// agentConfig is the YAML file loa-agent reads on the box.
+func (s *Server) agentConfig(id, token string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# loa-agent config for box %s. Keep it secret: the token is this box's password.\n", id)
+	fmt.Fprintf(&b, "id: %s\nsite: %s\nbroker: %s\nserver: %s\ntoken: %s\n", id, s.opts.Site, s.opts.BrokerURL, s.opts.ServerURL, token)
+	b.WriteString("cache: /var/lib/loa-agent\noutput: alsa\n")
+	return b.String()
+}
+
+// changed re-publishes configs and plans after the registry changed.
+func (s *Server) changed(r *http.Request) {
+	if err := s.bc.PublishConfigs(r.Context()); err != nil {
+		s.log.Error("publish configs", "err", err)
+	}
+	s.bc.Replan()
+}
+
+func (s *Server) removeDevice(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if err := s.store.RemoveDevice(r.Context(), id); err != nil {
+		return notFound(err, messages.UnknownDevice, id, id)
+	}
+	if err := s.bc.ForgetDevice(id); err != nil {
+		s.log.Error("clear config of removed box", "device", id, "err", err)
+	}
+	s.changed(r)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) setVolume(w http.ResponseWriter, r *http.Request) error {
+	var req VolumeRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	if req.Volume < 0 || req.Volume > 100 {
+		return fail(http.StatusBadRequest, messages.BadVolume, fmt.Sprint(req.Volume))
+	}
+	id := r.PathValue("id")
+	if err := s.store.SetVolume(r.Context(), id, req.Volume); err != nil {
+		return notFound(err, messages.UnknownDevice, id, id)
+	}
+	s.changed(r)
+	d, err := s.store.Device(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) error {
+	g, err := s.store.Groups(r.Context())
+	if err != nil {
+		return err
+	}
+	if g == nil {
+		g = []store.Group{}
+	}
+	return writeJSON(w, http.StatusOK, g)
+}
+
+func (s *Server) addMembers(w http.ResponseWriter, r *http.Request) error {
+	return s.changeMembers(w, r, s.store.AddToGroup)
+}
+
+func (s *Server) removeMembers(w http.ResponseWriter, r *http.Request) error {
+	return s.changeMembers(w, r, s.store.RemoveFromGroup)
+}
+
+func (s *Server) changeMembers(w http.ResponseWriter, r *http.Request, change func(ctx context.Context, group string, ids []string) error) error {
+	group := r.PathValue("group")
+	if err := protocol.ValidName(group); err != nil {
+		return fail(http.StatusBadRequest, messages.BadName, "group: "+err.Error())
+	}
+	var req MembersRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	if len(req.Devices) == 0 {
+		return fail(http.StatusBadRequest, messages.BadRequest, "name at least one box")
+	}
+	for _, id := range req.Devices {
+		if _, err := s.store.Device(r.Context(), id); err != nil {
+			return notFound(err, messages.UnknownDevice, id, id)
+		}
+	}
+	if err := change(r.Context(), group, req.Devices); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fail(http.StatusNotFound, messages.NotFound, err.Error())
+		}
+		return err
+	}
+	s.changed(r)
+	members, err := s.store.GroupMembers(r.Context(), group)
+	if errors.Is(err, store.ErrNotFound) {
+		members = []string{}
+	} else if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, store.Group{Name: group, Devices: members})
+}

@@ -1,0 +1,276 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/loa-commune/loa/audio"
+	"github.com/loa-commune/loa/auth"
+	"github.com/loa-commune/loa/media"
+	"github.com/loa-commune/loa/messages"
+	"github.com/loa-commune/loa/protocol"
+	"github.com/loa-commune/loa/scheduler"
+	"github.com/loa-commune/loa/store"
+)
+
+// Broadcaster is what the API needs from the controller's MQTT side.
+type Broadcaster interface {
+	Replan()
+	PublishConfigs(ctx context.Context) error
+	ForgetDevice(id string) error
+	Scheduler() *scheduler.Scheduler
+}
+
+// Options configure the API.
+type Options struct {
+	Site       string
+	AdminToken string
+	// BrokerURL and ServerURL are how boxes reach the controller; they go
+	// into the agent configs that `loa device add` writes.
+	BrokerURL     string
+	ServerURL     string
+	DefaultVolume int
+	// Validity is how long after its start an item may still start.
+	Validity time.Duration
+	Now      func() time.Time
+}
+
+// Server serves the HTTP API.
+type Server struct {
+	opts  Options
+	store *store.Store
+	media *media.Store
+	bc    Broadcaster
+	log   *slog.Logger
+	mux   *http.ServeMux
+}
+
+// NewServer wires the handlers.
+func NewServer(opts Options, st *store.Store, ms *media.Store, bc Broadcaster, log *slog.Logger) *Server {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Validity <= 0 {
+		opts.Validity = scheduler.DefaultValidity
+	}
+	s := &Server{opts: opts, store: st, media: ms, bc: bc, log: log, mux: http.NewServeMux()}
+	admin := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
+		s.mux.HandleFunc(pattern, s.adminOnly(h))
+	}
+	admin("GET /v1/devices", s.listDevices)
+	admin("POST /v1/devices", s.addDevice)
+	admin("DELETE /v1/devices/{id}", s.removeDevice)
+	admin("PUT /v1/devices/{id}/volume", s.setVolume)
+	admin("GET /v1/groups", s.listGroups)
+	admin("POST /v1/groups/{group}/members", s.addMembers)
+	admin("POST /v1/groups/{group}/remove", s.removeMembers)
+	admin("GET /v1/media", s.listMedia)
+	admin("POST /v1/media", s.addMedia)
+	admin("DELETE /v1/media/{id}", s.removeMedia)
+	s.mux.HandleFunc("GET /v1/media/{id}", s.wrap(s.getMedia)) // admin or box
+	admin("POST /v1/announcements", s.announce)
+	admin("GET /v1/announcements/{id}", s.getAnnouncement)
+	admin("DELETE /v1/announcements/{id}", s.cancelAnnouncement)
+	admin("GET /v1/schedules", s.listSchedules)
+	admin("POST /v1/schedules", s.addSchedule)
+	admin("DELETE /v1/schedules/{id}", s.removeSchedule)
+	admin("POST /v1/schedules/{id}/pause", s.pauseSchedule(true))
+	admin("POST /v1/schedules/{id}/resume", s.pauseSchedule(false))
+	admin("GET /v1/status", s.status)
+	admin("GET /v1/report", s.report)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	return s
+}
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// httpError is an error with the status to answer.
+type httpError struct {
+	status int
+	err    *messages.Error
+}
+
+func (e *httpError) Error() string { return e.err.Error() }
+
+func fail(status int, key messages.Key, args ...any) error {
+	return &httpError{status: status, err: messages.New(key, args...)}
+}
+
+func (s *Server) wrap(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		var he *httpError
+		if !errors.As(err, &he) {
+			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			he = &httpError{status: http.StatusInternalServerError, err: messages.New(messages.Internal, err.Error())}
+		}
+		writeJSON(w, he.status, ErrorResponse{Error: he.err.Error(), Code: string(he.err.Key)})
+	}
+}
+
+func (s *Server) adminOnly(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return s.wrap(func(w http.ResponseWriter, r *http.Request) error {
+		if !s.isAdmin(r) {
+			return fail(http.StatusUnauthorized, messages.Unauthorized)
+		}
+		return h(w, r)
+	})
+}
+
+func (s *Server) isAdmin(r *http.Request) bool {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && auth.Equal(strings.TrimSpace(tok), s.opts.AdminToken)
+}
+
+func (s *Server) isDevice(r *http.Request) bool {
+	id, tok, ok := r.BasicAuth()
+	if !ok || protocol.ValidName(id) != nil {
+		return false
+	}
+	hash, err := s.store.DeviceTokenHash(r.Context(), id)
+	return err == nil && auth.Check(tok, hash)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func readJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fail(http.StatusBadRequest, messages.BadRequest, err.Error())
+	}
+	return nil
+}
+
+// notFound maps store.ErrNotFound to a 404 with the given message.
+func notFound(err error, key messages.Key, args ...any) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fail(http.StatusNotFound, key, args...)
+	}
+	return err
+}
+
+func mediaInfo(m store.Media) MediaInfo {
+	return MediaInfo{ID: m.SHA256, Name: m.Name, Codec: m.Codec, Size: m.Size, DurationMS: m.Duration.Milliseconds(), CreatedAt: m.CreatedAt}
+}
+
+func (s *Server) listMedia(w http.ResponseWriter, r *http.Request) error {
+	list, err := s.store.MediaList(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]MediaInfo, 0, len(list))
+	for _, m := range list {
+		out = append(out, mediaInfo(m))
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) addMedia(w http.ResponseWriter, r *http.Request) error {
+	f, err := s.media.Put(r.Body)
+	switch {
+	case errors.Is(err, media.ErrTooBig):
+		return fail(http.StatusRequestEntityTooLarge, messages.MediaTooBig, err.Error())
+	case errors.Is(err, audio.ErrTooLong):
+		return fail(http.StatusUnprocessableEntity, messages.MediaTooLong, err.Error())
+	case err != nil:
+		return fail(http.StatusUnprocessableEntity, messages.BadMedia, err.Error())
+	}
+	m := store.Media{SHA256: f.SHA256, Name: r.URL.Query().Get("name"), Codec: f.Info.Codec, Size: f.Size,
+		Duration: f.Info.Duration, CreatedAt: s.opts.Now().UTC()}
+	created, err := s.store.AddMedia(r.Context(), m)
+	if err != nil {
+		return err
+	}
+	stored, err := s.store.MediaByID(r.Context(), f.SHA256)
+	if err != nil {
+		return err
+	}
+	info := mediaInfo(stored)
+	info.Existed = !created
+	return writeJSON(w, http.StatusCreated, info)
+}
+
+func (s *Server) getMedia(w http.ResponseWriter, r *http.Request) error {
+	if !s.isAdmin(r) && !s.isDevice(r) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="loa"`)
+		return fail(http.StatusUnauthorized, messages.Unauthorized)
+	}
+	id := r.PathValue("id")
+	if protocol.ValidSHA256(id) != nil {
+		return fail(http.StatusNotFound, messages.UnknownMedia, id)
+	}
+	if _, err := s.store.MediaByID(r.Context(), id); err != nil {
+		return notFound(err, messages.UnknownMedia, id)
+	}
+	f, err := s.media.Open(id)
+	if err != nil {
+		return fmt.Errorf("open media %s: %w", id, err)
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("ETag", `"`+id+`"`)
+	w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
+	http.ServeContent(w, r, "", time.Time{}, f) // handles Range
+	return nil
+}
+
+func (s *Server) removeMedia(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	err := s.store.RemoveMedia(r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrInUse):
+		return fail(http.StatusConflict, messages.MediaInUse, err.Error())
+	case err != nil:
+		return notFound(err, messages.UnknownMedia, id)
+	}
+	if err := s.media.Remove(id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
+	st, err := s.store.Status(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) report(w http.ResponseWriter, r *http.Request) error {
+	var since, until time.Time
+	var err error
+	if v := r.URL.Query().Get("since"); v != "" {
+		if since, err = ParseTime(v, s.bc.Scheduler().Location(), s.opts.Now()); err != nil {
+			return fail(http.StatusBadRequest, messages.BadTime, v)
+		}
+	}
+	if v := r.URL.Query().Get("until"); v != "" {
+		if until, err = ParseTime(v, s.bc.Scheduler().Location(), s.opts.Now()); err != nil {
+			return fail(http.StatusBadRequest, messages.BadTime, v)
+		}
+	}
+	rows, err := s.store.Report(r.Context(), since, until)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, rows)
+}

@@ -1,0 +1,82 @@
+package api
+
+import (
+	"time"
+
+	"github.com/loa-commune/loa/store"
+)
+
+// AddDeviceRequest registers a box.
+type AddDeviceRequest struct {
+	ID     string   `json:"id"`
+	Name   string   `json:"name,omitempty"`
+	Groups []string `json:"groups,omitempty"`
+	Volume *int     `json:"volume,omitempty"`
+}
+
+// AddDeviceResponse carries the box's secret once, and a ready agent config.
+type AddDeviceResponse struct {
+	Device      store.Device `json:"device"`
+	Token       string       `json:"token"`
+	AgentConfig string       `json:"agent_config"`
+}
+
+// VolumeRequest sets a box's volume.
+type VolumeRequest struct {
+	Volume int `json:"volume"`
+}
+
+// MembersRequest adds or removes boxes from a group.
+type MembersRequest struct {
+	Devices []string `json:"devices"`
+}
+
+// MediaInfo is a stored media file as the API shows it.
+type MediaInfo struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	Codec      string    `json:"codec"`
+	Size       int64     `json:"size"`
+	DurationMS int64     `json:"duration_ms"`
+	CreatedAt  time.Time `json:"created_at"`
+	Existed    bool      `json:"existed,omitempty"`
+}
+
+// AnnounceRequest creates an announcement (At empty = now) or, with Cron, a
+// schedule.
+type AnnounceRequest struct {
+	Media    string        `json:"media"`
+	Targets  store.Targets `json:"targets"`
+	At       string        `json:"at,omitempty"`
+	Cron     string        `json:"cron,omitempty"`
+	Name     string        `json:"name,omitempty"`
+	Priority string        `json:"priority,omitempty"`
+	Repeat   int           `json:"repeat,omitempty"`
+	GapSec   int           `json:"gap_sec,omitempty"`
+	Text     string        `json:"text,omitempty"`
+}
+
+// Announcement is an announcement or schedule with its targeted boxes and
+// what they reported.
+type Announcement struct {
+	ID         string           `json:"id"`
+	Kind       string           `json:"kind"`
+	Name       string           `json:"name,omitempty"`
+	Cron       string           `json:"cron,omitempty"`
+	Start      time.Time        `json:"start,omitzero"`
+	Next       time.Time        `json:"next,omitzero"`
+	Targets    store.Targets    `json:"targets"`
+	Media      string           `json:"media"`
+	Priority   string           `json:"priority"`
+	Repeat     int              `json:"repeat"`
+	Paused     bool             `json:"paused"`
+	Cancelled  bool             `json:"cancelled"`
+	Devices    []string         `json:"devices"`
+	Deliveries []store.Delivery `json:"deliveries,omitempty"`
+}
+
+// ErrorResponse is every error's body.
+type ErrorResponse struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}

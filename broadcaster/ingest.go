@@ -1,0 +1,62 @@
+package broadcaster
+
+import (
+	"errors"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/loa-commune/loa/protocol"
+	"github.com/loa-commune/loa/store"
+)
+
+// handle ingests one message from a box. Bad messages are logged and
+// dropped; they never change what is stored.
+func (s *Service) handle(_ paho.Client, m paho.Message) {
+	kind, id, err := s.topics.Parse(m.Topic())
+	if err != nil {
+		s.log.Warn("message on an unknown topic", "topic", m.Topic())
+		return
+	}
+	log := s.log.With("device", id)
+	if len(m.Payload()) == 0 {
+		return // a cleared retained message
+	}
+	now := s.opts.Now()
+	switch kind {
+	case protocol.TopicDeviceState:
+		var st protocol.State
+		if _, err := protocol.Decode(m.Payload(), s.opts.Site, protocol.KindState, &st); err != nil {
+			log.Warn("ignored a bad state message", "err", err)
+			return
+		}
+		if err := s.store.RecordState(s.ctx, id, st, now); err != nil && !errors.Is(err, store.ErrNotFound) {
+			log.Error("store state", "err", err)
+		}
+	case protocol.TopicDeviceEvents:
+		var ev protocol.Event
+		if _, err := protocol.Decode(m.Payload(), s.opts.Site, protocol.KindEvent, &ev); err != nil {
+			log.Warn("ignored a bad event message", "err", err)
+			return
+		}
+		if err := s.store.RecordEvent(s.ctx, id, ev, now); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				log.Warn("event from an unknown device ignored")
+				return
+			}
+			log.Error("store event", "err", err)
+			return
+		}
+		log.Debug("event", "item", ev.Item, "type", ev.Type)
+	case protocol.TopicTimeRequest:
+		var req protocol.TimeRequest
+		if _, err := protocol.Decode(m.Payload(), s.opts.Site, protocol.KindTimeRequest, &req); err != nil {
+			log.Warn("ignored a bad time request", "err", err)
+			return
+		}
+		resp := protocol.TimeResponse{ID: req.ID, Sent: req.Sent, Received: now.UTC()}
+		payload, err := protocol.Encode(protocol.KindTimeResponse, s.opts.Site, s.seq.Add(1), now, resp)
+		if err == nil {
+			s.client.Publish(s.topics.TimeResponse(id), 0, false, payload) // best effort: the box asks again
+		}
+	}
+}

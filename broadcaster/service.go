@@ -1,0 +1,443 @@
+package broadcaster
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/loa-commune/loa/auth"
+	"github.com/loa-commune/loa/protocol"
+	"github.com/loa-commune/loa/scheduler"
+	"github.com/loa-commune/loa/store"
+)
+
+// Options configure a Service.
+type Options struct {
+	Site     string
+	Location *time.Location
+	Horizon  time.Duration
+
+	// MQTTListen is where the embedded broker listens (e.g. ":1883"); used
+	// when BrokerURL is empty.
+	MQTTListen string
+	// BrokerURL selects an external broker (tcp://host:1883) instead.
+	BrokerURL      string
+	BrokerUsername string
+	BrokerPassword string
+
+	// MediaURL is the controller's base URL as boxes reach it.
+	MediaURL        string
+	HeartbeatSec    int
+	EmergencyVolume int
+
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Service is the controller's MQTT side.
+type Service struct {
+	opts   Options
+	store  *store.Store
+	sched  *scheduler.Scheduler
+	topics protocol.Topics
+	log    *slog.Logger
+
+	broker *embeddedBroker
+	client paho.Client
+	seq    atomic.Uint64
+	kick   chan struct{}
+
+	mu        sync.Mutex
+	published map[string][32]byte // plan topic → hash of the items last published
+	pended    map[string]bool     // item ids whose pending deliveries are recorded
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New makes a Service; Open starts it.
+func New(opts Options, st *store.Store, log *slog.Logger) *Service {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Location == nil {
+		opts.Location = time.UTC
+	}
+	return &Service{
+		opts: opts, store: st, log: log,
+		sched:     scheduler.New(opts.Location, opts.Horizon),
+		topics:    protocol.NewTopics(opts.Site),
+		kick:      make(chan struct{}, 1),
+		published: map[string][32]byte{},
+		pended:    map[string]bool{},
+	}
+}
+
+// SetMediaURL sets the base URL boxes fetch media from; call before Open.
+func (s *Service) SetMediaURL(u string) { s.opts.MediaURL = u }
+
+// Scheduler is the site's scheduler (its zone and cron parser).
+func (s *Service) Scheduler() *scheduler.Scheduler { return s.sched }
+
+// BrokerAddr is the embedded broker's listen address, or "" when external.
+func (s *Service) BrokerAddr() string {
+	if s.broker == nil {
+		return ""
+	}
+	return s.broker.Addr()
+}
+
+// Open starts the broker (when embedded), connects, subscribes to what the
+// boxes send, publishes every config and plan, and starts the planning loop.
+func (s *Service) Open(ctx context.Context) error {
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	brokerURL, user, pass := s.opts.BrokerURL, s.opts.BrokerUsername, s.opts.BrokerPassword
+	if brokerURL == "" {
+		secret := auth.NewToken()
+		b, err := startBroker(s.opts.MQTTListen, s.topics, secret, s.store.DeviceTokenHash, s.log)
+		if err != nil {
+			return err
+		}
+		s.broker = b
+		brokerURL, user, pass = "tcp://"+loopbackOf(b.Addr()), auth.ControllerUser, secret
+	}
+	if user == "" {
+		user = auth.ControllerUser
+	}
+	co := paho.NewClientOptions().AddBroker(brokerURL).
+		SetClientID("loa-controller-" + s.opts.Site).SetUsername(user).SetPassword(pass).
+		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
+		SetMaxReconnectInterval(10 * time.Second).SetKeepAlive(30 * time.Second).
+		SetOnConnectHandler(func(c paho.Client) { s.onConnect(c) }).
+		SetConnectionLostHandler(func(_ paho.Client, err error) { s.log.Warn("lost the MQTT broker, reconnecting", "err", err) })
+	s.client = paho.NewClient(co)
+	tok := s.client.Connect()
+	if !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+		s.Close(ctx)
+		if tok.Error() != nil {
+			return fmt.Errorf("connect to MQTT broker %s: %w", brokerURL, tok.Error())
+		}
+		return fmt.Errorf("connect to MQTT broker %s: no answer in 15 s", brokerURL)
+	}
+	if err := s.PublishConfigs(ctx); err != nil {
+		s.Close(ctx)
+		return err
+	}
+	if err := s.replan(ctx); err != nil {
+		s.Close(ctx)
+		return err
+	}
+	s.wg.Add(1)
+	go s.planLoop()
+	return nil
+}
+
+// Close stops the planning loop, disconnects and stops the broker.
+func (s *Service) Close(ctx context.Context) error {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	if s.client != nil {
+		s.client.Disconnect(250)
+	}
+	if s.broker != nil {
+		return s.broker.Close()
+	}
+	return nil
+}
+
+func (s *Service) onConnect(c paho.Client) {
+	subs := map[string]byte{
+		s.topics.AllDeviceStates(): 1,
+		s.topics.AllDeviceEvents(): 1,
+		s.topics.AllTimeRequests(): 0,
+	}
+	tok := c.SubscribeMultiple(subs, s.handle)
+	go func() { // paho calls this on its own goroutine; do not block it
+		if tok.WaitTimeout(10*time.Second) && tok.Error() != nil {
+			s.log.Error("subscribe to box topics", "err", tok.Error())
+		}
+	}()
+	s.log.Info("connected to the MQTT broker")
+}
+
+// Replan asks the planning loop to recompute and publish plans soon. It
+// never blocks.
+func (s *Service) Replan() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// planLoop re-publishes when asked, when the scheduler says the plans change,
+// and at least every minute (a safety net against a missed kick).
+func (s *Service) planLoop() {
+	defer s.wg.Done()
+	for {
+		wait := time.Minute
+		if next := s.nextChange(); !next.IsZero() {
+			if d := next.Sub(s.opts.Now()) + time.Second; d < wait {
+				wait = max(d, time.Second)
+			}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-s.ctx.Done():
+			t.Stop()
+			return
+		case <-s.kick:
+		case <-t.C:
+		}
+		t.Stop()
+		if err := s.replan(s.ctx); err != nil && s.ctx.Err() == nil {
+			s.log.Error("publish plans", "err", err)
+		}
+	}
+}
+
+func (s *Service) nextChange() time.Time {
+	rules, err := s.schedulerRules(s.ctx)
+	if err != nil {
+		return time.Time{}
+	}
+	var all []scheduler.Rule
+	for _, rs := range rules {
+		all = append(all, rs...)
+	}
+	return s.sched.NextChange(all, s.opts.Now())
+}
+
+// schedulerRules reads the live rules and groups them by plan target
+// ("all", "group/<g>", "device/<id>").
+func (s *Service) schedulerRules(ctx context.Context) (map[string][]scheduler.Rule, error) {
+	rules, err := s.store.Rules(ctx, "", false)
+	if err != nil {
+		return nil, err
+	}
+	media := map[string]store.Media{}
+	out := map[string][]scheduler.Rule{}
+	for _, r := range rules {
+		m, ok := media[r.Media]
+		if !ok {
+			if m, err = s.store.MediaByID(ctx, r.Media); err != nil {
+				s.log.Error("rule uses missing media; skipped", "rule", r.ID, "err", err)
+				continue
+			}
+			media[r.Media] = m
+		}
+		sr := SchedulerRule(r, m)
+		for _, t := range targetsOf(r.Targets) {
+			out[t] = append(out[t], sr)
+		}
+	}
+	return out, nil
+}
+
+// SchedulerRule turns a stored rule and its media into the scheduler's form.
+func SchedulerRule(r store.Rule, m store.Media) scheduler.Rule {
+	sr := scheduler.Rule{
+		ID: r.ID, Paused: r.Paused, Validity: r.Validity, NotBefore: r.CreatedAt,
+		Item: protocol.PlanItem{
+			Priority: r.Priority,
+			Media:    protocol.Media{SHA256: m.SHA256, Size: m.Size, DurationMS: m.Duration.Milliseconds()},
+			Repeat:   max(r.Repeat, 1), GapMS: r.Gap.Milliseconds(), Text: r.Text,
+			Chime: r.Priority < protocol.Emergency, OnPreempt: protocol.OnPreemptRestart, Status: protocol.StatusLive,
+		},
+	}
+	if r.Kind == store.KindCron {
+		sr.Cron = r.Cron
+	} else {
+		sr.At = r.Start
+	}
+	return sr
+}
+
+func targetsOf(t store.Targets) []string {
+	var out []string
+	if t.All {
+		out = append(out, "all")
+	}
+	for _, g := range t.Groups {
+		out = append(out, "group/"+g)
+	}
+	for _, d := range t.Devices {
+		out = append(out, "device/"+d)
+	}
+	return out
+}
+
+func (s *Service) planTopic(target string) string { return s.topics.Root() + "/plan/" + target }
+
+// replan computes every target's plan and publishes those that changed.
+// Targets that no longer have items get an empty plan, so boxes drop them.
+func (s *Service) replan(ctx context.Context) error {
+	byTarget, err := s.schedulerRules(ctx)
+	if err != nil {
+		return err
+	}
+	now := s.opts.Now()
+	plans := map[string][]protocol.PlanItem{"all": nil}
+	for target, rules := range byTarget {
+		items, err := s.sched.Items(rules, now)
+		if err != nil {
+			return err
+		}
+		plans[target] = items
+	}
+	devices, err := s.store.Devices(ctx)
+	if err != nil {
+		return err
+	}
+	for _, d := range devices {
+		for _, g := range d.Groups {
+			if _, ok := plans["group/"+g]; !ok {
+				plans["group/"+g] = nil
+			}
+		}
+	}
+	s.mu.Lock()
+	for topic := range s.published {
+		target := topic[len(s.topics.Root())+len("/plan/"):]
+		if _, ok := plans[target]; !ok {
+			plans[target] = nil
+		}
+	}
+	s.mu.Unlock()
+
+	var errs []error
+	for target, items := range plans {
+		if err := s.recordPending(ctx, target, items, devices); err != nil {
+			errs = append(errs, err)
+		}
+		if err := s.publishPlan(target, items, now); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Service) publishPlan(target string, items []protocol.PlanItem, now time.Time) error {
+	if items == nil {
+		items = []protocol.PlanItem{}
+	}
+	itemsJSON, err := json.Marshal(items)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(itemsJSON)
+	topic := s.planTopic(target)
+	s.mu.Lock()
+	same := s.published[topic] == sum
+	s.mu.Unlock()
+	if same {
+		return nil
+	}
+	plan := protocol.Plan{Target: target, Generated: now.UTC(), Items: items}
+	if err := s.publish(topic, protocol.KindPlan, plan, true); err != nil {
+		return fmt.Errorf("publish plan %s: %w", target, err)
+	}
+	s.mu.Lock()
+	s.published[topic] = sum
+	s.mu.Unlock()
+	s.log.Info("published plan", "target", target, "items", len(items))
+	return nil
+}
+
+// recordPending makes a pending report row for each new item and each box
+// it targets, so boxes that never answer show in the report.
+func (s *Service) recordPending(ctx context.Context, target string, items []protocol.PlanItem, devices []store.Device) error {
+	var ids []string
+	for _, d := range devices {
+		switch {
+		case target == "all", target == "device/"+d.ID:
+			ids = append(ids, d.ID)
+		default:
+			for _, g := range d.Groups {
+				if target == "group/"+g {
+					ids = append(ids, d.ID)
+				}
+			}
+		}
+	}
+	for _, it := range items {
+		key := target + "|" + it.ID
+		s.mu.Lock()
+		done := s.pended[key]
+		s.mu.Unlock()
+		if done || len(ids) == 0 {
+			continue
+		}
+		if err := s.store.AddPending(ctx, it.ID, it.Announcement, it.Start, ids); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.pended[key] = true
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// PublishConfigs publishes the retained config of every registered box.
+func (s *Service) PublishConfigs(ctx context.Context) error {
+	devices, err := s.store.Devices(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, d := range devices {
+		cfg := protocol.DeviceConfig{
+			Name: d.Name, Groups: d.Groups, Volume: d.Volume, EmergencyVolume: s.opts.EmergencyVolume,
+			MediaURL: s.opts.MediaURL, HeartbeatSec: s.opts.HeartbeatSec, Timezone: s.opts.Location.String(),
+		}
+		if err := s.publish(s.topics.DeviceConfig(d.ID), protocol.KindConfig, cfg, true); err != nil {
+			errs = append(errs, fmt.Errorf("publish config of %s: %w", d.ID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ForgetDevice clears a removed box's retained config.
+func (s *Service) ForgetDevice(id string) error {
+	tok := s.client.Publish(s.topics.DeviceConfig(id), 1, true, []byte{})
+	return waitToken(tok)
+}
+
+func (s *Service) publish(topic string, kind protocol.Kind, body any, retained bool) error {
+	payload, err := protocol.Encode(kind, s.opts.Site, s.seq.Add(1), s.opts.Now(), body)
+	if err != nil {
+		return err
+	}
+	return waitToken(s.client.Publish(topic, 1, retained, payload))
+}
+
+func waitToken(tok paho.Token) error {
+	if !tok.WaitTimeout(10 * time.Second) {
+		return errors.New("the MQTT broker did not confirm in 10 s")
+	}
+	return tok.Error()
+}
+
+// loopbackOf turns a listen address like "[::]:1883" into one to dial.
+func loopbackOf(addr string) string {
+	u, err := url.Parse("tcp://" + addr)
+	if err != nil {
+		return addr
+	}
+	switch u.Hostname() {
+	case "", "::", "0.0.0.0":
+		return "127.0.0.1:" + u.Port()
+	}
+	return u.Host
+}

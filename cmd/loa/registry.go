@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/loa-commune/loa/api"
+	"github.com/loa-commune/loa/messages"
+)
+
+func newDevice(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "device", Short: "Register loudspeaker boxes and set their volume"}
+	var req api.AddDeviceRequest
+	var volume int
+	var writeConfig string
+	add := &cobra.Command{
+		Use:   "add ID",
+		Short: "Register a box and print (or write) its agent config with its credentials",
+		Args:  cobra.ExactArgs(1),
+		RunE: g.staff(func(ctx context.Context, c *api.Client, cmd *cobra.Command, args []string) error {
+			req.ID = args[0]
+			if cmd.Flags().Changed("volume") {
+				req.Volume = &volume
+			}
+			res, err := c.AddDevice(ctx, req)
+			if err != nil {
+				return err
+			}
+			if writeConfig != "" {
+				if err := os.WriteFile(writeConfig, []byte(res.AgentConfig), 0o600); err != nil {
+					return fmt.Errorf("write agent config: %w", err)
+				}
+			}
+			out := cmd.OutOrStdout()
+			switch {
+			case g.output == "json":
+				return printJSON(out, res)
+			case writeConfig != "":
+				fmt.Fprintf(out, "Added box %s. Its agent config is in %s: copy it to the box as /etc/loa/agent.yaml.\n", res.Device.ID, writeConfig)
+			default:
+				fmt.Fprintf(os.Stderr, "Added box %s. Save this as /etc/loa/agent.yaml on the box (it is shown only once):\n", res.Device.ID)
+				fmt.Fprint(out, res.AgentConfig)
+			}
+			return nil
+		}),
+	}
+	add.Flags().StringVar(&req.Name, "name", "", "a name people know the box by (e.g. \"Thôn 1 - nhà văn hoá\")")
+	add.Flags().StringSliceVar(&req.Groups, "group", nil, "group (village) to put the box in; repeat for several")
+	add.Flags().IntVar(&volume, "volume", 80, "volume 0-100")
+	add.Flags().StringVar(&writeConfig, "write-config", "", "write the agent config to this file instead of printing it")
+
+	list := &cobra.Command{
+		Use: "list", Short: "List the boxes", Args: cobra.NoArgs,
+		RunE: g.staff(func(ctx context.Context, c *api.Client, cmd *cobra.Command, _ []string) error {
+			ds, err := c.Devices(ctx)
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return printJSON(cmd.OutOrStdout(), ds)
+			}
+			rows := [][]string{}
+			for _, d := range ds {
+				rows = append(rows, []string{d.ID, orDash(d.Name), orDash(strings.Join(d.Groups, ",")), strconv.Itoa(d.Volume)})
+			}
+			return table(cmd.OutOrStdout(), []string{"ID", "NAME", "GROUPS", "VOLUME"}, rows)
+		}),
+	}
+	rm := &cobra.Command{
+		Use: "rm ID", Short: "Remove a box (its credentials stop working)", Args: cobra.ExactArgs(1),
+		RunE: g.staff(func(ctx context.Context, c *api.Client, cmd *cobra.Command, args []string) error {
+			if err := c.RemoveDevice(ctx, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Removed box %s.\n", args[0])
+			return nil
+		}),
+	}
+	vol := &cobra.Command{
+		Use: "volume ID 0-100", Short: "Set a box's volume", Args: cobra.ExactArgs(2),
+		RunE: g.staff(func(ctx context.Context, c *api.Client, cmd *cobra.Command, args []string) error {
+			v, err := strconv.Atoi(args[1])
+			if err != nil || v < 0 || v > 100 {
+				return usageErr(fmt.Errorf("%s", messages.T(messages.BadVolume, args[1])))
+			}
+			d, err := c.SetVolume(ctx, args[0], v)
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return printJSON(cmd.OutOrStdout(), d)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Volume of %s is now %d.\n", d.ID, d.Volume)
+			return nil
+		}),
+	}
+	cmd.AddCommand(add, list, rm, vol)
+	return cmd
+}
+
+func newGroup(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "group", Short: "Group boxes by village or zone"}
+	show := func(cmd *cobra.Command, gr any, name string, members []string) error {
+		if g.output == "json" {
+			return printJSON(cmd.OutOrStdout(), gr)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "Group %s: %s\n", name, orDash(strings.Join(members, ", ")))
+		return nil
+	}
+	list := &cobra.Command{
+		Use: "list", Short: "List the groups and their boxes", Args: cobra.NoArgs,
+		RunE: g.staff(func(ctx context.Context, c *api.Client, cmd *cobra.Command, _ []string) error {
+			gs, err := c.Groups(ctx)
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return printJSON(cmd.OutOrStdout(), gs)
+			}
+			rows := [][]string{}
+			for _, gr := range gs {
+				rows = append(rows, []string{gr.Name, strconv.Itoa(len(gr.Devices)), strings.Join(gr.Devices, ",")})
+			}
+			return table(cmd.OutOrStdout(), []string{"GROUP", "BOXES", "MEMBERS"}, rows)
+		}),
+	}
+	add := &cobra.Command{
+		Use: "add GROUP ID...", Short: "Put boxes in a group (creating it)", Args: cobra.MinimumNArgs(2),
+		RunE: g.staff(func(ctx context.Context, c *api.Client, cmd *cobra.Command, args []string) error {
+			gr, err := c.AddToGroup(ctx, args[0], args[1:])
+			if err != nil {
+				return err
+			}
+			return show(cmd, gr, gr.Name, gr.Devices)
+		}),
+	}
+	rm := &cobra.Command{
+		Use: "rm GROUP ID...", Short: "Take boxes out of a group", Args: cobra.MinimumNArgs(2),
+		RunE: g.staff(func(ctx context.Context, c *api.Client, cmd *cobra.Command, args []string) error {
+			gr, err := c.RemoveFromGroup(ctx, args[0], args[1:])
+			if err != nil {
+				return err
+			}
+			return show(cmd, gr, gr.Name, gr.Devices)
+		}),
+	}
+	cmd.AddCommand(list, add, rm)
+	return cmd
+}
+
+func newMedia(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "media", Short: "Upload and list audio files (MP3, WAV, OGG Vorbis, FLAC)"}
+	var name string
+	add := &cobra.Command{
+		Use: "add FILE", Short: "Upload an audio file; it is checked to decode", Args: cobra.ExactArgs(1),
+		RunE: g.staff(func(ctx context.Context, c *api.Client, cmd *cobra.Command, args []string) error {
+			m, err := uploadFile(ctx, c, args[0], name)
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return printJSON(cmd.OutOrStdout(), m)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Added %s (%s, %.1f s). Its id is:\n%s\n", orDash(m.Name), m.Codec, float64(m.DurationMS)/1000, m.ID)
+			return nil
+		}),
+	}
+	add.Flags().StringVar(&name, "name", "", "a name for the file (default: the file name)")
+	list := &cobra.Command{
+		Use: "list", Short: "List the audio files", Args: cobra.NoArgs,
+		RunE: g.staff(func(ctx context.Context, c *api.Client, cmd *cobra.Command, _ []string) error {
+			ms, err := c.Media(ctx)
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return printJSON(cmd.OutOrStdout(), ms)
+			}
+			rows := [][]string{}
+			for _, m := range ms {
+				rows = append(rows, []string{m.ID, orDash(m.Name), m.Codec, fmt.Sprintf("%.1fs", float64(m.DurationMS)/1000), strconv.FormatInt(m.Size, 10)})
+			}
+			return table(cmd.OutOrStdout(), []string{"ID", "NAME", "CODEC", "DURATION", "BYTES"}, rows)
+		}),
+	}
+	rm := &cobra.Command{
+		Use: "rm ID", Short: "Delete an audio file no schedule uses", Args: cobra.ExactArgs(1),
+		RunE: g.staff(func(ctx context.Context, c *api.Client, cmd *cobra.Command, args []string) error {
+			if err := c.RemoveMedia(ctx, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Removed media %s.\n", args[0])
+			return nil
+		}),
+	}
+	cmd.AddCommand(add, list, rm)
+	return cmd
+}
+
+func uploadFile(ctx context.Context, c *api.Client, path, name string) (api.MediaInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return api.MediaInfo{}, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	if name == "" {
+		name = baseName(path)
+	}
+	return c.AddMedia(ctx, name, f)
+}
+
+func baseName(p string) string {
+	if i := strings.LastIndexAny(p, `/\`); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}

@@ -1,0 +1,147 @@
+package controller
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/loa-commune/loa/protocol"
+)
+
+// Config is the controller's configuration.
+type Config struct {
+	Site     string `yaml:"site"`
+	Data     string `yaml:"data"`
+	HTTP     string `yaml:"http"`
+	MQTT     string `yaml:"mqtt"`
+	Timezone string `yaml:"timezone"`
+	// Broker selects an external MQTT broker instead of the embedded one.
+	Broker         string `yaml:"broker"`
+	BrokerUsername string `yaml:"broker_username"`
+	BrokerPassword string `yaml:"broker_password"`
+	// PublicServerURL and PublicBrokerURL are how boxes reach this
+	// controller; they go into the agent configs `loa device add` writes.
+	PublicServerURL string        `yaml:"public_server_url"`
+	PublicBrokerURL string        `yaml:"public_broker_url"`
+	Horizon         time.Duration `yaml:"horizon"`
+	Validity        time.Duration `yaml:"validity"`
+	DefaultVolume   int           `yaml:"default_volume"`
+	EmergencyVolume int           `yaml:"emergency_volume"`
+	HeartbeatSec    int           `yaml:"heartbeat_sec"`
+	MaxMediaMB      int64         `yaml:"max_media_mb"`
+	MaxMediaMinutes int           `yaml:"max_media_minutes"`
+}
+
+// Defaults returns the configuration of a controller run with no options.
+func Defaults() Config {
+	return Config{
+		Site: "commune", Data: "loa-data", HTTP: ":8080", MQTT: ":1883", Timezone: "Asia/Ho_Chi_Minh",
+		Horizon: 48 * time.Hour, Validity: 15 * time.Minute, DefaultVolume: 80, EmergencyVolume: 100,
+		HeartbeatSec: 30, MaxMediaMB: 50, MaxMediaMinutes: 30,
+	}
+}
+
+// LoadFile applies a YAML file over c. Unknown keys are an error, so a typo
+// does not silently fall back to a default.
+func (c *Config) LoadFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("read config %s: %w", path, err)
+	}
+	return nil
+}
+
+// LoadEnv applies LOA_SITE, LOA_DATA, LOA_HTTP, LOA_MQTT, LOA_BROKER and
+// LOA_TIMEZONE over c.
+func (c *Config) LoadEnv() {
+	for env, field := range map[string]*string{
+		"LOA_SITE": &c.Site, "LOA_DATA": &c.Data, "LOA_HTTP": &c.HTTP, "LOA_MQTT": &c.MQTT,
+		"LOA_BROKER": &c.Broker, "LOA_TIMEZONE": &c.Timezone,
+	} {
+		if v, ok := os.LookupEnv(env); ok {
+			*field = v
+		}
+	}
+}
+
+// FieldError names the setting that is wrong.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("config %s: %v", e.Field, e.Err) }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// Validate checks every setting and fills in the derived public URLs.
+func (c *Config) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
+	}
+	if err := protocol.ValidName(c.Site); err != nil {
+		return &FieldError{Field: "site", Err: err}
+	}
+	if c.Data == "" {
+		return bad("data", "empty: give a folder for the database and media")
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
+		return bad("http", "%q is not HOST:PORT (e.g. :8080)", c.HTTP)
+	}
+	if c.Broker == "" {
+		if _, _, err := net.SplitHostPort(c.MQTT); err != nil {
+			return bad("mqtt", "%q is not HOST:PORT (e.g. :1883)", c.MQTT)
+		}
+	} else if !strings.HasPrefix(c.Broker, "tcp://") && !strings.HasPrefix(c.Broker, "ssl://") {
+		return bad("broker", "%q must look like tcp://HOST:1883", c.Broker)
+	}
+	if _, err := time.LoadLocation(c.Timezone); err != nil {
+		return bad("timezone", "%q is not a time zone (e.g. Asia/Ho_Chi_Minh)", c.Timezone)
+	}
+	if c.Horizon < time.Hour {
+		return bad("horizon", "%v is shorter than 1h", c.Horizon)
+	}
+	if c.Validity < time.Minute {
+		return bad("validity", "%v is shorter than 1m", c.Validity)
+	}
+	if c.DefaultVolume < 0 || c.DefaultVolume > 100 {
+		return bad("default_volume", "%d is not within 0..100", c.DefaultVolume)
+	}
+	if c.EmergencyVolume < 0 || c.EmergencyVolume > 100 {
+		return bad("emergency_volume", "%d is not within 0..100", c.EmergencyVolume)
+	}
+	if c.MaxMediaMB <= 0 || c.MaxMediaMinutes <= 0 {
+		return errors.Join(bad("max_media_mb", "must be positive"), bad("max_media_minutes", "must be positive"))
+	}
+	return nil
+}
+
+// publicURLs fills in how boxes reach the controller when not configured:
+// the listen ports on this machine's loopback (right for `loa demo`; a real
+// site sets public_server_url and public_broker_url).
+func (c *Config) publicURLs(httpAddr, brokerAddr string) (server, broker string) {
+	server, broker = c.PublicServerURL, c.PublicBrokerURL
+	if server == "" {
+		_, port, _ := net.SplitHostPort(httpAddr)
+		server = "http://127.0.0.1:" + port
+	}
+	if broker == "" {
+		if c.Broker != "" {
+			broker = c.Broker
+		} else {
+			_, port, _ := net.SplitHostPort(brokerAddr)
+			broker = "tcp://127.0.0.1:" + port
+		}
+	}
+	return server, broker
+}

@@ -1,0 +1,110 @@
+package messages
+
+import (
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Key names one message.
+type Key string
+
+// Messages. Keep the English plain and say what to do next.
+const (
+	BadRequest        Key = "bad_request"
+	Unauthorized      Key = "unauthorized"
+	NotFound          Key = "not_found"
+	UnknownDevice     Key = "unknown_device"
+	UnknownGroup      Key = "unknown_group"
+	UnknownMedia      Key = "unknown_media"
+	UnknownRule       Key = "unknown_rule"
+	DeviceExists      Key = "device_exists"
+	BadName           Key = "bad_name"
+	BadVolume         Key = "bad_volume"
+	BadCron           Key = "bad_cron"
+	BadTime           Key = "bad_time"
+	TimeInPast        Key = "time_in_past"
+	NoTarget          Key = "no_target"
+	NoMedia           Key = "no_media"
+	BadMedia          Key = "bad_media"
+	MediaTooBig       Key = "media_too_big"
+	MediaTooLong      Key = "media_too_long"
+	MediaInUse        Key = "media_in_use"
+	BadPriority       Key = "bad_priority"
+	BadRepeat         Key = "bad_repeat"
+	Internal          Key = "internal"
+	ServerUnreachable Key = "server_unreachable"
+	NoToken           Key = "no_token"
+	WaitTimeout       Key = "wait_timeout"
+	WaitFailed        Key = "wait_failed"
+)
+
+var english = map[Key]string{
+	BadRequest:        "the request is not valid: %s",
+	Unauthorized:      "not allowed: give the admin token with --token or LOA_TOKEN (it is in the controller's data folder, admin.token)",
+	NotFound:          "not found: %s",
+	UnknownDevice:     "no box with id %q: see `loa device list`, or add it with `loa device add %s`",
+	UnknownGroup:      "no group %q: see `loa group list`, or create it with `loa group add %s BOX...`",
+	UnknownMedia:      "no media %q: see `loa media list`, or add a file with `loa media add FILE`",
+	UnknownRule:       "no announcement or schedule %q: see `loa schedule list` or `loa report`",
+	DeviceExists:      "a box with id %q already exists: choose another id, or remove it first with `loa device rm %s`",
+	BadName:           "%s",
+	BadVolume:         "volume must be a number from 0 to 100, not %q",
+	BadCron:           "%s",
+	BadTime:           "cannot read the time %q: write it like 2026-12-01 06:00, 06:00 (the next one), or 2026-12-01T06:00:00+07:00",
+	TimeInPast:        "the time %s is in the past: give a later time, or leave out --at to play now",
+	NoTarget:          "say where to play: --all, --group VILLAGE or --device BOX",
+	NoMedia:           "say what to play: --media ID, --file PATH or --text \"...\"",
+	BadMedia:          "this file is not audio Loa can play (MP3, WAV, OGG Vorbis or FLAC): %s",
+	MediaTooBig:       "the file is too big: %s",
+	MediaTooLong:      "the recording is too long: %s",
+	MediaInUse:        "%s: cancel or remove those first",
+	BadPriority:       "%s",
+	BadRepeat:         "repeat must be from 1 to %d",
+	Internal:          "the controller failed: %s (see its log)",
+	ServerUnreachable: "cannot reach the Loa controller at %s: is `loa serve` running? (set --server or LOA_SERVER)",
+	NoToken:           "no admin token: pass --token, set LOA_TOKEN, or run on the controller machine with --data pointing at its data folder",
+	WaitTimeout:       "gave up waiting after %s: %d of %d boxes answered; see `loa report` later",
+	WaitFailed:        "%d of %d boxes did not play it; see `loa report`",
+}
+
+var vietnamese = map[Key]string{
+	Unauthorized:      "không có quyền: dùng --token hoặc LOA_TOKEN (mã nằm trong tệp admin.token ở thư mục dữ liệu của máy chủ)",
+	UnknownDevice:     "không có loa %q: xem `loa device list`, hoặc thêm bằng `loa device add %s`",
+	UnknownGroup:      "không có nhóm %q: xem `loa group list`, hoặc tạo bằng `loa group add %s LOA...`",
+	UnknownMedia:      "không có tệp âm thanh %q: xem `loa media list`, hoặc thêm bằng `loa media add TỆP`",
+	DeviceExists:      "đã có loa mang mã %q: chọn mã khác, hoặc xoá trước bằng `loa device rm %s`",
+	NoTarget:          "chọn nơi phát: --all, --group THÔN hoặc --device LOA",
+	NoMedia:           "chọn nội dung phát: --media MÃ, --file TỆP hoặc --text \"...\"",
+	BadMedia:          "tệp này không phải âm thanh Loa phát được (MP3, WAV, OGG Vorbis, FLAC): %s",
+	TimeInPast:        "thời điểm %s đã qua: chọn giờ muộn hơn, hoặc bỏ --at để phát ngay",
+	ServerUnreachable: "không kết nối được máy chủ Loa tại %s: `loa serve` có đang chạy không? (đặt --server hoặc LOA_SERVER)",
+}
+
+// T formats the message for key in the language chosen by LOA_LANG
+// ("vi" for Vietnamese; English otherwise or where no translation exists).
+func T(key Key, args ...any) string {
+	format, ok := "", false
+	if strings.HasPrefix(os.Getenv("LOA_LANG"), "vi") {
+		format, ok = vietnamese[key]
+	}
+	if !ok {
+		format, ok = english[key]
+	}
+	if !ok {
+		format = string(key) + ": %v"
+	}
+	return fmt.Sprintf(format, args...)
+}
+
+// Error is an error that carries a message key, so the API can send the key
+// and the CLI can show it in the user's language.
+type Error struct {
+	Key  Key
+	Args []any
+}
+
+// New returns an *Error for key.
+func New(key Key, args ...any) *Error { return &Error{Key: key, Args: args} }
+
+func (e *Error) Error() string { return T(e.Key, e.Args...) }

@@ -1,0 +1,184 @@
+package scheduler
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/loa-commune/loa/protocol"
+)
+
+// Defaults.
+const (
+	DefaultHorizon  = 48 * time.Hour
+	DefaultValidity = 15 * time.Minute
+	// Keep is how long an item stays in plans after it may no longer start,
+	// so a box that was offline learns it expired rather than that it was
+	// cancelled.
+	Keep = 6 * time.Hour
+	// maxItemsPerRule bounds what one rule can put in a plan (an "@every 1m"
+	// schedule would otherwise make 2,880 items over 48 h).
+	maxItemsPerRule = 500
+)
+
+// Rule is an announcement (At set) or a schedule (Cron set) with the item
+// template every occurrence copies.
+type Rule struct {
+	ID        string
+	At        time.Time // one start, for announcements
+	Cron      string    // for schedules, in the scheduler's zone
+	Paused    bool
+	NotBefore time.Time     // a schedule makes no item starting before this
+	Validity  time.Duration // an item may start until start+Validity
+	Item      protocol.PlanItem
+}
+
+// Scheduler expands rules into plan items.
+type Scheduler struct {
+	loc     *time.Location
+	horizon time.Duration
+}
+
+// New returns a scheduler for a site in loc.
+func New(loc *time.Location, horizon time.Duration) *Scheduler {
+	if horizon <= 0 {
+		horizon = DefaultHorizon
+	}
+	return &Scheduler{loc: loc, horizon: horizon}
+}
+
+// Location is the site's zone.
+func (s *Scheduler) Location() *time.Location { return s.loc }
+
+var parser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// ParseCron checks a spec and returns its schedule in the site's zone.
+// A spec with its own CRON_TZ/TZ prefix is refused: the site's zone rules.
+func (s *Scheduler) ParseCron(spec string) (cron.Schedule, error) {
+	spec = strings.TrimSpace(spec)
+	if spec == "" {
+		return nil, fmt.Errorf("cron rule is empty")
+	}
+	if strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ=") {
+		return nil, fmt.Errorf("cron rule %q: leave out the time zone, the site's zone (%s) is used", spec, s.loc)
+	}
+	sched, err := parser.Parse("CRON_TZ=" + s.loc.String() + " " + spec)
+	if err != nil {
+		return nil, fmt.Errorf("cron rule %q: %v (use 5 fields: minute hour day-of-month month day-of-week, e.g. \"0 6 * * *\" for 6:00 every day)", spec, err)
+	}
+	if sched.Next(time.Now()).IsZero() && sched.Next(time.Date(2000, 1, 1, 0, 0, 0, 0, s.loc)).IsZero() {
+		return nil, fmt.Errorf("cron rule %q never fires", spec)
+	}
+	return sched, nil
+}
+
+// ItemID is the stable id of the occurrence of rule starting at start.
+func ItemID(rule string, start time.Time) string {
+	return rule + "-" + strconv.FormatInt(start.Unix(), 10)
+}
+
+// Items returns the items of rules that are still of interest at now: those
+// that start before now+horizon and have not been expired for longer than
+// Keep. Sorted by start, then id.
+func (s *Scheduler) Items(rules []Rule, now time.Time) ([]protocol.PlanItem, error) {
+	lo, hi := now.Add(-Keep), now.Add(s.horizon)
+	var out []protocol.PlanItem
+	for _, r := range rules {
+		if r.Paused {
+			continue
+		}
+		validity := r.Validity
+		if validity <= 0 {
+			validity = DefaultValidity
+		}
+		starts, err := s.starts(r, lo.Add(-validity), hi)
+		if err != nil {
+			return nil, fmt.Errorf("rule %s: %w", r.ID, err)
+		}
+		for _, st := range starts {
+			it := r.Item
+			it.ID = ItemID(r.ID, st)
+			it.Announcement = r.ID
+			it.Start = st.UTC()
+			it.Expires = st.Add(validity).UTC()
+			if it.Expires.Before(lo) {
+				continue
+			}
+			out = append(out, it)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Start.Equal(out[j].Start) {
+			return out[i].Start.Before(out[j].Start)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// starts lists the rule's start times in (from, to).
+func (s *Scheduler) starts(r Rule, from, to time.Time) ([]time.Time, error) {
+	if r.Cron == "" {
+		if r.At.IsZero() || !r.At.After(from) || !r.At.Before(to) {
+			return nil, nil
+		}
+		return []time.Time{r.At.Truncate(time.Second)}, nil
+	}
+	sched, err := s.ParseCron(r.Cron)
+	if err != nil {
+		return nil, err
+	}
+	if from.Before(r.NotBefore) {
+		from = r.NotBefore.Add(-time.Second) // Next is strictly after
+	}
+	var out []time.Time
+	for t := sched.Next(from); !t.IsZero() && t.Before(to) && len(out) < maxItemsPerRule; t = sched.Next(t) {
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// NextChange is the earliest time after now at which Items would return
+// something different for the same rules: a new occurrence entering the
+// horizon, or an old one leaving. The controller re-publishes plans then.
+func (s *Scheduler) NextChange(rules []Rule, now time.Time) time.Time {
+	next := time.Time{}
+	consider := func(t time.Time) {
+		if t.After(now) && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	for _, r := range rules {
+		if r.Paused {
+			continue
+		}
+		validity := r.Validity
+		if validity <= 0 {
+			validity = DefaultValidity
+		}
+		if r.Cron == "" {
+			consider(r.At.Add(-s.horizon))      // enters the horizon
+			consider(r.At.Add(validity + Keep)) // leaves the plan
+			continue
+		}
+		sched, err := s.ParseCron(r.Cron)
+		if err != nil {
+			continue
+		}
+		from := now.Add(s.horizon)
+		if from.Before(r.NotBefore) {
+			from = r.NotBefore.Add(-time.Second)
+		}
+		if t := sched.Next(from.Add(-time.Second)); !t.IsZero() {
+			consider(t.Add(-s.horizon))
+		}
+		if t := sched.Next(now.Add(-Keep - validity - time.Second)); !t.IsZero() {
+			consider(t.Add(validity + Keep))
+		}
+	}
+	return next
+}

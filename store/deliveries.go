@@ -1,0 +1,140 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/loa-commune/loa/protocol"
+)
+
+// StatusPending is a delivery no box has answered yet.
+const StatusPending = "pending"
+
+// Delivery is what happened to one plan item on one box: a row of the report.
+type Delivery struct {
+	Item         string    `json:"item"`
+	Announcement string    `json:"announcement"`
+	Device       string    `json:"device"`
+	Status       string    `json:"status"`
+	ScheduledAt  time.Time `json:"scheduled_at"`
+	StartedAt    time.Time `json:"started_at,omitzero"`
+	FinishedAt   time.Time `json:"finished_at,omitzero"`
+	Reason       string    `json:"reason"`
+}
+
+// AddPending records that item should reach each device, so the report
+// shows boxes that never answer. Existing rows are left as they are.
+func (s *Store) AddPending(ctx context.Context, item, announcement string, scheduled time.Time, devices []string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for _, d := range devices {
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO deliveries(item, device_id, announcement, status, scheduled_at, updated_at)
+				VALUES(?,?,?,?,?,?)`, item, d, announcement, StatusPending, ms(scheduled), ms(time.Now())); err != nil {
+				return fmt.Errorf("record pending %s for %s: %w", item, d, err)
+			}
+		}
+		return nil
+	})
+}
+
+// RecordEvent stores one answer-back event and updates the item's delivery
+// row. A duplicate (QoS 1 re-delivery) changes nothing. A final status is
+// never replaced by a non-final one that arrives late.
+func (s *Store) RecordEvent(ctx context.Context, device string, e protocol.Event, received time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var known int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices WHERE id = ?`, device).Scan(&known); err != nil {
+			return err
+		}
+		if known == 0 {
+			return fmt.Errorf("event from device %s: %w", device, ErrNotFound)
+		}
+		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO events(device_id, item, announcement, type, at, reason, received_at) VALUES(?,?,?,?,?,?,?)`,
+			device, e.Item, e.Announcement, string(e.Type), ms(e.At), e.Reason, ms(received))
+		if err != nil {
+			return fmt.Errorf("record event: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // seen before
+		}
+		var status string
+		var started, finished int64
+		err = tx.QueryRowContext(ctx, `SELECT status, started_at, finished_at FROM deliveries WHERE item = ? AND device_id = ?`, e.Item, device).
+			Scan(&status, &started, &finished)
+		switch {
+		case err == sql.ErrNoRows:
+			status = ""
+		case err != nil:
+			return err
+		}
+		if protocol.EventType(status).Final() && !e.Type.Final() {
+			return nil
+		}
+		at := ms(e.At)
+		switch {
+		case e.Type == protocol.EventPlaying && started == 0:
+			started = at
+		case e.Type.Final():
+			finished = at
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO deliveries(item, device_id, announcement, status, scheduled_at, started_at, finished_at, reason, updated_at)
+			VALUES(?,?,?,?,?,?,?,?,?)
+			ON CONFLICT(item, device_id) DO UPDATE SET status=excluded.status, started_at=excluded.started_at,
+				finished_at=excluded.finished_at, reason=excluded.reason, updated_at=excluded.updated_at,
+				announcement=CASE WHEN deliveries.announcement = '' THEN excluded.announcement ELSE deliveries.announcement END`,
+			e.Item, device, e.Announcement, string(e.Type), ms(itemStart(e.Item, e.At)), started, finished, e.Reason, ms(received))
+		return err
+	})
+}
+
+// Report lists deliveries scheduled in [since, until) (zero bounds are open),
+// oldest first.
+func (s *Store) Report(ctx context.Context, since, until time.Time) ([]Delivery, error) {
+	hi := int64(1<<62 - 1)
+	if !until.IsZero() {
+		hi = ms(until)
+	}
+	return s.deliveries(ctx, `WHERE scheduled_at >= ? AND scheduled_at < ?`, ms(since), hi)
+}
+
+// Deliveries lists the deliveries of one announcement or schedule.
+func (s *Store) Deliveries(ctx context.Context, announcement string) ([]Delivery, error) {
+	return s.deliveries(ctx, `WHERE announcement = ?`, announcement)
+}
+
+func (s *Store) deliveries(ctx context.Context, where string, args ...any) ([]Delivery, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT item, announcement, device_id, status, scheduled_at, started_at, finished_at, reason
+		FROM deliveries `+where+` ORDER BY scheduled_at, item, device_id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read report: %w", err)
+	}
+	defer rows.Close()
+	out := []Delivery{}
+	for rows.Next() {
+		var d Delivery
+		var sched, started, finished int64
+		if err := rows.Scan(&d.Item, &d.Announcement, &d.Device, &d.Status, &sched, &started, &finished, &d.Reason); err != nil {
+			return nil, err
+		}
+		d.ScheduledAt, d.StartedAt, d.FinishedAt = fromMS(sched), fromMS(started), fromMS(finished)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// itemStart reads the start time that item ids end with ("<rule>-<unix>"),
+// falling back to the event time for ids made otherwise.
+func itemStart(item string, fallback time.Time) time.Time {
+	i := strings.LastIndexByte(item, '-')
+	if i < 0 {
+		return fallback
+	}
+	sec, err := strconv.ParseInt(item[i+1:], 10, 64)
+	if err != nil || sec <= 0 {
+		return fallback
+	}
+	return time.Unix(sec, 0).UTC()
+}

@@ -1,0 +1,291 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/loa-commune/loa/protocol"
+)
+
+// Device is a registered loudspeaker box.
+type Device struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Groups    []string  `json:"groups"`
+	Volume    int       `json:"volume"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// AddDevice registers d with the hash of its secret token, and puts it in
+// its groups. ErrExists if the id is taken.
+func (s *Store) AddDevice(ctx context.Context, d Device, tokenHash string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices WHERE id = ?`, d.ID).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("device %s: %w", d.ID, ErrExists)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO devices(id, name, token_hash, volume, created_at) VALUES(?,?,?,?,?)`,
+			d.ID, d.Name, tokenHash, d.Volume, ms(d.CreatedAt)); err != nil {
+			return fmt.Errorf("add device %s: %w", d.ID, err)
+		}
+		for _, g := range d.Groups {
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO group_members(group_name, device_id) VALUES(?,?)`, g, d.ID); err != nil {
+				return fmt.Errorf("add device %s to group %s: %w", d.ID, g, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Devices lists every device with its groups, by id.
+func (s *Store) Devices(ctx context.Context) ([]Device, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT d.id, d.name, d.volume, d.created_at, COALESCE(group_concat(g.group_name, ','), '')
+		FROM devices d LEFT JOIN group_members g ON g.device_id = d.id GROUP BY d.id ORDER BY d.id`)
+	if err != nil {
+		return nil, fmt.Errorf("list devices: %w", err)
+	}
+	defer rows.Close()
+	var out []Device
+	for rows.Next() {
+		var d Device
+		var created int64
+		var groups string
+		if err := rows.Scan(&d.ID, &d.Name, &d.Volume, &created, &groups); err != nil {
+			return nil, err
+		}
+		d.CreatedAt = fromMS(created)
+		d.Groups = splitList(groups)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// Device returns one device, or ErrNotFound.
+func (s *Store) Device(ctx context.Context, id string) (Device, error) {
+	all, err := s.Devices(ctx)
+	if err != nil {
+		return Device{}, err
+	}
+	for _, d := range all {
+		if d.ID == id {
+			return d, nil
+		}
+	}
+	return Device{}, fmt.Errorf("device %s: %w", id, ErrNotFound)
+}
+
+// DeviceTokenHash returns the stored hash of a device's token.
+func (s *Store) DeviceTokenHash(ctx context.Context, id string) (string, error) {
+	var h string
+	err := s.db.QueryRowContext(ctx, `SELECT token_hash FROM devices WHERE id = ?`, id).Scan(&h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("device %s: %w", id, ErrNotFound)
+	}
+	return h, err
+}
+
+// RemoveDevice deletes a device, its group memberships and its state.
+func (s *Store) RemoveDevice(ctx context.Context, id string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM devices WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("remove device %s: %w", id, err)
+	}
+	return mustAffect(res, "device "+id)
+}
+
+// SetVolume sets a device's volume (0..100).
+func (s *Store) SetVolume(ctx context.Context, id string, volume int) error {
+	if volume < 0 || volume > 100 {
+		return fmt.Errorf("volume %d is not within 0..100", volume)
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE devices SET volume = ? WHERE id = ?`, volume, id)
+	if err != nil {
+		return fmt.Errorf("set volume of %s: %w", id, err)
+	}
+	return mustAffect(res, "device "+id)
+}
+
+// Group is a named set of devices (a village, a zone).
+type Group struct {
+	Name    string   `json:"name"`
+	Devices []string `json:"devices"`
+}
+
+// Groups lists every group with its members.
+func (s *Store) Groups(ctx context.Context) ([]Group, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT group_name, group_concat(device_id, ',') FROM group_members GROUP BY group_name ORDER BY group_name`)
+	if err != nil {
+		return nil, fmt.Errorf("list groups: %w", err)
+	}
+	defer rows.Close()
+	var out []Group
+	for rows.Next() {
+		var g Group
+		var members string
+		if err := rows.Scan(&g.Name, &members); err != nil {
+			return nil, err
+		}
+		g.Devices = splitList(members)
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+// GroupMembers returns the devices of a group; ErrNotFound if it has none.
+func (s *Store) GroupMembers(ctx context.Context, group string) ([]string, error) {
+	gs, err := s.Groups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range gs {
+		if g.Name == group {
+			return g.Devices, nil
+		}
+	}
+	return nil, fmt.Errorf("group %s: %w", group, ErrNotFound)
+}
+
+// AddToGroup puts devices in a group (creating it). Every device must exist;
+// nothing changes if one does not.
+func (s *Store) AddToGroup(ctx context.Context, group string, ids []string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices WHERE id = ?`, id).Scan(&n); err != nil {
+				return err
+			}
+			if n == 0 {
+				return fmt.Errorf("device %s: %w", id, ErrNotFound)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO group_members(group_name, device_id) VALUES(?,?)`, group, id); err != nil {
+				return fmt.Errorf("add %s to group %s: %w", id, group, err)
+			}
+		}
+		return nil
+	})
+}
+
+// RemoveFromGroup takes devices out of a group. Every device must be in it;
+// nothing changes if one is not.
+func (s *Store) RemoveFromGroup(ctx context.Context, group string, ids []string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			res, err := tx.ExecContext(ctx, `DELETE FROM group_members WHERE group_name = ? AND device_id = ?`, group, id)
+			if err != nil {
+				return fmt.Errorf("remove %s from group %s: %w", id, group, err)
+			}
+			if err := mustAffect(res, "device "+id+" in group "+group); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// DeviceStatus is a device with what it last reported.
+type DeviceStatus struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	Groups     []string  `json:"groups"`
+	Online     bool      `json:"online"`
+	State      string    `json:"state"`
+	Playing    *string   `json:"playing"`
+	Volume     int       `json:"volume"`
+	LastSeen   time.Time `json:"last_seen"`
+	Version    string    `json:"version,omitempty"`
+	UptimeSec  int64     `json:"uptime_sec,omitempty"`
+	CacheBytes int64     `json:"cache_bytes,omitempty"`
+	Error      string    `json:"error,omitempty"`
+}
+
+// RecordState stores a box's heartbeat. Unknown devices are ignored with
+// ErrNotFound.
+func (s *Store) RecordState(ctx context.Context, id string, st protocol.State, seen time.Time) error {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO device_state(device_id, online, state, playing, volume, version, uptime_sec, cache_bytes, error, last_seen)
+		SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM devices WHERE id = ?
+		ON CONFLICT(device_id) DO UPDATE SET online=excluded.online, state=excluded.state, playing=excluded.playing,
+			volume=excluded.volume, version=excluded.version, uptime_sec=excluded.uptime_sec,
+			cache_bytes=excluded.cache_bytes, error=excluded.error, last_seen=excluded.last_seen`,
+		st.Online, st.State, st.Playing, st.Volume, st.Version, st.UptimeSec, st.CacheBytes, st.Error, ms(seen), id)
+	if err != nil {
+		return fmt.Errorf("record state of %s: %w", id, err)
+	}
+	return mustAffect(res, "device "+id)
+}
+
+// Status lists every device with its last reported state; boxes that never
+// reported are offline.
+func (s *Store) Status(ctx context.Context) ([]DeviceStatus, error) {
+	devs, err := s.Devices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT device_id, online, state, playing, volume, version, uptime_sec, cache_bytes, error, last_seen FROM device_state`)
+	if err != nil {
+		return nil, fmt.Errorf("read device state: %w", err)
+	}
+	defer rows.Close()
+	type st struct {
+		online                  bool
+		state, playing, v, e    string
+		volume                  int
+		uptime, cache, lastSeen int64
+	}
+	seen := map[string]st{}
+	for rows.Next() {
+		var id string
+		var x st
+		if err := rows.Scan(&id, &x.online, &x.state, &x.playing, &x.volume, &x.v, &x.uptime, &x.cache, &x.e, &x.lastSeen); err != nil {
+			return nil, err
+		}
+		seen[id] = x
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]DeviceStatus, 0, len(devs))
+	for _, d := range devs {
+		ds := DeviceStatus{ID: d.ID, Name: d.Name, Groups: d.Groups, State: protocol.StateOffline, Volume: d.Volume}
+		if x, ok := seen[d.ID]; ok {
+			ds.Online, ds.State, ds.Version, ds.Error = x.online, x.state, x.v, x.e
+			ds.UptimeSec, ds.CacheBytes, ds.LastSeen = x.uptime, x.cache, fromMS(x.lastSeen)
+			if !x.online {
+				ds.State = protocol.StateOffline
+			}
+			if x.playing != "" && x.online {
+				p := x.playing
+				ds.Playing = &p
+			}
+		}
+		out = append(out, ds)
+	}
+	return out, nil
+}
+
+func splitList(s string) []string {
+	if s == "" {
+		return []string{}
+	}
+	l := strings.Split(s, ",")
+	sort.Strings(l)
+	return l
+}
+
+func mustAffect(res sql.Result, what string) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
+	}
+	return nil
+}

@@ -1,0 +1,129 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/loa-commune/loa/protocol"
+)
+
+// Rule kinds.
+const (
+	KindOnce = "once" // an announcement: one start time
+	KindCron = "cron" // a schedule: a cron rule in the site's zone
+)
+
+// Targets says which boxes a rule is for.
+type Targets struct {
+	All     bool     `json:"all,omitempty"`
+	Groups  []string `json:"groups,omitempty"`
+	Devices []string `json:"devices,omitempty"`
+}
+
+// Rule is an announcement or a schedule.
+type Rule struct {
+	ID          string            `json:"id"`
+	Kind        string            `json:"kind"`
+	Name        string            `json:"name,omitempty"`
+	Cron        string            `json:"cron,omitempty"`
+	Start       time.Time         `json:"start,omitzero"`
+	Targets     Targets           `json:"targets"`
+	Media       string            `json:"media"`
+	Priority    protocol.Priority `json:"priority"`
+	Repeat      int               `json:"repeat"`
+	Gap         time.Duration     `json:"-"`
+	Validity    time.Duration     `json:"-"`
+	Text        string            `json:"text,omitempty"`
+	Paused      bool              `json:"paused"`
+	CancelledAt time.Time         `json:"cancelled_at,omitzero"`
+	CreatedAt   time.Time         `json:"created_at"`
+}
+
+const ruleColumns = `id, kind, name, cron, start_at, targets, media, priority, repeat, gap_ms, validity_ms, text, paused, cancelled_at, created_at`
+
+// AddRule stores a new rule. Its media must exist.
+func (s *Store) AddRule(ctx context.Context, r Rule) error {
+	targets, err := json.Marshal(r.Targets)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO rules(`+ruleColumns+`) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		r.ID, r.Kind, r.Name, r.Cron, ms(r.Start), string(targets), r.Media, int(r.Priority), r.Repeat,
+		r.Gap.Milliseconds(), r.Validity.Milliseconds(), r.Text, r.Paused, ms(r.CancelledAt), ms(r.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("add %s %s: %w", r.Kind, r.ID, err)
+	}
+	return nil
+}
+
+// Rules lists rules of a kind ("" for all), oldest first, cancelled ones
+// included only if withCancelled.
+func (s *Store) Rules(ctx context.Context, kind string, withCancelled bool) ([]Rule, error) {
+	q := `SELECT ` + ruleColumns + ` FROM rules WHERE (? = '' OR kind = ?) AND (? OR cancelled_at = 0) ORDER BY created_at, id`
+	rows, err := s.db.QueryContext(ctx, q, kind, kind, withCancelled)
+	if err != nil {
+		return nil, fmt.Errorf("list rules: %w", err)
+	}
+	defer rows.Close()
+	out := []Rule{}
+	for rows.Next() {
+		r, err := scanRule(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// RuleByID returns one rule, or ErrNotFound.
+func (s *Store) RuleByID(ctx context.Context, id string) (Rule, error) {
+	r, err := scanRule(s.db.QueryRowContext(ctx, `SELECT `+ruleColumns+` FROM rules WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, fmt.Errorf("%s: %w", id, ErrNotFound)
+	}
+	return r, err
+}
+
+// SetPaused pauses or resumes a rule.
+func (s *Store) SetPaused(ctx context.Context, id string, paused bool) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE rules SET paused = ? WHERE id = ? AND cancelled_at = 0`, paused, id)
+	if err != nil {
+		return fmt.Errorf("pause %s: %w", id, err)
+	}
+	return mustAffect(res, id)
+}
+
+// CancelRule marks a rule cancelled at t: it stays in history but no longer
+// produces plan items.
+func (s *Store) CancelRule(ctx context.Context, id string, t time.Time) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE rules SET cancelled_at = ? WHERE id = ? AND cancelled_at = 0`, ms(t), id)
+	if err != nil {
+		return fmt.Errorf("cancel %s: %w", id, err)
+	}
+	return mustAffect(res, id)
+}
+
+type scanner interface{ Scan(...any) error }
+
+func scanRule(sc scanner) (Rule, error) {
+	var r Rule
+	var start, gap, validity, cancelled, created int64
+	var prio int
+	var targets string
+	if err := sc.Scan(&r.ID, &r.Kind, &r.Name, &r.Cron, &start, &targets, &r.Media, &prio, &r.Repeat,
+		&gap, &validity, &r.Text, &r.Paused, &cancelled, &created); err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal([]byte(targets), &r.Targets); err != nil {
+		return r, fmt.Errorf("rule %s: bad targets: %w", r.ID, err)
+	}
+	r.Start, r.CancelledAt, r.CreatedAt = fromMS(start), fromMS(cancelled), fromMS(created)
+	r.Priority = protocol.Priority(prio)
+	r.Gap, r.Validity = time.Duration(gap)*time.Millisecond, time.Duration(validity)*time.Millisecond
+	return r, nil
+}
