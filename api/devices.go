@@ -32,6 +32,9 @@ func (s *Server) addDevice(w http.ResponseWriter, r *http.Request) error {
 	if err := protocol.ValidName(req.ID); err != nil {
 		return fail(http.StatusBadRequest, messages.BadName, "box id: "+err.Error())
 	}
+	if req.ID == auth.ControllerUser { // the broker would never let this box in
+		return fail(http.StatusBadRequest, messages.BadName, "box id: "+req.ID+" is the controller's own MQTT name; choose another id")
+	}
 	for _, g := range req.Groups {
 		if err := protocol.ValidName(g); err != nil {
 			return fail(http.StatusBadRequest, messages.BadName, "group: "+err.Error())

@@ -60,9 +60,11 @@ type Service struct {
 	published map[string][32]byte // plan topic → hash of the items last published
 	pended    map[string]bool     // item ids whose pending deliveries are recorded
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // New makes a Service; Open starts it.
@@ -142,19 +144,23 @@ func (s *Service) Open(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the planning loop, disconnects and stops the broker.
+// Close stops the planning loop, disconnects and stops the broker. Calling it
+// again does nothing (Open closes what it started when it fails, and its
+// caller may Close too).
 func (s *Service) Close(ctx context.Context) error {
-	if s.cancel != nil {
-		s.cancel()
-	}
-	s.wg.Wait()
-	if s.client != nil {
-		s.client.Disconnect(250)
-	}
-	if s.broker != nil {
-		return s.broker.Close()
-	}
-	return nil
+	s.closeOnce.Do(func() {
+		if s.cancel != nil {
+			s.cancel()
+		}
+		s.wg.Wait()
+		if s.client != nil {
+			s.client.Disconnect(250)
+		}
+		if s.broker != nil {
+			s.closeErr = s.broker.Close()
+		}
+	})
+	return s.closeErr
 }
 
 func (s *Service) onConnect(c paho.Client) {
@@ -253,7 +259,7 @@ func SchedulerRule(r store.Rule, m store.Media) scheduler.Rule {
 			Priority: r.Priority,
 			Media:    protocol.Media{SHA256: m.SHA256, Size: m.Size, DurationMS: m.Duration.Milliseconds()},
 			Repeat:   max(r.Repeat, 1), GapMS: r.Gap.Milliseconds(), Text: r.Text,
-			Chime: r.Priority < protocol.Emergency, OnPreempt: protocol.OnPreemptRestart, Status: protocol.StatusLive,
+			OnPreempt: protocol.OnPreemptRestart, Status: protocol.StatusLive,
 		},
 	}
 	if r.Kind == store.KindCron {

@@ -111,8 +111,8 @@ func (c *Config) Validate() error {
 	if c.Horizon < time.Hour {
 		return bad("horizon", "%v is shorter than 1h", c.Horizon)
 	}
-	if c.Validity < time.Minute {
-		return bad("validity", "%v is shorter than 1m", c.Validity)
+	if c.Validity < time.Second {
+		return bad("validity", "%v is shorter than 1s", c.Validity)
 	}
 	if c.DefaultVolume < 0 || c.DefaultVolume > 100 {
 		return bad("default_volume", "%d is not within 0..100", c.DefaultVolume)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -72,6 +73,9 @@ func DecodeEnvelope(data []byte, site string, want Kind) (Envelope, error) {
 		return e, fmt.Errorf("%w: site %q, want %q", ErrBadMessage, e.Site, site)
 	case len(e.Body) == 0 || bytes.Equal(e.Body, []byte("null")):
 		return e, fmt.Errorf("%w: no body", ErrBadMessage)
+	case e.Issued.UTC().Year() < 0 || e.Issued.UTC().Year() > 9999:
+		// Encode writes the issue time in UTC; refuse what it could not write.
+		return e, fmt.Errorf("%w: issue time %v out of range", ErrBadMessage, e.Issued)
 	}
 	return e, nil
 }
@@ -101,7 +105,8 @@ func strictUnmarshal(data []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return err
 	}
-	if dec.More() {
+	// dec.More would miss a stray ']' or '}': ask for one more token.
+	if _, err := dec.Token(); err != io.EOF {
 		return errors.New("trailing data after JSON value")
 	}
 	return nil

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -137,4 +138,27 @@ func itemStart(item string, fallback time.Time) time.Time {
 		return fallback
 	}
 	return time.Unix(sec, 0).UTC()
+}
+
+// MarshalJSON writes the times a box has not reported as null rather than
+// leaving them out, so every field of `loa report -o json` is always there.
+func (d Delivery) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Item         string     `json:"item"`
+		Announcement string     `json:"announcement"`
+		Device       string     `json:"device"`
+		Status       string     `json:"status"`
+		ScheduledAt  time.Time  `json:"scheduled_at"`
+		StartedAt    *time.Time `json:"started_at"`
+		FinishedAt   *time.Time `json:"finished_at"`
+		Reason       string     `json:"reason"`
+	}{d.Item, d.Announcement, d.Device, d.Status, d.ScheduledAt, timeOrNull(d.StartedAt), timeOrNull(d.FinishedAt), d.Reason})
+}
+
+// timeOrNull is nil for the zero time, which JSON then writes as null.
+func timeOrNull(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -204,6 +205,16 @@ type DeviceStatus struct {
 	UptimeSec  int64     `json:"uptime_sec,omitempty"`
 	CacheBytes int64     `json:"cache_bytes,omitempty"`
 	Error      string    `json:"error,omitempty"`
+}
+
+// MarshalJSON writes last_seen as null for a box never heard from, rather
+// than year 1.
+func (d DeviceStatus) MarshalJSON() ([]byte, error) {
+	type plain DeviceStatus // no MarshalJSON: no recursion
+	return json.Marshal(struct {
+		plain
+		LastSeen *time.Time `json:"last_seen"`
+	}{plain(d), timeOrNull(d.LastSeen)})
 }
 
 // RecordState stores a box's heartbeat. Unknown devices are ignored with

@@ -1,0 +1,184 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"math"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/loa-commune/loa/api"
+	"github.com/loa-commune/loa/media"
+	"github.com/loa-commune/loa/scheduler"
+	"github.com/loa-commune/loa/store"
+)
+
+// fakeBroadcaster stands in for the MQTT side: it counts what the API asks
+// of it and hands out a real scheduler.
+type fakeBroadcaster struct {
+	sched *scheduler.Scheduler
+
+	mu        sync.Mutex
+	replans   int
+	configs   int
+	forgotten []string
+}
+
+func (b *fakeBroadcaster) Replan() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.replans++
+}
+
+func (b *fakeBroadcaster) PublishConfigs(context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.configs++
+	return nil
+}
+
+func (b *fakeBroadcaster) ForgetDevice(id string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.forgotten = append(b.forgotten, id)
+	return nil
+}
+
+func (b *fakeBroadcaster) Scheduler() *scheduler.Scheduler { return b.sched }
+
+func (b *fakeBroadcaster) counts() (replans, configs int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.replans, b.configs
+}
+
+var _ api.Broadcaster = (*fakeBroadcaster)(nil)
+
+const adminToken = "admin-secret-0123456789"
+
+// env is a running API with a real store and media folder.
+type env struct {
+	srv      *httptest.Server
+	client   *api.Client
+	store    *store.Store
+	mediaDir string
+	bc       *fakeBroadcaster
+	loc      *time.Location
+	now      time.Time
+}
+
+func hcm(t *testing.T) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation("Asia/Ho_Chi_Minh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+// newEnv starts the API at a fixed "now": 2026-03-01 05:30 in Hanoi's zone
+// (2026-02-28 22:30 UTC).
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	loc := hcm(t)
+	now := time.Date(2026, 3, 1, 5, 30, 0, 0, loc)
+	dir := t.TempDir()
+	st, err := store.Open(context.Background(), filepath.Join(dir, "loa.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	mediaDir := filepath.Join(dir, "media")
+	ms, err := media.Open(mediaDir, media.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc := &fakeBroadcaster{sched: scheduler.New(loc, 48*time.Hour)}
+	h := api.NewServer(api.Options{
+		Site: "xa-an-binh", AdminToken: adminToken, BrokerURL: "tcp://10.0.0.1:1883", ServerURL: "http://10.0.0.1:8080",
+		DefaultVolume: 80, Validity: 15 * time.Minute, Now: func() time.Time { return now },
+	}, st, ms, bc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &env{srv: srv, client: api.NewClient(srv.URL, adminToken), store: st, mediaDir: mediaDir, bc: bc, loc: loc, now: now}
+}
+
+// apiError asserts err is an answer of the controller with this status.
+func apiError(t *testing.T, err error, status int) *api.APIError {
+	t.Helper()
+	var ae *api.APIError
+	if !errors.As(err, &ae) {
+		t.Fatalf("error %v (%T), want an API error with status %d", err, err, status)
+	}
+	if ae.Status != status {
+		t.Fatalf("status %d (%s: %s), want %d", ae.Status, ae.Code, ae.Message, status)
+	}
+	if ae.Message == "" || ae.Code == "" {
+		t.Fatalf("error without message or code: %+v", ae)
+	}
+	return ae
+}
+
+func (e *env) addDevice(t *testing.T, id string, groups ...string) api.AddDeviceResponse {
+	t.Helper()
+	resp, err := e.client.AddDevice(context.Background(), api.AddDeviceRequest{ID: id, Groups: groups})
+	if err != nil {
+		t.Fatalf("add device %s: %v", id, err)
+	}
+	return resp
+}
+
+func (e *env) addMedia(t *testing.T, data []byte) api.MediaInfo {
+	t.Helper()
+	m, err := e.client.AddMedia(context.Background(), "tone.wav", bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("add media: %v", err)
+	}
+	return m
+}
+
+func (e *env) mediaFiles(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir(e.mediaDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, en := range entries {
+		names = append(names, en.Name())
+	}
+	sort.Strings(names)
+	return names
+}
+
+// wav returns a 16-bit mono PCM WAV file of a 440 Hz tone.
+func wav(rate int, d time.Duration) []byte {
+	frames := int(int64(rate) * int64(d) / int64(time.Second))
+	var b bytes.Buffer
+	le := func(v any) { binary.Write(&b, binary.LittleEndian, v) }
+	b.WriteString("RIFF")
+	le(uint32(36 + 2*frames))
+	b.WriteString("WAVEfmt ")
+	le(uint32(16))
+	le(uint16(1))
+	le(uint16(1))
+	le(uint32(rate))
+	le(uint32(rate * 2))
+	le(uint16(2))
+	le(uint16(16))
+	b.WriteString("data")
+	le(uint32(2 * frames))
+	for i := range frames {
+		le(int16(0.5 * math.MaxInt16 * math.Sin(2*math.Pi*440*float64(i)/float64(rate))))
+	}
+	return b.Bytes()
+}

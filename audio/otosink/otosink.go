@@ -1,0 +1,169 @@
+//go:build cgo
+
+package otosink
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ebitengine/oto/v3"
+
+	"github.com/loa-commune/loa/audio"
+)
+
+// BufferSize is the sound card buffer oto is asked for: the latency between
+// oto's mixer and the speaker, and how much a Play waits after oto has
+// taken its last sample.
+const BufferSize = 100 * time.Millisecond
+
+// drainMargin is added to BufferSize when waiting for the last samples to
+// leave the card (ALSA rounds buffer sizes, and the mixer works a period at
+// a time).
+const drainMargin = 50 * time.Millisecond
+
+// openTimeout bounds how long New waits for ALSA to open the device.
+const openTimeout = 10 * time.Second
+
+var _ audio.Sink = (*Sink)(nil)
+
+// The one oto context of the process.
+var (
+	once       sync.Once
+	theContext *oto.Context
+	theFormat  audio.Format
+	theErr     error
+)
+
+// Sink plays on the default ALSA device.
+type Sink struct {
+	ctx    *oto.Context
+	format audio.Format
+	closed atomic.Bool
+}
+
+// New opens the sound card for PCM in f (1 or 2 channels), or returns a
+// Sink sharing the card already opened by an earlier New in the same
+// format.
+func New(f audio.Format) (*Sink, error) {
+	once.Do(func() {
+		theFormat = f
+		theContext, theErr = open(f)
+	})
+	if theErr != nil {
+		return nil, theErr
+	}
+	if f != theFormat {
+		return nil, fmt.Errorf("otosink: the sound card is open at %d Hz × %d channels, not %d Hz × %d (one oto context per process)",
+			theFormat.SampleRate, theFormat.Channels, f.SampleRate, f.Channels)
+	}
+	return &Sink{ctx: theContext, format: f}, nil
+}
+
+func open(f audio.Format) (*oto.Context, error) {
+	if f.Channels < 1 || f.Channels > 2 || f.SampleRate <= 0 {
+		return nil, fmt.Errorf("otosink: unsupported format %d Hz × %d channels", f.SampleRate, f.Channels)
+	}
+	c, ready, err := oto.NewContext(&oto.NewContextOptions{
+		SampleRate:   f.SampleRate,
+		ChannelCount: f.Channels,
+		Format:       oto.FormatFloat32LE,
+		BufferSize:   BufferSize,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("otosink: open sound card: %w", err)
+	}
+	select {
+	case <-ready:
+	case <-time.After(openTimeout):
+		return nil, fmt.Errorf("otosink: open sound card: ALSA did not answer in %v", openTimeout)
+	}
+	if err := c.Err(); err != nil {
+		return nil, fmt.Errorf("otosink: open sound card: %w", err)
+	}
+	return c, nil
+}
+
+// Format is the PCM format Play expects.
+func (s *Sink) Format() audio.Format { return s.format }
+
+// Play plays pcm (float32 little-endian in Format) and returns once its last
+// sample has left the sound card's buffer. If ctx ends first, it fades the
+// sound out over one buffer period, stops it and returns ctx.Err(); pcm is
+// not read after Play returns.
+func (s *Sink) Play(ctx context.Context, name string, pcm io.Reader) error {
+	if s.closed.Load() {
+		return audio.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	src := &gatedReader{r: pcm}
+	p := s.ctx.NewPlayer(src)
+	defer p.Close()
+	p.Play()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for p.IsPlaying() {
+		select {
+		case <-ctx.Done():
+			// oto ramps a volume change over the next mixed period.
+			p.SetVolume(0)
+			time.Sleep(BufferSize / 2)
+			p.Pause()
+			src.close()
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	src.close()
+	if err := p.Err(); err != nil {
+		return fmt.Errorf("play %s: %w", name, err)
+	}
+	if err := s.ctx.Err(); err != nil {
+		return fmt.Errorf("play %s: sound card: %w", name, err)
+	}
+	// IsPlaying()==false means the mixer has the last samples, not the
+	// speaker: wait for them to go through the card's buffer.
+	t := time.NewTimer(BufferSize + drainMargin)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+	}
+	return nil
+}
+
+// Close makes later Plays fail with audio.ErrClosed. The sound card stays
+// open for the process (oto cannot close it); New returns it again.
+func (s *Sink) Close() error {
+	s.closed.Store(true)
+	return nil
+}
+
+// gatedReader stops reading its source once closed, even if oto's mixer
+// goroutine asks for more after Play has returned.
+type gatedReader struct {
+	mu     sync.Mutex
+	r      io.Reader
+	closed bool
+}
+
+func (g *gatedReader) Read(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return 0, io.EOF
+	}
+	return g.r.Read(p)
+}
+
+func (g *gatedReader) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+}

@@ -1,0 +1,32 @@
+//go:build !cgo
+
+package otosink
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/loa-commune/loa/audio"
+)
+
+// ErrNoCgo is returned by New in a build without cgo.
+var ErrNoCgo = errors.New("otosink: built without cgo: no sound card output")
+
+var _ audio.Sink = (*Sink)(nil)
+
+// Sink plays on the default ALSA device; in this build (no cgo) it cannot be
+// created.
+type Sink struct{}
+
+// New fails: this build has no cgo, so no ALSA.
+func New(f audio.Format) (*Sink, error) { return nil, ErrNoCgo }
+
+// Format is the PCM format Play expects.
+func (s *Sink) Format() audio.Format { return audio.Format{} }
+
+// Play fails with ErrNoCgo.
+func (s *Sink) Play(ctx context.Context, name string, pcm io.Reader) error { return ErrNoCgo }
+
+// Close does nothing.
+func (s *Sink) Close() error { return nil }

@@ -1,0 +1,168 @@
+// Command loa-agent runs on each loudspeaker box: it follows the plans the
+// controller publishes, keeps their media in a local cache, plays each item
+// on time and reports what it did. See the device package.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/loa-commune/loa/audio"
+	"github.com/loa-commune/loa/audio/otosink"
+	"github.com/loa-commune/loa/device"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "loa-agent:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+// run parses args, loads the config and runs the agent until ctx is done.
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("loa-agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: loa-agent --config FILE | --id ID --site SITE --broker tcp://HOST:1883 --server http://HOST:8080 --token SECRET [flags]")
+		fmt.Fprintln(stderr, "Flags override the config file.")
+		fs.PrintDefaults()
+	}
+	configPath := fs.String("config", "", "agent config file (YAML), as written by `loa device add ID --write-config FILE`")
+	var (
+		id       = fs.String("id", "", "device id")
+		site     = fs.String("site", "", "site (commune) id")
+		broker   = fs.String("broker", "", "MQTT broker URL, tcp://HOST:1883")
+		server   = fs.String("server", "", "controller URL for media downloads, http://HOST:8080")
+		token    = fs.String("token", "", "device secret (MQTT and HTTP password)")
+		cache    = fs.String("cache", "", "folder for state and the media cache (default "+device.DefaultCacheDir+")")
+		output   = fs.String("output", "", "sound output: alsa, alsa:DEVICE, wav:DIR or null (default "+device.DefaultOutput+")")
+		logLevel = fs.String("log-level", "info", "log level: debug, info, warn or error")
+	)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q: every setting is a flag (see --help)", fs.Arg(0))
+	}
+	if *configPath == "" && fs.NFlag() == 0 {
+		return errors.New("no configuration: pass --config FILE (written by `loa device add ID --write-config FILE`), or --id, --site, --broker, --server and --token")
+	}
+
+	cfg := device.DefaultConfig()
+	if *configPath != "" {
+		var err error
+		if cfg, err = device.LoadConfig(*configPath); err != nil {
+			return err
+		}
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "id":
+			cfg.ID = *id
+		case "site":
+			cfg.Site = *site
+		case "broker":
+			cfg.Broker = *broker
+		case "server":
+			cfg.Server = *server
+		case "token":
+			cfg.Token = *token
+		case "cache":
+			cfg.Cache = *cache
+		case "output":
+			cfg.Output = *output
+		}
+	})
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: use debug, info, warn or error", *logLevel)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	sink, err := openSink(cfg)
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	agent, err := device.New(cfg, sink, logger, device.SystemClock{})
+	if err != nil {
+		return err
+	}
+	return agent.Run(ctx)
+}
+
+// openSink makes the sound output the config names.
+func openSink(cfg device.Config) (audio.Sink, error) {
+	out, err := device.ParseOutput(cfg.Output)
+	if err != nil {
+		return nil, err
+	}
+	switch out.Kind {
+	case device.OutputWAV:
+		s, err := audio.NewWAVSink(out.Arg, audio.DefaultFormat, true)
+		if err != nil {
+			return nil, fmt.Errorf("output %s: %w", cfg.Output, err)
+		}
+		return s, nil
+	case device.OutputNull:
+		return audio.NewNullSink(audio.DefaultFormat, true), nil
+	}
+	if out.Arg != "" {
+		if err := useALSADevice(out.Arg, cfg.Cache); err != nil {
+			return nil, err
+		}
+	}
+	s, err := otosink.New(audio.DefaultFormat)
+	if err != nil {
+		return nil, fmt.Errorf("open sound card: %w (use --output null or --output wav:DIR to run without one)", err)
+	}
+	return s, nil
+}
+
+// systemALSAConfig is alsa-lib's main configuration file on Debian.
+const systemALSAConfig = "/usr/share/alsa/alsa.conf"
+
+// useALSADevice makes dev ALSA's default PCM for this process: oto only
+// opens "default", so a small config file that redefines it is appended to
+// ALSA's configuration path.
+func useALSADevice(dev, dir string) error {
+	for _, r := range dev {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(":,_-.=", r)) {
+			return fmt.Errorf("--output alsa:%s: the ALSA device name may only use letters, digits and : , _ - . =", dev)
+		}
+	}
+	if p := os.Getenv("ALSA_CONFIG_PATH"); p != "" {
+		return fmt.Errorf("--output alsa:%s: ALSA_CONFIG_PATH is set (%s); choose the device there and use --output alsa", dev, p)
+	}
+	if _, err := os.Stat(systemALSAConfig); err != nil {
+		return fmt.Errorf("--output alsa:%s: %w (is ALSA installed?)", dev, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("--output alsa:%s: %w", dev, err)
+	}
+	conf := filepath.Join(dir, "alsa-device.conf")
+	body := fmt.Sprintf("# Written by loa-agent for --output alsa:%s\npcm.!default {\n\ttype plug\n\tslave.pcm \"%s\"\n}\n", dev, dev)
+	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+		return fmt.Errorf("--output alsa:%s: %w", dev, err)
+	}
+	return os.Setenv("ALSA_CONFIG_PATH", systemALSAConfig+":"+conf)
+}

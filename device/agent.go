@@ -1,0 +1,449 @@
+package device
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/loa-commune/loa/audio"
+	"github.com/loa-commune/loa/protocol"
+)
+
+// Version is reported in the heartbeat. Builds set it with
+// -ldflags "-X github.com/loa-commune/loa/device.Version=v1.2.3".
+var Version = "dev"
+
+// Volumes used until the controller's device config says otherwise.
+const (
+	DefaultVolume          = 80
+	DefaultEmergencyVolume = 100
+)
+
+// ErrAlreadyRun is returned by a second call to Run.
+var ErrAlreadyRun = errors.New("device: Run was already called on this agent")
+
+const (
+	stateFileName = "state.json"
+	// maxWait bounds how long the loop sleeps, so that a wall-clock step (NTP
+	// setting the clock of a Pi that booted in 1970) is noticed within a second.
+	maxWait = time.Second
+	// tombstoneKeep is how long a finished item is remembered after it left
+	// the plan, so that a late or re-delivered plan does not play it again.
+	tombstoneKeep = 48 * time.Hour
+	// shutdownWait bounds how long Close waits for the offline state to reach
+	// the broker.
+	shutdownWait = 5 * time.Second
+	// resubscribeWait is how long the loop waits before retrying a failed
+	// subscription while connected.
+	resubscribeWait = 5 * time.Second
+)
+
+// Agent is the loudspeaker box: it keeps the MQTT session, reconciles plans,
+// fills the media cache, plays due items on the sink and reports what it did.
+// Create it with New, start it with Run, stop it by cancelling Run's context
+// or with Close.
+type Agent struct {
+	cfg         Config
+	sink        audio.Sink
+	log         *slog.Logger
+	clock       Clock
+	topics      protocol.Topics
+	format      audio.Format
+	client      mqtt.Client
+	http        *http.Client
+	statePath   string
+	thermalPath string
+	started     time.Time // monotonic, for uptime
+
+	// Channels between goroutines; each has one sender side and one reader.
+	inbox     *inbox           // paho → loop
+	out       *outbox          // loop → outbox worker
+	connected chan struct{}    // paho on-connect → loop
+	subFailed chan struct{}    // outbox worker → loop
+	fetchReq  chan fetchJob    // loop → fetch workers (capacity fetchWorkers)
+	fetchRes  chan fetchResult // fetch workers → loop
+	playReq   chan playJob     // loop → player (capacity 1)
+	playRes   chan playResult  // player → loop
+
+	// Owned by the loop goroutine (and by New before Run starts it).
+	runCtx      context.Context
+	config      *heldConfig
+	plans       map[string]*heldPlan
+	items       map[string]*itemRecord
+	live        map[string]protocol.PlanItem // the merged plan
+	media       map[string]*mediaState
+	arrival     uint64
+	seq         uint64 // next envelope sequence number
+	seqLimit    uint64 // first number not reserved in state.json
+	queue       playQueue
+	inflight    int // fetch jobs out
+	retryAt     time.Time
+	resubAt     time.Time
+	subscribed  map[string]bool
+	cacheBytes  int64
+	errs        map[string]string // component → last error, cleared on success
+	dirty       bool
+	published   protocol.State // last state sent
+	nextBeat    time.Time
+	haveBeat    bool
+	saveFailing bool
+
+	mu     sync.Mutex // guards ran, closed, cancel
+	ran    bool
+	closed bool
+	cancel context.CancelFunc
+	done   chan struct{} // closed when Run returns
+}
+
+// New prepares an agent: it validates cfg, creates the cache folders and
+// loads <cache>/state.json, so the box can play its stored plan before the
+// network is up. It opens no connection; Run does. sink is not closed by the
+// agent. logger and clock may be nil (discard, SystemClock).
+func New(cfg Config, sink audio.Sink, logger *slog.Logger, clock Clock) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("agent config: %w", err)
+	}
+	if sink == nil {
+		return nil, errors.New("new agent: no audio sink")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if clock == nil {
+		clock = SystemClock{}
+	}
+	a := &Agent{
+		cfg:         cfg,
+		sink:        sink,
+		log:         logger.With(keyDevice, cfg.ID, keySite, cfg.Site),
+		clock:       clock,
+		topics:      protocol.NewTopics(cfg.Site),
+		format:      sink.Format(),
+		statePath:   filepath.Join(cfg.Cache, stateFileName),
+		thermalPath: "/sys/class/thermal/thermal_zone0/temp",
+		started:     time.Now(),
+		inbox:       newInbox(),
+		out:         newOutbox(),
+		connected:   make(chan struct{}, 1),
+		subFailed:   make(chan struct{}, 1),
+		fetchReq:    make(chan fetchJob, fetchWorkers),
+		fetchRes:    make(chan fetchResult, fetchWorkers),
+		playReq:     make(chan playJob, 1),
+		playRes:     make(chan playResult, 1),
+		live:        map[string]protocol.PlanItem{},
+		media:       map[string]*mediaState{},
+		subscribed:  map[string]bool{},
+		errs:        map[string]string{},
+		done:        make(chan struct{}),
+	}
+	a.http = &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   30 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+		MaxIdleConns:          4,
+		IdleConnTimeout:       90 * time.Second,
+	}}
+	for _, dir := range []string{cfg.Cache, a.mediaDir(), a.pcmDir()} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create cache folder: %w", err)
+		}
+	}
+	st, err := loadState(a.statePath)
+	if err != nil {
+		a.log.Error("state file", keyErr, err)
+	}
+	a.restore(st)
+	a.cleanCache()
+
+	will, err := a.encodeState(protocol.State{Online: false, State: protocol.StateOffline, Volume: a.volume(), Version: Version, At: a.clock.Now().UTC()})
+	if err != nil {
+		return nil, fmt.Errorf("new agent: %w", err)
+	}
+	a.client = mqtt.NewClient(a.newMQTTOptions(will))
+	return a, nil
+}
+
+// restore takes over what state.json held.
+func (a *Agent) restore(st *savedState) {
+	a.config = st.Config
+	a.plans = st.Plans
+	if a.plans == nil {
+		a.plans = map[string]*heldPlan{}
+	}
+	a.items = st.Items
+	if a.items == nil {
+		a.items = map[string]*itemRecord{}
+	}
+	for _, rec := range a.items {
+		a.arrival = max(a.arrival, rec.Arrival)
+		if rec.Status == protocol.EventPlaying {
+			// Interrupted by a restart or power cut: it plays again from
+			// the start if its window is still open.
+			rec.Status = protocol.EventReady
+		}
+	}
+	if st.PCMFormat != a.format {
+		if st.PCMFormat != (audio.Format{}) {
+			a.log.Info("output format changed; decoding media again", "was", st.PCMFormat, "now", a.format)
+		}
+		a.clearPCM()
+	}
+	a.seq = max(st.SeqReserved, 1)
+	a.seqLimit = a.seq // the first nextSeq reserves a block and saves
+}
+
+// Run connects to the broker and runs the agent until ctx is done or Close
+// is called. It returns nil after a clean stop: every goroutine it started
+// has ended, the offline state was published and the session closed.
+func (a *Agent) Run(ctx context.Context) error {
+	a.mu.Lock()
+	if a.ran {
+		a.mu.Unlock()
+		return ErrAlreadyRun
+	}
+	a.ran = true
+	if a.closed {
+		a.mu.Unlock()
+		close(a.done)
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	a.cancel = cancel
+	a.mu.Unlock()
+	defer close(a.done)
+	defer cancel()
+	a.runCtx = ctx
+
+	var wg sync.WaitGroup
+	for range fetchWorkers {
+		wg.Go(func() { a.runFetcher(ctx) })
+	}
+	wg.Go(func() { a.runPlayer(ctx) })
+	outCtx, outCancel := context.WithCancel(context.Background())
+	defer outCancel()
+	outDone := make(chan struct{})
+	go func() {
+		defer close(outDone)
+		a.runOutbox(outCtx)
+	}()
+
+	a.log.Info("agent starting", keyBroker, a.cfg.Broker, "cache", a.cfg.Cache, "format", a.format, "version", Version)
+	a.client.Connect() // with ConnectRetry it keeps trying in the background
+	a.loop(ctx)
+
+	wg.Wait()
+	a.saveState()
+	if a.client.IsConnectionOpen() {
+		st := a.currentState(a.clock.Now())
+		st.Online, st.State, st.Playing = false, protocol.StateOffline, ""
+		if b, err := a.encodeState(st); err == nil {
+			a.out.push(op{kind: opPublish, topics: []string{a.topics.DeviceState(a.cfg.ID)}, payload: b, retained: true, wait: true})
+		}
+	}
+	a.out.close()
+	t := time.NewTimer(shutdownWait)
+	select {
+	case <-outDone:
+	case <-t.C:
+		a.log.Warn("broker did not take the offline state in time", "queued", a.out.len())
+		outCancel()
+		<-outDone
+	}
+	t.Stop()
+	a.client.Disconnect(250)
+	a.log.Info("agent stopped")
+	return nil
+}
+
+// Close stops Run and waits for it to return, or for ctx. It may be called
+// from any goroutine, more than once, and before or without Run.
+func (a *Agent) Close(ctx context.Context) error {
+	a.mu.Lock()
+	a.closed = true
+	ran, cancel := a.ran, a.cancel
+	a.mu.Unlock()
+	if !ran {
+		return nil
+	}
+	if cancel != nil {
+		cancel()
+	}
+	select {
+	case <-a.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("close agent: %w", ctx.Err())
+	}
+}
+
+// loop is the agent's one decision maker: every change of plans, media,
+// playback and time is handled here, one at a time.
+func (a *Agent) loop(ctx context.Context) {
+	a.reconcile()
+	a.tick()
+	for {
+		t := a.clock.NewTimer(a.nextWake(a.clock.Now()))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-a.inbox.ready:
+			a.applyInbox()
+		case <-a.connected:
+			a.onConnected()
+		case <-a.subFailed:
+			if a.client.IsConnectionOpen() && a.resubAt.IsZero() {
+				a.resubAt = a.clock.Now().Add(resubscribeWait)
+			}
+		case r := <-a.fetchRes:
+			a.onFetched(r)
+		case r := <-a.playRes:
+			a.onPlayed(r)
+		case <-t.C():
+		}
+		t.Stop()
+		a.tick()
+	}
+}
+
+// tick makes every time-driven decision for now.
+func (a *Agent) tick() {
+	now := a.clock.Now()
+	plausible := a.plausible(now)
+	if plausible {
+		a.schedule(now)
+		a.pruneTombstones(now)
+	}
+	a.dispatchFetches(now, plausible)
+	if !a.resubAt.IsZero() && !now.Before(a.resubAt) {
+		a.resubAt = time.Time{}
+		clear(a.subscribed)
+		a.syncSubs()
+	}
+	a.heartbeat(now)
+	if a.dirty {
+		a.saveState()
+	}
+}
+
+// nextWake is how long the loop may sleep before something is due.
+func (a *Agent) nextWake(now time.Time) time.Duration {
+	d := maxWait
+	consider := func(t time.Time) {
+		if !t.IsZero() {
+			d = min(d, t.Sub(now))
+		}
+	}
+	if a.plausible(now) {
+		for id, it := range a.live {
+			rec := a.items[id]
+			if rec == nil || rec.Status.Final() || rec.Status == protocol.EventPlaying {
+				continue
+			}
+			if it.Start.After(now) {
+				consider(it.Start)
+			}
+			consider(it.Expires.Add(time.Millisecond))
+		}
+	}
+	consider(a.retryAt)
+	consider(a.resubAt)
+	consider(a.nextBeat)
+	return max(d, 0)
+}
+
+// plausible reports whether the wall clock can be trusted to schedule.
+func (a *Agent) plausible(now time.Time) bool { return !now.Before(a.cfg.minValidTime()) }
+
+// onConnected (re)subscribes and announces the box.
+func (a *Agent) onConnected() {
+	clear(a.subscribed)
+	a.resubAt = time.Time{}
+	a.syncSubs()
+	a.publishState(a.clock.Now())
+}
+
+// syncSubs subscribes to what the box must follow and unsubscribes from what
+// it left: its config always; once a config is known, plan/all, its own plan
+// and the plan of each of its groups.
+func (a *Agent) syncSubs() {
+	if !a.client.IsConnectionOpen() {
+		return // onConnected will do it
+	}
+	want := map[string]bool{a.topics.DeviceConfig(a.cfg.ID): true}
+	if a.config != nil {
+		want[a.topics.PlanAll()] = true
+		want[a.topics.PlanDevice(a.cfg.ID)] = true
+		for _, g := range a.config.Config.Groups {
+			want[a.topics.PlanGroup(g)] = true
+		}
+	}
+	var add, drop []string
+	for t := range want {
+		if !a.subscribed[t] {
+			add = append(add, t)
+		}
+	}
+	for t := range a.subscribed {
+		if !want[t] {
+			drop = append(drop, t)
+		}
+	}
+	if len(add) > 0 {
+		sortTopics(add, a.topics.DeviceConfig(a.cfg.ID))
+		a.out.push(op{kind: opSubscribe, topics: add})
+	}
+	if len(drop) > 0 {
+		a.out.push(op{kind: opUnsubscribe, topics: drop})
+	}
+	a.subscribed = want
+}
+
+// nextSeq hands out the next envelope sequence number, reserving a new block
+// in state.json when the current one is used up.
+func (a *Agent) nextSeq() uint64 {
+	if a.seq >= a.seqLimit {
+		a.seqLimit = a.seq + seqBlock
+		a.saveState()
+	}
+	s := a.seq
+	a.seq++
+	return s
+}
+
+// saveState writes state.json; a failure is logged and reported in the
+// heartbeat, and retried on the next change.
+func (a *Agent) saveState() {
+	st := &savedState{
+		Version:     stateFileVersion,
+		PCMFormat:   a.format,
+		SeqReserved: a.seqLimit,
+		Config:      a.config,
+		Plans:       a.plans,
+		Items:       a.items,
+	}
+	if err := st.save(a.statePath); err != nil {
+		a.errs["state"] = err.Error()
+		if !a.saveFailing {
+			a.log.Error("cannot save state", keyErr, err)
+		}
+		a.saveFailing = true
+		return
+	}
+	if a.saveFailing {
+		a.log.Info("state saved again")
+	}
+	a.saveFailing = false
+	delete(a.errs, "state")
+	a.dirty = false
+}

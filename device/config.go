@@ -1,0 +1,185 @@
+package device
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/loa-commune/loa/protocol"
+)
+
+// Defaults of the agent's settings.
+const (
+	DefaultCacheDir   = "/var/lib/loa-agent"
+	DefaultCacheMaxMB = 512
+	DefaultOutput     = "alsa"
+	DefaultHeartbeat  = 30 * time.Second
+)
+
+// DefaultMinValidTime is the earliest wall-clock time the agent believes: a
+// Raspberry Pi without a real-time clock boots in 1970, and nothing is
+// scheduled until NTP has set the clock past this.
+var DefaultMinValidTime = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Config is what one loudspeaker box needs to know before it can reach its
+// controller. It is loaded as defaults, then a YAML file (LoadConfig), then
+// command-line flags (set by the caller), then checked with Validate.
+type Config struct {
+	// ID is this box's device id, as `loa device add` registered it.
+	ID string `yaml:"id"`
+	// Site is the commune's site id (the topic root is loa/<site>).
+	Site string `yaml:"site"`
+	// Broker is the MQTT broker URL, tcp://host:port.
+	Broker string `yaml:"broker"`
+	// Server is the controller's base URL; media is fetched from
+	// <server>/v1/media/<sha256> unless the device config names a media URL.
+	Server string `yaml:"server"`
+	// Token is the device secret: the MQTT password and the HTTP Basic
+	// password for media downloads.
+	Token string `yaml:"token"`
+	// Cache is the folder for state.json, downloaded media and decoded PCM.
+	Cache string `yaml:"cache"`
+	// CacheMaxMB bounds media and PCM in Cache; least recently used files no
+	// plan refers to are evicted beyond it.
+	CacheMaxMB int `yaml:"cache_max_mb"`
+	// Output selects the sound output: alsa, alsa:DEVICE, wav:DIR or null.
+	// The agent itself does not open it; the caller makes the audio.Sink.
+	Output string `yaml:"output"`
+	// Heartbeat is how often the retained state is republished (±10 %).
+	Heartbeat time.Duration `yaml:"heartbeat"`
+	// MinValidTime overrides DefaultMinValidTime when set.
+	MinValidTime time.Time `yaml:"min_valid_time"`
+}
+
+// DefaultConfig returns the settings used where neither the file nor a flag
+// says otherwise.
+func DefaultConfig() Config {
+	return Config{
+		Cache:      DefaultCacheDir,
+		CacheMaxMB: DefaultCacheMaxMB,
+		Output:     DefaultOutput,
+		Heartbeat:  DefaultHeartbeat,
+	}
+}
+
+// LoadConfig returns DefaultConfig overlaid with the YAML file at path.
+// Unknown keys are an error, so a typo does not silently fall back to a
+// default.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	f, err := os.Open(path)
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return cfg, fmt.Errorf("read config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// FieldError says which setting is wrong and why.
+type FieldError struct {
+	Field string // the YAML key, which is also the flag name
+	Err   error
+}
+
+// Error returns "<field>: <what is wrong and how to fix it>".
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+
+// Unwrap returns the underlying reason.
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+// Validate checks every setting and returns a *FieldError naming the first
+// one that is missing or wrong.
+func (c *Config) Validate() error {
+	if c.ID == "" {
+		return fieldErr("id", "no device id set: pass --id ID or set id: in the config file (loa device add prints it)")
+	}
+	if err := protocol.ValidName(c.ID); err != nil {
+		return &FieldError{Field: "id", Err: err}
+	}
+	if c.Site == "" {
+		return fieldErr("site", "no site set: pass --site SITE or set site: in the config file")
+	}
+	if err := protocol.ValidName(c.Site); err != nil {
+		return &FieldError{Field: "site", Err: err}
+	}
+	if c.Broker == "" {
+		return fieldErr("broker", "no broker set: pass --broker tcp://HOST:1883 or set broker: in the config file")
+	}
+	if u, err := url.Parse(c.Broker); err != nil || u.Host == "" || !brokerSchemes[u.Scheme] {
+		return fieldErr("broker", "%q is not a broker URL: use tcp://HOST:1883 (or ssl://HOST:8883, ws://HOST/PATH)", c.Broker)
+	}
+	if c.Server == "" {
+		return fieldErr("server", "no controller URL set: pass --server http://HOST:8080 or set server: in the config file")
+	}
+	if u, err := url.Parse(c.Server); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return fieldErr("server", "%q is not an http(s) URL: use http://HOST:8080", c.Server)
+	}
+	if c.Token == "" {
+		return fieldErr("token", "no device token set: pass --token SECRET or set token: in the config file (loa device add prints it)")
+	}
+	if c.Cache == "" {
+		return fieldErr("cache", "no cache folder set: pass --cache DIR or set cache: in the config file")
+	}
+	if c.CacheMaxMB <= 0 {
+		return fieldErr("cache_max_mb", "%d is not a positive number of megabytes", c.CacheMaxMB)
+	}
+	if _, err := ParseOutput(c.Output); err != nil {
+		return &FieldError{Field: "output", Err: err}
+	}
+	if c.Heartbeat < time.Second {
+		return fieldErr("heartbeat", "%v is too short: use at least 1s (default 30s)", c.Heartbeat)
+	}
+	return nil
+}
+
+var brokerSchemes = map[string]bool{"tcp": true, "mqtt": true, "ssl": true, "tls": true, "mqtts": true, "ws": true, "wss": true}
+
+// Output kinds accepted by ParseOutput.
+const (
+	OutputALSA = "alsa"
+	OutputWAV  = "wav"
+	OutputNull = "null"
+)
+
+// Output is a parsed output setting.
+type Output struct {
+	Kind string // OutputALSA, OutputWAV or OutputNull
+	Arg  string // the ALSA device (empty for the default) or the WAV folder
+}
+
+// ParseOutput reads "alsa", "alsa:DEVICE", "wav:DIR" or "null".
+func ParseOutput(s string) (Output, error) {
+	kind, arg, _ := strings.Cut(s, ":")
+	switch {
+	case kind == OutputALSA:
+		return Output{Kind: kind, Arg: arg}, nil
+	case kind == OutputWAV && arg != "":
+		return Output{Kind: kind, Arg: arg}, nil
+	case s == OutputNull:
+		return Output{Kind: kind}, nil
+	}
+	return Output{}, fmt.Errorf("output %q is not one of alsa, alsa:DEVICE, wav:DIR, null", s)
+}
+
+// minValidTime is the configured plausibility threshold.
+func (c *Config) minValidTime() time.Time {
+	if c.MinValidTime.IsZero() {
+		return DefaultMinValidTime
+	}
+	return c.MinValidTime
+}

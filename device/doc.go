@@ -1,0 +1,43 @@
+// Package device is the loudspeaker-box agent (loa-agent): it keeps an MQTT
+// session with the controller, reconciles the retained plans it follows into
+// one merged plan, downloads and decodes their media into a local cache,
+// plays each item on the box's audio.Sink when it is due, and answers back
+// with events and a retained heartbeat.
+//
+// # What it owns
+//
+//   - The MQTT session (paho, persistent, client id loa-<site>-<id>, with a
+//     retained offline will on its state topic). It subscribes to its config
+//     topic, and once it has a config to plan/all, plan/device/<id> and
+//     plan/group/<g> for each of its groups.
+//   - <cache>/state.json: the latest plan per target, the device config and
+//     the local status of every item, written by temp file, fsync and
+//     rename, so a box that boots without network still plays its plan.
+//   - <cache>/media/<sha256> (verified downloads) and <cache>/pcm/<sha256>.f32
+//     (decoded once into the sink's format), kept under cache_max_mb by
+//     evicting least recently used files no item refers to.
+//   - The play queue: one item on the output at a time, highest priority
+//     first, then earliest start, then first come.
+//
+// It does not own the sink: the caller opens it before New and closes it
+// after Run returns.
+//
+// # Concurrency
+//
+// One goroutine, the loop inside Run, makes every decision and owns all
+// plan, item, media and queue state; nothing else touches it. The others
+// only do slow work and report back over channels:
+//
+//   - paho's goroutines decode incoming messages (handleMessage) and put
+//     valid ones in an inbox that keeps the newest per topic and never
+//     blocks;
+//   - fetch workers download and decode media, one job at a time each;
+//   - the player calls Sink.Play for one item at a time;
+//   - the outbox worker performs MQTT publishes and subscriptions in order,
+//     so a slow network never stalls scheduling.
+//
+// Run starts all of them and returns only after they have ended; Close
+// cancels Run and waits for it. The Clock decides every time-driven choice,
+// so tests move time by hand; nothing is scheduled while the clock reads
+// before Config.MinValidTime (state waiting-for-time).
+package device

@@ -1,0 +1,519 @@
+package device
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/loa-commune/loa/audio"
+	"github.com/loa-commune/loa/protocol"
+)
+
+const (
+	fetchWorkers    = 2
+	fetchBackoffMin = 2 * time.Second
+	fetchBackoffMax = 5 * time.Minute
+	// minFetchRate is the slowest download the agent waits for (a weak 3G
+	// link) before giving up an attempt; a later attempt resumes with Range.
+	minFetchRate = 8 << 10 // bytes per second
+
+	partSuffix = ".part"
+	tmpSuffix  = ".tmp"
+	pcmSuffix  = ".f32"
+)
+
+// ErrMediaCorrupt means the downloaded bytes do not match the plan's size or
+// SHA-256. Nothing is kept; the download is retried.
+var ErrMediaCorrupt = errors.New("media does not match its SHA-256 or size")
+
+// mediaState is the loop's view of one media file.
+type mediaState struct {
+	ready    bool // <cache>/pcm/<sha>.f32 exists
+	fetching bool
+	broken   bool // downloaded fine but cannot be decoded: not retried
+	attempts int
+	nextTry  time.Time
+	lastErr  string
+}
+
+type fetchJob struct {
+	sha  string
+	size int64
+	base string // controller base URL
+}
+
+type fetchResult struct {
+	sha       string
+	err       error
+	permanent bool
+}
+
+func (a *Agent) mediaDir() string            { return filepath.Join(a.cfg.Cache, "media") }
+func (a *Agent) pcmDir() string              { return filepath.Join(a.cfg.Cache, "pcm") }
+func (a *Agent) mediaPath(sha string) string { return filepath.Join(a.mediaDir(), sha) }
+func (a *Agent) pcmPath(sha string) string   { return filepath.Join(a.pcmDir(), sha+pcmSuffix) }
+
+// mediaFor returns the loop's record of sha, creating it from the cache.
+func (a *Agent) mediaFor(sha string) *mediaState {
+	ms := a.media[sha]
+	if ms == nil {
+		ms = &mediaState{}
+		if _, err := os.Stat(a.pcmPath(sha)); err == nil {
+			ms.ready = true
+		}
+		a.media[sha] = ms
+	}
+	return ms
+}
+
+// mediaProblem says why sha is not ready, for a missed item's reason.
+func (a *Agent) mediaProblem(sha string) string {
+	ms := a.mediaFor(sha)
+	switch {
+	case ms.lastErr != "" && ms.fetching:
+		return ms.lastErr + " (retrying)"
+	case ms.lastErr != "":
+		return ms.lastErr
+	case ms.fetching:
+		return "download still in progress"
+	}
+	return "download not started"
+}
+
+// mediaBase is where media is downloaded from: the device config's media URL
+// if it has a usable one, else the configured controller.
+func (a *Agent) mediaBase() string {
+	if a.config != nil && usableMediaURL(a.config.Config.MediaURL) {
+		return a.config.Config.MediaURL
+	}
+	return a.cfg.Server
+}
+
+// usableMediaURL reports whether s is an http(s) URL with a host.
+func usableMediaURL(s string) bool {
+	u, err := url.Parse(s)
+	return s != "" && err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// dispatchFetches hands media that waiting items need to idle fetch workers,
+// most urgent first, and notes when the next retry is due.
+func (a *Agent) dispatchFetches(now time.Time, plausible bool) {
+	type want struct {
+		sha   string
+		size  int64
+		prio  protocol.Priority
+		start time.Time
+	}
+	wants := map[string]*want{}
+	for id, it := range a.live {
+		rec := a.items[id]
+		if rec == nil || rec.Status != protocol.EventReceived || (plausible && now.After(it.Expires)) {
+			continue
+		}
+		ms := a.mediaFor(it.Media.SHA256)
+		if ms.ready || ms.fetching || ms.broken {
+			continue
+		}
+		w := wants[it.Media.SHA256]
+		if w == nil {
+			w = &want{sha: it.Media.SHA256, size: it.Media.Size, prio: it.Priority, start: it.Start}
+			wants[w.sha] = w
+		}
+		if it.Priority > w.prio || (it.Priority == w.prio && it.Start.Before(w.start)) {
+			w.prio, w.start = it.Priority, it.Start
+		}
+	}
+	order := make([]*want, 0, len(wants))
+	for _, w := range wants {
+		order = append(order, w)
+	}
+	slices.SortFunc(order, func(x, y *want) int {
+		return cmp.Or(-cmp.Compare(x.prio, y.prio), x.start.Compare(y.start), strings.Compare(x.sha, y.sha))
+	})
+	a.retryAt = time.Time{}
+	base := a.mediaBase()
+	for _, w := range order {
+		ms := a.media[w.sha]
+		if ms.nextTry.After(now) {
+			if a.retryAt.IsZero() || ms.nextTry.Before(a.retryAt) {
+				a.retryAt = ms.nextTry
+			}
+			continue
+		}
+		if a.inflight >= fetchWorkers {
+			continue
+		}
+		ms.fetching = true
+		a.inflight++
+		a.fetchReq <- fetchJob{sha: w.sha, size: w.size, base: base}
+	}
+}
+
+// onFetched takes a fetch worker's result.
+func (a *Agent) onFetched(r fetchResult) {
+	a.inflight--
+	ms := a.mediaFor(r.sha)
+	ms.fetching = false
+	now := a.clock.Now()
+	switch {
+	case r.err == nil:
+		ms.ready, ms.attempts, ms.lastErr, ms.nextTry = true, 0, "", time.Time{}
+		a.log.Info("media ready", keySHA, r.sha)
+	case r.permanent:
+		ms.broken, ms.lastErr = true, r.err.Error()
+		a.log.Error("media cannot be played", keySHA, r.sha, keyErr, r.err)
+	default:
+		ms.attempts++
+		ms.lastErr = r.err.Error()
+		ms.nextTry = now.Add(backoff(ms.attempts))
+		a.log.Warn("media download failed; will retry", keySHA, r.sha, keyTry, ms.attempts, "retry_at", ms.nextTry, keyErr, r.err)
+	}
+	for id, it := range a.live {
+		if it.Media.SHA256 == r.sha {
+			a.updateReadiness(it, a.items[id])
+		}
+	}
+	if r.err == nil {
+		a.evictCache()
+	}
+}
+
+// backoff is the wait before retry n (1, 2, ...): doubling from
+// fetchBackoffMin up to fetchBackoffMax, with ±20 % jitter.
+func backoff(n int) time.Duration {
+	d := fetchBackoffMin
+	for i := 1; i < n && d < fetchBackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, fetchBackoffMax)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// runFetcher downloads and decodes media until ctx is done.
+func (a *Agent) runFetcher(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-a.fetchReq:
+			perm, err := a.fetch(ctx, j)
+			select {
+			case a.fetchRes <- fetchResult{sha: j.sha, err: err, permanent: perm}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// fetch makes <cache>/pcm/<sha>.f32, downloading <cache>/media/<sha> first
+// if needed. permanent is true when retrying cannot help.
+func (a *Agent) fetch(ctx context.Context, j fetchJob) (permanent bool, err error) {
+	if _, err := os.Stat(a.mediaPath(j.sha)); err != nil {
+		if err := a.download(ctx, j); err != nil {
+			return false, fmt.Errorf("fetch media %s: %w", j.sha, err)
+		}
+	}
+	return a.decode(ctx, j.sha)
+}
+
+// download fetches the media into <cache>/media/<sha>, resuming a partial
+// earlier attempt with Range, and renames it into place only once its size
+// and SHA-256 are right.
+func (a *Agent) download(ctx context.Context, j fetchJob) error {
+	final := a.mediaPath(j.sha)
+	part := final + partSuffix
+	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
+	have, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return err
+	}
+	if have > j.size {
+		if err := restart(f); err != nil {
+			return err
+		}
+		have = 0
+	}
+	if have < j.size {
+		if err := a.getMedia(ctx, j, f, have); err != nil {
+			return err
+		}
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); n != j.size || got != j.sha {
+		f.Close()
+		f = nil
+		os.Remove(part)
+		return fmt.Errorf("%w: got %d bytes with sha256 %s, want %d bytes", ErrMediaCorrupt, n, got, j.size)
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		f = nil
+		return err
+	}
+	f = nil
+	if err := os.Rename(part, final); err != nil {
+		return err
+	}
+	return syncDir(a.mediaDir())
+}
+
+// restart empties a partial download.
+func restart(f *os.File) error {
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	_, err := f.Seek(0, io.SeekStart)
+	return err
+}
+
+// getMedia GETs the media from offset have into f (positioned at its end).
+func (a *Agent) getMedia(ctx context.Context, j fetchJob, f *os.File, have int64) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute+time.Duration(j.size/minFetchRate)*time.Second)
+	defer cancel()
+	u := strings.TrimRight(j.base, "/") + "/v1/media/" + j.sha
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth(a.cfg.ID, a.cfg.Token)
+	if have > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", have))
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		if err := restart(f); err != nil {
+			return err
+		}
+		have = 0
+	case http.StatusPartialContent:
+		if !strings.HasPrefix(resp.Header.Get("Content-Range"), fmt.Sprintf("bytes %d-", have)) {
+			restart(f)
+			return fmt.Errorf("GET %s: unexpected Content-Range %q", u, resp.Header.Get("Content-Range"))
+		}
+	case http.StatusRequestedRangeNotSatisfiable:
+		restart(f)
+		return fmt.Errorf("GET %s: %s", u, resp.Status)
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Errorf("GET %s: %s: check the device id and token", u, resp.Status)
+	default:
+		return fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	n, err := io.Copy(f, io.LimitReader(resp.Body, j.size-have+1))
+	if have+n > j.size {
+		restart(f)
+		return fmt.Errorf("%w: server sent more than %d bytes", ErrMediaCorrupt, j.size)
+	}
+	if err != nil {
+		return fmt.Errorf("GET %s: after %d bytes: %w", u, have+n, err)
+	}
+	if have+n < j.size {
+		return fmt.Errorf("GET %s: body ended after %d of %d bytes", u, have+n, j.size)
+	}
+	return nil
+}
+
+// decode transcodes the media once into the sink's format as
+// <cache>/pcm/<sha>.f32.
+func (a *Agent) decode(ctx context.Context, sha string) (permanent bool, err error) {
+	src, err := os.Open(a.mediaPath(sha))
+	if err != nil {
+		return false, fmt.Errorf("decode media %s: %w", sha, err)
+	}
+	defer src.Close()
+	final := a.pcmPath(sha)
+	tmp := final + tmpSuffix
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return false, fmt.Errorf("decode media %s: %w", sha, err)
+	}
+	ew := &errWriter{ctx: ctx, w: out}
+	bw := bufio.NewWriterSize(ew, 64<<10)
+	_, err = audio.Transcode(src, a.format, bw)
+	// A file that does not decode will not decode next time either; a
+	// failing write (disk full, shutting down) may pass.
+	permanent = err != nil && ew.err == nil
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, final)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return permanent, fmt.Errorf("decode media %s: %w", sha, err)
+	}
+	if err := syncDir(a.pcmDir()); err != nil {
+		return false, fmt.Errorf("decode media %s: %w", sha, err)
+	}
+	return false, nil
+}
+
+// errWriter remembers the first write error, to tell I/O trouble from a bad
+// file, and stops the decoder when ctx is done.
+type errWriter struct {
+	ctx context.Context
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if err := e.ctx.Err(); err != nil {
+		e.err = err
+		return 0, err
+	}
+	n, err := e.w.Write(p)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
+// cacheEntry is the files of one media id in the cache.
+type cacheEntry struct {
+	sha   string
+	files []string
+	bytes int64
+	used  time.Time
+}
+
+// scanCache lists the cache's files by media id.
+func (a *Agent) scanCache() map[string]*cacheEntry {
+	out := map[string]*cacheEntry{}
+	for _, dir := range []string{a.mediaDir(), a.pcmDir()} {
+		des, err := os.ReadDir(dir)
+		if err != nil {
+			a.log.Warn("scan cache", keyErr, err)
+			continue
+		}
+		for _, de := range des {
+			name := de.Name()
+			sha := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, tmpSuffix), partSuffix), pcmSuffix)
+			info, err := de.Info()
+			if err != nil || !info.Mode().IsRegular() || protocol.ValidSHA256(sha) != nil {
+				continue
+			}
+			e := out[sha]
+			if e == nil {
+				e = &cacheEntry{sha: sha}
+				out[sha] = e
+			}
+			e.files = append(e.files, filepath.Join(dir, name))
+			e.bytes += info.Size()
+			e.used = later(e.used, info.ModTime())
+		}
+	}
+	return out
+}
+
+// evictCache removes the least recently used media that no item of the
+// merged plan refers to until the cache fits cache_max_mb.
+func (a *Agent) evictCache() {
+	inUse := map[string]bool{}
+	for _, it := range a.live {
+		inUse[it.Media.SHA256] = true
+	}
+	for sha, ms := range a.media {
+		if ms.fetching {
+			inUse[sha] = true
+		} else if !inUse[sha] {
+			delete(a.media, sha) // forget what no item needs; the cache on disk says the rest
+		}
+	}
+	entries := a.scanCache()
+	var total int64
+	for _, e := range entries {
+		total += e.bytes
+	}
+	limit := int64(a.cfg.CacheMaxMB) << 20
+	if total > limit {
+		var victims []*cacheEntry
+		for _, e := range entries {
+			if !inUse[e.sha] {
+				victims = append(victims, e)
+			}
+		}
+		slices.SortFunc(victims, func(x, y *cacheEntry) int { return x.used.Compare(y.used) })
+		for _, e := range victims {
+			if total <= limit {
+				break
+			}
+			for _, f := range e.files {
+				if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+					a.log.Warn("evict from cache", "file", f, keyErr, err)
+				}
+			}
+			total -= e.bytes
+			a.log.Info("evicted from cache", keySHA, e.sha, keyBytes, e.bytes)
+		}
+		if total > limit {
+			a.log.Warn("cache is over its limit with media the plan still needs", keyBytes, total, "limit", limit)
+		}
+	}
+	a.cacheBytes = total
+}
+
+// cleanCache removes what an interrupted run left behind, before any worker
+// runs. Partial downloads stay, to be resumed.
+func (a *Agent) cleanCache() {
+	des, _ := os.ReadDir(a.pcmDir())
+	for _, de := range des {
+		if strings.HasSuffix(de.Name(), tmpSuffix) {
+			os.Remove(filepath.Join(a.pcmDir(), de.Name()))
+		}
+	}
+	os.Remove(a.statePath + tmpSuffix)
+	for _, e := range a.scanCache() {
+		a.cacheBytes += e.bytes
+	}
+}
+
+// clearPCM removes every decoded file (the output format changed).
+func (a *Agent) clearPCM() {
+	des, _ := os.ReadDir(a.pcmDir())
+	for _, de := range des {
+		os.Remove(filepath.Join(a.pcmDir(), de.Name()))
+	}
+	clear(a.media)
+}

@@ -1,0 +1,354 @@
+package device
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/loa-commune/loa/protocol"
+)
+
+// MQTT session settings.
+const (
+	mqttKeepAlive        = 30 * time.Second
+	mqttConnectTimeout   = 20 * time.Second
+	mqttRetryInterval    = 5 * time.Second
+	mqttMaxReconnectWait = 2 * time.Minute
+	mqttOpTimeout        = 20 * time.Second
+	mqttReconnectJitter  = 2 * time.Second
+	qosAtLeastOnce       = 1
+)
+
+// newMQTTOptions builds the paho options of the box's persistent session.
+func (a *Agent) newMQTTOptions(will []byte) *mqtt.ClientOptions {
+	o := mqtt.NewClientOptions()
+	o.AddBroker(a.cfg.Broker)
+	o.SetClientID("loa-" + a.cfg.Site + "-" + a.cfg.ID)
+	o.SetUsername(a.cfg.ID)
+	o.SetPassword(a.cfg.Token)
+	o.SetCleanSession(false) // the broker keeps our subscriptions and queued QoS 1 messages
+	o.SetAutoReconnect(true)
+	o.SetConnectRetry(true) // Connect keeps trying; QoS 1 publishes queue meanwhile
+	o.SetConnectRetryInterval(mqttRetryInterval)
+	o.SetMaxReconnectInterval(mqttMaxReconnectWait)
+	o.SetConnectTimeout(mqttConnectTimeout)
+	o.SetKeepAlive(mqttKeepAlive)
+	o.SetWriteTimeout(mqttOpTimeout)
+	o.SetOrderMatters(true) // our handler never blocks, so ordered delivery is safe
+	o.SetBinaryWill(a.topics.DeviceState(a.cfg.ID), will, qosAtLeastOnce, true)
+	// With a persistent session the broker may deliver before we subscribe again.
+	o.SetDefaultPublishHandler(a.onMQTTMessage)
+	o.SetOnConnectHandler(func(mqtt.Client) {
+		a.log.Info("connected to broker", keyBroker, a.cfg.Broker)
+		signal(a.connected)
+	})
+	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+		a.log.Warn("lost broker connection; reconnecting", keyBroker, a.cfg.Broker, keyErr, err)
+	})
+	o.SetReconnectingHandler(func(mqtt.Client, *mqtt.ClientOptions) {
+		// paho's backoff is the same on every box; a random extra wait
+		// keeps a village of boxes from reconnecting in step when the
+		// controller comes back.
+		d := rand.N(mqttReconnectJitter)
+		a.log.Debug("reconnecting to broker", keyBroker, a.cfg.Broker, "jitter", d)
+		time.Sleep(d)
+	})
+	return o
+}
+
+// signal wakes whoever waits on c without ever blocking.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) onMQTTMessage(_ mqtt.Client, m mqtt.Message) {
+	a.handleMessage(m.Topic(), m.Payload())
+}
+
+// inMsg is a decoded, valid message waiting for the loop.
+type inMsg struct {
+	topic  string
+	kind   protocol.TopicKind
+	arg    string // group name for plan/group
+	env    protocol.Envelope
+	plan   *protocol.Plan
+	config *protocol.DeviceConfig
+}
+
+// handleMessage decodes one MQTT message and queues it for the loop. It runs
+// on paho's goroutine, so it never blocks and never touches loop state;
+// whatever does not decode is logged and dropped.
+func (a *Agent) handleMessage(topic string, payload []byte) {
+	log := a.log.With(keyTopic, topic)
+	kind, arg, err := a.topics.Parse(topic)
+	if err != nil {
+		log.Warn("ignoring message on unknown topic", keyErr, err)
+		return
+	}
+	m := inMsg{topic: topic, kind: kind, arg: arg}
+	switch kind {
+	case protocol.TopicPlanAll, protocol.TopicPlanGroup, protocol.TopicPlanDevice:
+		if kind == protocol.TopicPlanDevice && arg != a.cfg.ID {
+			log.Warn("ignoring plan for another device")
+			return
+		}
+		var p protocol.Plan
+		env, err := protocol.Decode(payload, a.cfg.Site, protocol.KindPlan, &p)
+		if err != nil {
+			log.Warn("ignoring plan", keyErr, err, keyBytes, len(payload))
+			return
+		}
+		if want := planTarget(kind, arg, a.cfg.ID); p.Target != want {
+			log.Warn("ignoring plan whose target does not match its topic", "target", p.Target, "want", want)
+			return
+		}
+		m.env, m.plan = env, &p
+	case protocol.TopicDeviceConfig:
+		if arg != a.cfg.ID {
+			log.Warn("ignoring config for another device")
+			return
+		}
+		var c protocol.DeviceConfig
+		env, err := protocol.Decode(payload, a.cfg.Site, protocol.KindConfig, &c)
+		if err != nil {
+			log.Warn("ignoring device config", keyErr, err, keyBytes, len(payload))
+			return
+		}
+		m.env, m.config = env, &c
+	default:
+		log.Warn("ignoring message on a topic the agent does not read")
+		return
+	}
+	a.inbox.put(m)
+}
+
+// planTarget is the Plan.Target a plan on this topic must carry.
+func planTarget(kind protocol.TopicKind, arg, id string) string {
+	switch kind {
+	case protocol.TopicPlanGroup:
+		return "group/" + arg
+	case protocol.TopicPlanDevice:
+		return "device/" + id
+	}
+	return "all"
+}
+
+// inbox hands decoded messages from paho's goroutine to the loop. It keeps
+// the newest message per topic only (plans and configs are whole states), so
+// it is bounded by the number of topics and never blocks the sender.
+type inbox struct {
+	mu      sync.Mutex
+	pending map[string]inMsg
+	order   []string
+	ready   chan struct{} // signalled when pending becomes non-empty
+}
+
+func newInbox() *inbox {
+	return &inbox{pending: map[string]inMsg{}, ready: make(chan struct{}, 1)}
+}
+
+func (b *inbox) put(m inMsg) {
+	b.mu.Lock()
+	old, ok := b.pending[m.topic]
+	switch {
+	case !ok:
+		b.order = append(b.order, m.topic)
+		b.pending[m.topic] = m
+	case m.newerThan(old):
+		b.pending[m.topic] = m
+	}
+	b.mu.Unlock()
+	signal(b.ready)
+}
+
+// newerThan orders two messages of the same topic.
+func (m inMsg) newerThan(o inMsg) bool {
+	if m.plan != nil && o.plan != nil {
+		h := heldPlan{Seq: o.env.Seq, Plan: protocol.Plan{Generated: o.plan.Generated}}
+		return h.olderThan(m.plan.Generated, m.env.Seq)
+	}
+	if m.config != nil && o.config != nil {
+		h := heldConfig{Issued: o.env.Issued, Seq: o.env.Seq}
+		return h.olderThan(m.env.Issued, m.env.Seq)
+	}
+	return true
+}
+
+// take returns what is pending, configs first (a plan for a group the box
+// just joined must find the new config in place), then in arrival order.
+func (b *inbox) take() []inMsg {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]inMsg, 0, len(b.order))
+	for _, t := range b.order {
+		out = append(out, b.pending[t])
+	}
+	clear(b.pending)
+	b.order = b.order[:0]
+	slices.SortStableFunc(out, func(x, y inMsg) int {
+		switch {
+		case x.config != nil && y.config == nil:
+			return -1
+		case x.config == nil && y.config != nil:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// opKind is what an outbox operation does.
+type opKind int
+
+const (
+	opPublish opKind = iota
+	opSubscribe
+	opUnsubscribe
+)
+
+// op is one MQTT operation the loop asked for.
+type op struct {
+	kind     opKind
+	topics   []string
+	payload  []byte
+	retained bool
+	wait     bool // wait for the broker's acknowledgement (used for the final offline state)
+}
+
+// outbox serialises the loop's MQTT operations onto one goroutine, so a slow
+// network never stalls scheduling. It is unbounded in memory; a disk outbox
+// that survives restarts comes later.
+type outbox struct {
+	mu     sync.Mutex
+	ops    []op
+	closed bool
+	wake   chan struct{}
+}
+
+func newOutbox() *outbox { return &outbox{wake: make(chan struct{}, 1)} }
+
+func (o *outbox) push(x op) {
+	o.mu.Lock()
+	if !o.closed {
+		o.ops = append(o.ops, x)
+	}
+	o.mu.Unlock()
+	signal(o.wake)
+}
+
+// close lets the worker finish what is queued and stop.
+func (o *outbox) close() {
+	o.mu.Lock()
+	o.closed = true
+	o.mu.Unlock()
+	signal(o.wake)
+}
+
+// next returns the queued operations, or done once closed and drained.
+func (o *outbox) next() (ops []op, done bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	ops, o.ops = o.ops, nil
+	return ops, len(ops) == 0 && o.closed
+}
+
+// len is how many operations wait.
+func (o *outbox) len() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.ops)
+}
+
+// runOutbox executes queued operations until the outbox is closed and
+// drained, or ctx is done.
+func (a *Agent) runOutbox(ctx context.Context) {
+	for {
+		ops, done := a.out.next()
+		if done {
+			return
+		}
+		for _, x := range ops {
+			if ctx.Err() != nil {
+				return
+			}
+			a.execOp(ctx, x)
+		}
+		if len(ops) > 0 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.out.wake:
+		}
+	}
+}
+
+func (a *Agent) execOp(ctx context.Context, x op) {
+	var tok mqtt.Token
+	switch x.kind {
+	case opPublish:
+		tok = a.client.Publish(x.topics[0], qosAtLeastOnce, x.retained, x.payload)
+		if !x.wait {
+			// QoS 1: paho keeps it in its store and resends it after a
+			// reconnect; waiting here would stall everything behind it while
+			// the box is offline. Report only immediate failures.
+			select {
+			case <-tok.Done():
+				if err := tok.Error(); err != nil {
+					a.log.Warn("publish failed", keyTopic, x.topics[0], keyErr, err)
+				}
+			default:
+			}
+			return
+		}
+	case opSubscribe:
+		filters := make(map[string]byte, len(x.topics))
+		for _, t := range x.topics {
+			filters[t] = qosAtLeastOnce
+		}
+		tok = a.client.SubscribeMultiple(filters, a.onMQTTMessage)
+	case opUnsubscribe:
+		tok = a.client.Unsubscribe(x.topics...)
+	}
+	if err := waitToken(ctx, tok); err != nil {
+		a.log.Warn("mqtt operation failed", "op", x.kind.String(), keyTopic, x.topics, keyErr, err)
+		if x.kind == opSubscribe {
+			signal(a.subFailed)
+		}
+	}
+}
+
+func (k opKind) String() string {
+	switch k {
+	case opPublish:
+		return "publish"
+	case opSubscribe:
+		return "subscribe"
+	}
+	return "unsubscribe"
+}
+
+var errOpTimeout = errors.New("no answer from the broker in time")
+
+// waitToken waits for tok up to mqttOpTimeout or ctx.
+func waitToken(ctx context.Context, tok mqtt.Token) error {
+	t := time.NewTimer(mqttOpTimeout)
+	defer t.Stop()
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return errOpTimeout
+	}
+}

@@ -1,0 +1,243 @@
+package device
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/loa-commune/loa/protocol"
+)
+
+// applyInbox applies every message waiting in the inbox.
+func (a *Agent) applyInbox() {
+	for _, m := range a.inbox.take() {
+		if m.config != nil {
+			a.applyConfig(m)
+		} else {
+			a.applyPlan(m)
+		}
+	}
+}
+
+// applyConfig takes a new device config: groups (and so plan
+// subscriptions), volumes and the media URL.
+func (a *Agent) applyConfig(m inMsg) {
+	if !a.config.olderThan(m.env.Issued, m.env.Seq) {
+		a.log.Debug("ignoring device config not newer than the one held", "issued", m.env.Issued, "seq", m.env.Seq)
+		return
+	}
+	a.config = &heldConfig{Issued: m.env.Issued, Seq: m.env.Seq, Config: *m.config}
+	a.dirty = true
+	for target := range a.plans {
+		if g, ok := strings.CutPrefix(target, "group/"); ok && !slices.Contains(m.config.Groups, g) {
+			a.log.Info("left group; dropping its plan", "group", g)
+			delete(a.plans, target)
+		}
+	}
+	a.log.Info("device config", "groups", m.config.Groups, "volume", m.config.Volume, "emergency_volume", m.config.EmergencyVolume)
+	if u := m.config.MediaURL; u != "" && !usableMediaURL(u) {
+		a.log.Warn("ignoring unusable media_url from the device config; using the configured server", keyURL, u)
+	}
+	a.syncSubs()
+	a.reconcile()
+}
+
+// applyPlan takes the plan of one target if it is newer than the one held.
+func (a *Agent) applyPlan(m inMsg) {
+	target := m.plan.Target
+	if m.kind == protocol.TopicPlanGroup && !a.inGroup(m.arg) {
+		a.log.Info("ignoring plan of a group this box is not in", keyTarget, target)
+		return
+	}
+	held := a.plans[target]
+	if !held.olderThan(m.plan.Generated, m.env.Seq) {
+		a.log.Debug("ignoring plan not newer than the one held", keyTarget, target, "generated", m.plan.Generated, "seq", m.env.Seq)
+		return
+	}
+	a.plans[target] = &heldPlan{Issued: m.env.Issued, Seq: m.env.Seq, Plan: *m.plan}
+	a.dirty = true
+	a.log.Info("plan", keyTarget, target, "items", len(m.plan.Items), "generated", m.plan.Generated)
+	a.reconcile()
+}
+
+func (a *Agent) inGroup(g string) bool {
+	return a.config != nil && slices.Contains(a.config.Config.Groups, g)
+}
+
+// targetRank orders targets from the least to the most specific; a more
+// specific target's version of an item wins in the merged plan.
+func targetRank(t string) int {
+	switch {
+	case t == "all":
+		return 0
+	case strings.HasPrefix(t, "group/"):
+		return 1
+	}
+	return 2
+}
+
+// merge is the union by id of the held plans' items.
+func (a *Agent) merge() map[string]protocol.PlanItem {
+	targets := make([]string, 0, len(a.plans))
+	for t := range a.plans {
+		targets = append(targets, t)
+	}
+	slices.SortFunc(targets, func(x, y string) int {
+		return cmp.Or(cmp.Compare(targetRank(x), targetRank(y)), strings.Compare(x, y))
+	})
+	out := map[string]protocol.PlanItem{}
+	for _, t := range targets {
+		for _, it := range a.plans[t].Plan.Items {
+			out[it.ID] = it
+		}
+	}
+	return out
+}
+
+// reconcile brings the item records in line with the merged plan: new items
+// are received (and fetched), items that left it before finishing are
+// cancelled. Re-applying the same plans raises no event.
+func (a *Agent) reconcile() {
+	now := a.clock.Now()
+	plausible := a.plausible(now)
+	merged := a.merge()
+
+	fresh := make([]protocol.PlanItem, 0)
+	for id, it := range merged {
+		rec, known := a.items[id]
+		prev, had := a.live[id]
+		a.live[id] = it
+		if !known {
+			fresh = append(fresh, it)
+			continue
+		}
+		if !rec.Until.IsZero() {
+			rec.Until = time.Time{} // back in a plan
+			a.dirty = true
+		}
+		if rec.Status.Final() {
+			continue
+		}
+		if had && prev.Media.SHA256 != it.Media.SHA256 && rec.Status == protocol.EventReady {
+			rec.Status = protocol.EventReceived // new media: fetch it before playing
+			a.dirty = true
+		}
+		a.updateReadiness(it, rec)
+	}
+	// First come, first played: number new items by start, then id.
+	slices.SortFunc(fresh, func(x, y protocol.PlanItem) int {
+		return cmp.Or(x.Start.Compare(y.Start), strings.Compare(x.ID, y.ID))
+	})
+	for _, it := range fresh {
+		a.arrival++
+		rec := &itemRecord{Arrival: a.arrival}
+		a.items[it.ID] = rec
+		a.setStatus(it, rec, protocol.EventReceived, "")
+		if plausible && now.After(it.Expires) {
+			a.setStatus(it, rec, protocol.EventExpired, "expired before the plan reached the box")
+			continue
+		}
+		a.updateReadiness(it, rec)
+	}
+
+	for id, rec := range a.items {
+		if _, ok := merged[id]; ok {
+			continue
+		}
+		it, had := a.live[id]
+		delete(a.live, id)
+		if !had {
+			it = protocol.PlanItem{ID: id}
+		}
+		if !rec.Status.Final() {
+			if a.queue.playing(id) {
+				a.queue.stop()
+			}
+			a.setStatus(it, rec, protocol.EventCancelled, "removed from the plan")
+		}
+		if rec.Until.IsZero() {
+			rec.Until = later(now, it.Expires).Add(tombstoneKeep)
+			a.dirty = true
+		}
+	}
+	a.evictCache()
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// pruneTombstones forgets finished items that left the plan long ago.
+func (a *Agent) pruneTombstones(now time.Time) {
+	for id, rec := range a.items {
+		if !rec.Until.IsZero() && now.After(rec.Until) {
+			delete(a.items, id)
+			a.dirty = true
+		}
+	}
+}
+
+// updateReadiness moves a received item to ready when its media is decoded,
+// or to failed when its media cannot be decoded; it starts nothing itself.
+func (a *Agent) updateReadiness(it protocol.PlanItem, rec *itemRecord) {
+	if rec.Status != protocol.EventReceived && rec.Status != protocol.EventReady {
+		return
+	}
+	ms := a.mediaFor(it.Media.SHA256)
+	switch {
+	case ms.ready && rec.Status == protocol.EventReceived:
+		a.setStatus(it, rec, protocol.EventReady, "")
+	case !ms.ready && rec.Status == protocol.EventReady:
+		rec.Status = protocol.EventReceived // the decoded file went missing: fetch again
+		a.dirty = true
+	}
+	if ms.broken && rec.Status == protocol.EventReceived {
+		a.setStatus(it, rec, protocol.EventFailed, "media cannot be played: "+ms.lastErr)
+	}
+}
+
+// setStatus records and reports what happened to an item.
+func (a *Agent) setStatus(it protocol.PlanItem, rec *itemRecord, t protocol.EventType, reason string) {
+	now := a.clock.Now()
+	rec.Status, rec.Reason, rec.Updated = t, reason, now.UTC()
+	a.dirty = true
+	log := a.log.With(keyItem, it.ID, keyEvent, string(t))
+	if reason != "" {
+		log = log.With(keyReason, reason)
+	}
+	switch t {
+	case protocol.EventFailed, protocol.EventMissed:
+		log.Warn("item " + string(t))
+	default:
+		log.Info("item " + string(t))
+	}
+	a.emit(protocol.Event{Item: it.ID, Announcement: it.Announcement, Type: t, At: now.UTC(), Reason: reason})
+}
+
+// emit queues an answer-back event (QoS 1, not retained).
+func (a *Agent) emit(ev protocol.Event) {
+	b, err := protocol.Encode(protocol.KindEvent, a.cfg.Site, a.nextSeq(), ev.At, ev)
+	if err != nil {
+		a.log.Error("encode event", keyItem, ev.Item, keyErr, err)
+		return
+	}
+	a.out.push(op{kind: opPublish, topics: []string{a.topics.DeviceEvents(a.cfg.ID)}, payload: b})
+}
+
+// sortTopics puts first at the front and sorts the rest, so the config is
+// subscribed (and its retained message delivered) before the plans.
+func sortTopics(ts []string, first string) {
+	slices.SortFunc(ts, func(x, y string) int {
+		switch {
+		case x == first:
+			return -1
+		case y == first:
+			return 1
+		}
+		return strings.Compare(x, y)
+	})
+}

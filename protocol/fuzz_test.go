@@ -1,0 +1,124 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// fuzzDecode checks that Decode never panics on data and that whatever it
+// accepts survives a re-encode and a second decode unchanged.
+func fuzzDecode[T any](t *testing.T, data []byte, kind Kind) {
+	v := new(T)
+	env, err := Decode(data, testSite, kind, v)
+	if err != nil {
+		return
+	}
+	again, err := Encode(kind, testSite, env.Seq, env.Issued, v)
+	if err != nil {
+		t.Fatalf("an accepted %s does not re-encode: %v\ninput %q", kind, err, data)
+	}
+	w := new(T)
+	env2, err := Decode(again, testSite, kind, w)
+	if err != nil {
+		t.Fatalf("a re-encoded %s is refused: %v\ninput %q\nre-encoded %q", kind, err, data, again)
+	}
+	if env2.Seq != env.Seq || !env2.Issued.Equal(env.Issued) {
+		t.Fatalf("envelope changed: %+v → %+v", env, env2)
+	}
+	// Times decoded from different offsets are equal instants but not
+	// DeepEqual, so compare what goes on the wire.
+	b1, err1 := json.Marshal(v)
+	b2, err2 := json.Marshal(w)
+	if err1 != nil || err2 != nil || !bytes.Equal(b1, b2) {
+		t.Fatalf("%s changed in a round trip:\n first %s (%v)\nsecond %s (%v)", kind, b1, err1, b2, err2)
+	}
+	if !reflect.DeepEqual(normalize(t, v), normalize(t, w)) {
+		t.Fatalf("%s changed in a round trip: %+v → %+v", kind, v, w)
+	}
+}
+
+// normalize maps a value to its generic JSON form.
+func normalize(t *testing.T, v any) any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func seed(f *testing.F, kind Kind, body any) {
+	data, err := Encode(kind, testSite, 3, t0, body)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
+}
+
+func FuzzDecodePlan(f *testing.F) {
+	seed(f, KindPlan, validPlan())
+	seed(f, KindPlan, &Plan{Target: "all", Generated: t0, Items: []PlanItem{}})
+	it := validItem("e-1")
+	it.Priority, it.Tone, it.Volume, it.Status = Emergency, "siren", nil, StatusTest
+	seed(f, KindPlan, &Plan{Target: "device/loa-1", Generated: t0, Items: []PlanItem{it}})
+	f.Add([]byte(`{"v":1,"kind":"plan","site":"xa-an-binh","issued":"2026-03-01T23:00:00+07:00","seq":1,"body":{"target":"all","items":null}}`))
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzDecode[Plan](t, data, KindPlan) })
+}
+
+func FuzzDecodeState(f *testing.F) {
+	seed(f, KindState, validState())
+	seed(f, KindState, &State{Online: false, State: StateOffline})
+	seed(f, KindState, &State{Online: true, State: StateError, Error: "no sound card"})
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzDecode[State](t, data, KindState) })
+}
+
+func FuzzDecodeEvent(f *testing.F) {
+	seed(f, KindEvent, validEvent())
+	seed(f, KindEvent, &Event{Item: "a-1", Type: EventPreempted, At: t0, Reason: "emergency e-1"})
+	f.Add([]byte(`{"v":1,"kind":"event","site":"xa-an-binh","issued":"2026-03-01T23:00:00Z","seq":1,"body":{"item":"x","type":"played","at":"2026-03-01T23:00:00.5-01:30"}}`))
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzDecode[Event](t, data, KindEvent) })
+}
+
+func FuzzDecodeConfig(f *testing.F) {
+	seed(f, KindConfig, validConfig())
+	seed(f, KindConfig, &DeviceConfig{Groups: []string{}, Volume: 0, EmergencyVolume: 100})
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzDecode[DeviceConfig](t, data, KindConfig) })
+}
+
+func FuzzDecodeTime(f *testing.F) {
+	seed(f, KindTimeRequest, &TimeRequest{ID: 1, Sent: t0.Add(time.Millisecond)})
+	// An issue time that is in range as written but not in UTC.
+	f.Add([]byte(`{"v":1,"kind":"time_req","site":"xa-an-binh","issued":"0000-01-01T00:00:00+01:00","seq":1,"body":{"id":1,"sent":"0000-01-01T00:00:00+01:00"}}`))
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzDecode[TimeRequest](t, data, KindTimeRequest) })
+}
+
+func FuzzParseTopic(f *testing.F) {
+	tp := NewTopics(testSite)
+	for _, s := range []string{
+		tp.PlanAll(), tp.PlanGroup("thon-1"), tp.PlanDevice("loa-1"), tp.DeviceConfig("loa-1"),
+		tp.DeviceState("loa-1"), tp.DeviceEvents("loa-1"), tp.TimeRequest("loa-1"), tp.TimeResponse("loa-1"),
+		tp.Trigger("rain"), tp.AllDeviceStates(), "loa/other/plan/all", "loa/xa-an-binh/plan/group/..",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, topic string) {
+		kind, arg, err := tp.Parse(topic)
+		if err != nil {
+			return
+		}
+		if kind != TopicPlanAll {
+			if err := ValidName(arg); err != nil {
+				t.Fatalf("Parse(%q) accepted argument %q: %v", topic, arg, err)
+			}
+		}
+		if got := build(tp, kind, arg); got != topic {
+			t.Fatalf("Parse(%q) = %q, %q, which builds %q", topic, kind, arg, got)
+		}
+	})
+}

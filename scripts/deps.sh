@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs (as root) or names (otherwise) the Debian packages Loa needs.
+#   scripts/deps.sh build   what building loa-agent needs (ALSA headers)
+#   scripts/deps.sh test    what the tests need: real audio, a real broker, TTS
+set -euo pipefail
+build=(libasound2-dev pkg-config)
+test=("${build[@]}" alsa-utils libasound2-plugins pulseaudio pulseaudio-utils mosquitto espeak-ng sox lame ffmpeg)
+case "${1:-build}" in
+  build) want=("${build[@]}") ;;
+  test) want=("${test[@]}") ;;
+  *) echo "usage: $0 build|test" >&2; exit 2 ;;
+esac
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "Loa needs these Debian packages: ${missing[*]}" >&2
+  echo "Install them with: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+  exit 1
+fi
+echo "Installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,294 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/loa-commune/loa/protocol"
+)
+
+// item is a plan item id as the scheduler makes them: <rule>-<unix start>.
+func item(rule string, start time.Time) string {
+	return rule + "-" + strconv.FormatInt(start.Unix(), 10)
+}
+
+func event(it string, typ protocol.EventType, at time.Time, reason string) protocol.Event {
+	return protocol.Event{Item: it, Announcement: "a-1", Type: typ, At: at, Reason: reason}
+}
+
+func report(t *testing.T, s *Store) []Delivery {
+	t.Helper()
+	r, err := s.Report(context.Background(), time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestRecordEventLifecycle(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	addDevice(t, s, "loa-1")
+	it := item("a-1", t0)
+	steps := []struct {
+		typ                protocol.EventType
+		at                 time.Time
+		wantStatus         string
+		wantStart, wantEnd time.Time
+	}{
+		{protocol.EventReceived, t0.Add(-time.Hour), "received", time.Time{}, time.Time{}},
+		{protocol.EventReady, t0.Add(-50 * time.Minute), "ready", time.Time{}, time.Time{}},
+		{protocol.EventPlaying, t0.Add(20 * time.Millisecond), "playing", t0.Add(20 * time.Millisecond), time.Time{}},
+		{protocol.EventPlayed, t0.Add(30 * time.Second), "played", t0.Add(20 * time.Millisecond), t0.Add(30 * time.Second)},
+	}
+	for _, st := range steps {
+		if err := s.RecordEvent(ctx, "loa-1", event(it, st.typ, st.at, ""), st.at.Add(time.Second)); err != nil {
+			t.Fatalf("RecordEvent(%s): %v", st.typ, err)
+		}
+		r := report(t, s)
+		if len(r) != 1 {
+			t.Fatalf("after %s: %d report rows", st.typ, len(r))
+		}
+		d := r[0]
+		if d.Item != it || d.Device != "loa-1" || d.Announcement != "a-1" || d.Status != st.wantStatus ||
+			!d.StartedAt.Equal(st.wantStart) || !d.FinishedAt.Equal(st.wantEnd) || !d.ScheduledAt.Equal(t0) {
+			t.Fatalf("after %s: %+v; want status %s started %v finished %v scheduled %v", st.typ, d, st.wantStatus, st.wantStart, st.wantEnd, t0)
+		}
+	}
+	played := report(t, s)
+
+	// A QoS 1 re-delivery of the played event changes nothing.
+	if err := s.RecordEvent(ctx, "loa-1", event(it, protocol.EventPlayed, t0.Add(30*time.Second), ""), t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	// A late non-final event does not take the item back from played.
+	if err := s.RecordEvent(ctx, "loa-1", event(it, protocol.EventPlaying, t0.Add(time.Second), ""), t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordEvent(ctx, "loa-1", event(it, protocol.EventReady, t0.Add(-time.Minute), ""), t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := report(t, s); !reflect.DeepEqual(got, played) {
+		t.Fatalf("late or duplicate events changed the report:\n got %+v\nwant %+v", got, played)
+	}
+}
+
+func TestRecordEventPreemptedThenResumed(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	addDevice(t, s, "loa-1")
+	it := item("a-1", t0)
+	for _, e := range []protocol.Event{
+		event(it, protocol.EventPlaying, t0, ""),
+		event(it, protocol.EventPreempted, t0.Add(5*time.Second), "emergency e-1"),
+		event(it, protocol.EventPlaying, t0.Add(time.Minute), ""),
+		event(it, protocol.EventPlayed, t0.Add(2*time.Minute), ""),
+	} {
+		if err := s.RecordEvent(ctx, "loa-1", e, e.At); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := report(t, s)[0]
+	if d.Status != "played" || !d.StartedAt.Equal(t0) || !d.FinishedAt.Equal(t0.Add(2*time.Minute)) {
+		t.Fatalf("%+v: want played, started at the first playing", d)
+	}
+}
+
+func TestRecordEventFailedKeepsReason(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	addDevice(t, s, "loa-1")
+	it := item("a-1", t0)
+	if err := s.RecordEvent(ctx, "loa-1", event(it, protocol.EventFailed, t0.Add(time.Second), "cannot fetch media"), t0); err != nil {
+		t.Fatal(err)
+	}
+	d := report(t, s)[0]
+	if d.Status != "failed" || d.Reason != "cannot fetch media" || d.FinishedAt.IsZero() || !d.StartedAt.IsZero() {
+		t.Fatalf("%+v", d)
+	}
+}
+
+func TestRecordEventUnknownDevice(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	addDevice(t, s, "loa-1")
+	err := s.RecordEvent(ctx, "ghost", event(item("a-1", t0), protocol.EventPlayed, t0, ""), t0)
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("RecordEvent from an unknown device = %v, want ErrNotFound", err)
+	}
+	if r := report(t, s); len(r) != 0 {
+		t.Fatalf("report has rows: %+v", r)
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM events`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d events stored, %v", n, err)
+	}
+}
+
+func TestPendingThenEvents(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	addDevice(t, s, "loa-1")
+	addDevice(t, s, "loa-2")
+	it := item("a-1", t0)
+	if err := s.AddPending(ctx, it, "a-1", t0, []string{"loa-1", "loa-2"}); err != nil {
+		t.Fatal(err)
+	}
+	r := report(t, s)
+	if len(r) != 2 || r[0].Status != StatusPending || r[1].Status != StatusPending || r[0].Device != "loa-1" || r[1].Device != "loa-2" {
+		t.Fatalf("pending report: %+v", r)
+	}
+	if err := s.RecordEvent(ctx, "loa-1", event(it, protocol.EventPlayed, t0.Add(time.Minute), ""), t0); err != nil {
+		t.Fatal(err)
+	}
+	// Adding pending again (the broadcaster and the API both do) keeps answers.
+	if err := s.AddPending(ctx, it, "a-1", t0, []string{"loa-1", "loa-2"}); err != nil {
+		t.Fatal(err)
+	}
+	r = report(t, s)
+	if len(r) != 2 || r[0].Status != "played" || r[1].Status != StatusPending {
+		t.Fatalf("report after loa-1 played: %+v", r)
+	}
+	got, err := s.Deliveries(ctx, "a-1")
+	if err != nil || !reflect.DeepEqual(got, r) {
+		t.Fatalf("Deliveries(a-1) = %+v, %v", got, err)
+	}
+	if got, _ := s.Deliveries(ctx, "a-2"); len(got) != 0 {
+		t.Fatalf("Deliveries(a-2) = %+v", got)
+	}
+}
+
+func TestReportSinceUntil(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	addDevice(t, s, "loa-1")
+	for h := range 4 {
+		at := t0.Add(time.Duration(h) * time.Hour)
+		if err := s.AddPending(ctx, item("a-"+strconv.Itoa(h), at), "a-"+strconv.Itoa(h), at, []string{"loa-1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name         string
+		since, until time.Time
+		want         []string
+	}{
+		{"open", time.Time{}, time.Time{}, []string{"a-0", "a-1", "a-2", "a-3"}},
+		{"since inclusive", t0.Add(time.Hour), time.Time{}, []string{"a-1", "a-2", "a-3"}},
+		{"until exclusive", time.Time{}, t0.Add(2 * time.Hour), []string{"a-0", "a-1"}},
+		{"window", t0.Add(30 * time.Minute), t0.Add(150 * time.Minute), []string{"a-1", "a-2"}},
+		{"empty window", t0.Add(10 * time.Hour), time.Time{}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := s.Report(ctx, tc.since, tc.until)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r == nil {
+				t.Fatal("Report returned nil, want an empty list (JSON [])")
+			}
+			var got []string
+			for _, d := range r {
+				got = append(got, d.Announcement)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestStatus(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	addDevice(t, s, "loa-1", "thon-1")
+	addDevice(t, s, "loa-2")
+	addDevice(t, s, "loa-3")
+	record := func(id string, st protocol.State, at time.Time) {
+		t.Helper()
+		if err := s.RecordState(ctx, id, st, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record("loa-1", protocol.State{Online: true, State: protocol.StatePlaying, Playing: "a-1-1", Volume: 70, Version: "1.0"}, t0)
+	// loa-2's will: offline, but it still names what it was playing.
+	record("loa-2", protocol.State{Online: false, State: protocol.StatePlaying, Playing: "a-1-1", Volume: 60}, t0.Add(time.Minute))
+	if err := s.RecordState(ctx, "ghost", protocol.State{Online: true, State: protocol.StateIdle}, t0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("RecordState(ghost) = %v", err)
+	}
+
+	st, err := s.Status(ctx)
+	if err != nil || len(st) != 3 {
+		t.Fatalf("Status = %+v, %v", st, err)
+	}
+	one, two, three := st[0], st[1], st[2]
+	if !one.Online || one.State != "playing" || one.Playing == nil || *one.Playing != "a-1-1" || !one.LastSeen.Equal(t0) ||
+		!reflect.DeepEqual(one.Groups, []string{"thon-1"}) || one.Version != "1.0" {
+		t.Errorf("online box: %+v", one)
+	}
+	if two.Online || two.State != "offline" || two.Playing != nil || !two.LastSeen.Equal(t0.Add(time.Minute)) {
+		t.Errorf("offline box: %+v (playing %v)", two, two.Playing)
+	}
+	if three.Online || three.State != "offline" || three.Playing != nil || !three.LastSeen.IsZero() || three.Volume != 80 {
+		t.Errorf("never-seen box: %+v", three)
+	}
+
+	// The JSON shape `loa status -o json` prints.
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal(b, &rows); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"id", "name", "groups", "online", "state", "playing", "volume", "last_seen"} {
+		if _, ok := rows[2][k]; !ok {
+			t.Errorf("status JSON %s lacks %q", b, k)
+		}
+	}
+	if rows[2]["playing"] != nil || rows[2]["last_seen"] != nil {
+		t.Errorf("never-seen box: playing %v, last_seen %v; want null for both", rows[2]["playing"], rows[2]["last_seen"])
+	}
+	var back []DeviceStatus
+	if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back, st) {
+		t.Errorf("status JSON does not read back:\n got %+v\nwant %+v (%v)", back, st, err)
+	}
+}
+
+func TestReportJSON(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	addDevice(t, s, "loa-1")
+	if err := s.AddPending(ctx, item("a-1", t0), "a-1", t0, []string{"loa-1"}); err != nil {
+		t.Fatal(err)
+	}
+	r := report(t, s)
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal(b, &rows); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"item", "announcement", "device", "status", "started_at", "finished_at", "reason"} {
+		if _, ok := rows[0][k]; !ok {
+			t.Errorf("report JSON %s lacks %q", b, k)
+		}
+	}
+	if rows[0]["started_at"] != nil || rows[0]["finished_at"] != nil {
+		t.Errorf("a pending row: started_at %v finished_at %v, want null", rows[0]["started_at"], rows[0]["finished_at"])
+	}
+	var back []Delivery
+	if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back, r) {
+		t.Errorf("report JSON does not read back:\n got %+v\nwant %+v (%v)", back, r, err)
+	}
+}
