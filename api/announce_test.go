@@ -99,7 +99,7 @@ func TestAnnounceTimes(t *testing.T) {
 	}{
 		{"", e.now.UTC()},
 		{"06:00", local("2026-03-01 06:00")},
-		{"05:00", local("2026-03-02 05:00")}, // earlier than now: the next 05:00
+		{"05:00", local("2026-03-02 05:00")},                          // earlier than now: the next 05:00
 		{"05:29:30", local("2026-03-01 05:29").Add(30 * time.Second)}, // within the minute: now
 		{"2026-03-01 18:30", local("2026-03-01 18:30")},
 		{"2026-03-02T07:15", local("2026-03-02 07:15")},

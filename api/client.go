@@ -208,3 +208,9 @@ func (c *Client) Report(ctx context.Context, since, until string) ([]store.Deliv
 	var out []store.Delivery
 	return out, c.doJSON(ctx, http.MethodGet, "/v1/report?"+q.Encode(), nil, &out)
 }
+
+// Site reads the site's id and time zone.
+func (c *Client) Site(ctx context.Context) (SiteInfo, error) {
+	var out SiteInfo
+	return out, c.doJSON(ctx, http.MethodGet, "/v1/site", nil, &out)
+}

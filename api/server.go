@@ -84,6 +84,7 @@ func NewServer(opts Options, st *store.Store, ms *media.Store, bc Broadcaster, l
 	admin("POST /v1/schedules/{id}/resume", s.pauseSchedule(false))
 	admin("GET /v1/status", s.status)
 	admin("GET /v1/report", s.report)
+	admin("GET /v1/site", s.site)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	return s
 }
@@ -273,4 +274,15 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, rows)
+}
+
+// SiteInfo says which site this controller runs and in which zone its
+// times are meant.
+type SiteInfo struct {
+	Site     string `json:"site"`
+	Timezone string `json:"timezone"`
+}
+
+func (s *Server) site(w http.ResponseWriter, _ *http.Request) error {
+	return writeJSON(w, http.StatusOK, SiteInfo{Site: s.opts.Site, Timezone: s.bc.Scheduler().Location().String()})
 }

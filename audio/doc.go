@@ -6,4 +6,23 @@
 //
 // Everything here is safe for use by one goroutine at a time per value; sinks
 // document their own rules.
+//
+// The pieces, in the order media flows through them:
+//
+//   - Decode sniffs the format and returns a Stream of float32 samples;
+//     Probe decodes a whole file to validate and measure it (uploads);
+//     Transcode turns a file into PCM in the box's Format (the agent's
+//     cache), streaming with bounded memory.
+//   - Remix changes the channel count; NewResampler changes the rate with
+//     a windowed-sinc polyphase filter.
+//   - NewGainReader applies VolumeGain(volume) to PCM on its way to a sink.
+//   - Chime, Siren and Silence synthesize PCM on the box.
+//   - WAVSink, NullSink (and otosink.Sink) play PCM; ReadWAV and WriteWAV
+//     read and write the WAV files involved.
+//
+// PCM between these parts is float32 little-endian, interleaved, in a
+// Format. Decoders are pure Go (go-mp3, oggvorbis, mewkiz/flac and a WAV
+// reader here), guarded so that corrupt input yields an error naming the
+// codec, never a panic. MP3 encoder delay and padding are trimmed when the
+// file has a LAME/Xing tag, so a decoded MP3 is as long as its source.
 package audio

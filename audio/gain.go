@@ -36,9 +36,12 @@ func (g *gainReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	for len(g.ready) == 0 {
+	for empty := 0; len(g.ready) == 0; empty++ {
 		if g.err != nil {
 			return 0, g.err
+		}
+		if empty == 100 {
+			return 0, io.ErrNoProgress
 		}
 		g.fill()
 	}

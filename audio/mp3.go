@@ -12,15 +12,14 @@ import (
 
 // mp3Header is a parsed MPEG audio Layer III frame header.
 type mp3Header struct {
-	lsf        bool // MPEG-2 or 2.5 (one granule per frame)
-	version    int  // 1, 2, or 25 for MPEG-2.5
-	rate       int
-	channels   int
-	size       int // bytes, header included
-	crc        bool
-	sideInfo   int
-	samples    int // per channel per frame
-	versionBit byte
+	lsf      bool // MPEG-2 or 2.5 (one granule per frame)
+	version  int  // 1, 2, or 25 for MPEG-2.5
+	rate     int
+	channels int
+	size     int // bytes, header included
+	crc      bool
+	sideInfo int
+	samples  int // per channel per frame
 }
 
 var (
@@ -45,7 +44,6 @@ func parseMP3Header(b []byte) (mp3Header, bool) {
 	if ver == 1 || layer != 1 || brIndex == 0 || brIndex == 15 || srIndex == 3 || b[3]&3 == 2 {
 		return h, false
 	}
-	h.versionBit = ver
 	switch ver {
 	case 3:
 		h.version = 1
@@ -83,7 +81,7 @@ func parseMP3Header(b []byte) (mp3Header, bool) {
 
 // sameStream reports whether h can follow first in one stream.
 func (h mp3Header) sameStream(first mp3Header) bool {
-	return h.versionBit == first.versionBit && h.rate == first.rate
+	return h.version == first.version && h.rate == first.rate
 }
 
 // maxMP3Frame is the largest Layer III frame (MPEG-1, 320 kbit/s, 32 kHz, padded).
@@ -149,7 +147,6 @@ func scanMP3(r io.ReadSeeker) (mp3Scan, error) {
 	var junk int64
 	var first mp3Header
 	haveFirst := false
-	frame := make([]byte, maxMP3Frame)
 	for pos < size {
 		hb, err := br.at(pos, 4)
 		if err != nil {
@@ -181,8 +178,7 @@ func scanMP3(r io.ReadSeeker) (mp3Scan, error) {
 			if err != nil {
 				return sc, err
 			}
-			copy(frame, fb)
-			if parseXing(frame[:h.size], h, &sc) {
+			if parseXing(fb, h, &sc) {
 				sc.infoSkip = true
 				pos += int64(h.size)
 				continue

@@ -3,9 +3,11 @@ package controller
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/url"
 	"os"
-	"strings"
+	"strconv"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -56,7 +58,7 @@ func (c *Config) LoadFile(path string) error {
 	defer f.Close()
 	dec := yaml.NewDecoder(f)
 	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil {
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // EOF: empty or only comments
 		return fmt.Errorf("read config %s: %w", path, err)
 	}
 	return nil
@@ -95,14 +97,14 @@ func (c *Config) Validate() error {
 	if c.Data == "" {
 		return bad("data", "empty: give a folder for the database and media")
 	}
-	if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
+	if !validListen(c.HTTP) {
 		return bad("http", "%q is not HOST:PORT (e.g. :8080)", c.HTTP)
 	}
 	if c.Broker == "" {
-		if _, _, err := net.SplitHostPort(c.MQTT); err != nil {
+		if !validListen(c.MQTT) {
 			return bad("mqtt", "%q is not HOST:PORT (e.g. :1883)", c.MQTT)
 		}
-	} else if !strings.HasPrefix(c.Broker, "tcp://") && !strings.HasPrefix(c.Broker, "ssl://") {
+	} else if u, err := url.Parse(c.Broker); err != nil || (u.Scheme != "tcp" && u.Scheme != "ssl") || u.Host == "" {
 		return bad("broker", "%q must look like tcp://HOST:1883", c.Broker)
 	}
 	if _, err := time.LoadLocation(c.Timezone); err != nil {
@@ -120,10 +122,23 @@ func (c *Config) Validate() error {
 	if c.EmergencyVolume < 0 || c.EmergencyVolume > 100 {
 		return bad("emergency_volume", "%d is not within 0..100", c.EmergencyVolume)
 	}
-	if c.MaxMediaMB <= 0 || c.MaxMediaMinutes <= 0 {
-		return errors.Join(bad("max_media_mb", "must be positive"), bad("max_media_minutes", "must be positive"))
+	if c.MaxMediaMB <= 0 {
+		return bad("max_media_mb", "%d must be positive", c.MaxMediaMB)
+	}
+	if c.MaxMediaMinutes <= 0 {
+		return bad("max_media_minutes", "%d must be positive", c.MaxMediaMinutes)
 	}
 	return nil
+}
+
+// validListen reports whether addr is HOST:PORT with a port from 0 to 65535.
+func validListen(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 0 && n <= 65535
 }
 
 // publicURLs fills in how boxes reach the controller when not configured:

@@ -3,6 +3,7 @@ package device
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -413,5 +414,35 @@ func TestHeartbeat(t *testing.T) {
 	st, _ := ctl.lastState()
 	if !st.At.Equal(t0.Add(DefaultHeartbeat*12/10)) || st.UptimeSec < 0 || !st.Online {
 		t.Fatalf("heartbeat %+v", st)
+	}
+}
+
+func TestWillAndReconnect(t *testing.T) {
+	srv, broker := startBrokerServer(t, "127.0.0.1:0")
+	ms := newMediaServer(t)
+	ctl := newController(t, broker)
+	ctl.config(t0, protocol.DeviceConfig{Groups: []string{}, Volume: 60})
+	b := startBox(t, boxOpts{broker: broker, server: ms.URL})
+	ctl.waitState(protocol.StateIdle)
+
+	// The link drops without a DISCONNECT: the broker publishes the will.
+	cl, ok := srv.Clients.Get("loa-" + testSite + "-" + testID)
+	if !ok {
+		t.Fatal("box not connected with client id loa-<site>-<id>")
+	}
+	cl.Stop(errors.New("link cut by test"))
+	ctl.waitState(protocol.StateOffline)
+	if r := retainedState(t, broker); r.Online {
+		t.Fatalf("will %+v", r)
+	}
+	// The box reconnects, announces itself and follows its topics again.
+	ctl.waitState(protocol.StateIdle)
+	m := makeMedia(t, 440, 200*time.Millisecond)
+	ms.add(m)
+	it := item("after-reconnect", t0, time.Hour, m)
+	ctl.plan("all", t0, it)
+	ctl.waitEvent(it.ID, protocol.EventPlayed)
+	if _, ok := b.wav(it.ID); !ok {
+		t.Fatal("no WAV after reconnect")
 	}
 }

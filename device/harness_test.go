@@ -113,6 +113,13 @@ func startBroker(t testing.TB) string {
 
 func startBrokerAt(t testing.TB, addr string) string {
 	t.Helper()
+	_, url := startBrokerServer(t, addr)
+	return url
+}
+
+// startBrokerServer is startBrokerAt that also returns the server.
+func startBrokerServer(t testing.TB, addr string) (*mochi.Server, string) {
+	t.Helper()
 	s := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
 		t.Fatal(err)
@@ -125,7 +132,7 @@ func startBrokerAt(t testing.TB, addr string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return "tcp://" + l.Address()
+	return s, "tcp://" + l.Address()
 }
 
 // media is one file the test controller serves.

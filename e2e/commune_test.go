@@ -36,13 +36,13 @@ type reportRow struct {
 
 // commune is a running controller, its boxes and a CLI pointed at it.
 type commune struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	cli    cli
 	broker string // external broker URL, "" for the embedded one
 }
 
-func newCommune(t *testing.T, broker string, extraConfig string) *commune {
+func newCommune(t testing.TB, broker string, extraConfig string) *commune {
 	dir := t.TempDir()
 	httpAddr, mqttAddr := freePort(t), freePort(t)
 	cfg := filepath.Join(dir, "loa.yaml")
@@ -117,7 +117,7 @@ func TestAnnounceToOneVillageMosquitto(t *testing.T) {
 	testAnnounceToOneVillage(t, startMosquitto(t, t.TempDir()))
 }
 
-func testAnnounceToOneVillage(t *testing.T, broker string) {
+func testAnnounceToOneVillage(t testing.TB, broker string) {
 	c := newCommune(t, broker, "")
 	cfg1, cfg2, cfg3 := c.addBox("box-1", "thon-1"), c.addBox("box-2", "thon-1"), c.addBox("box-3", "thon-2")
 	if broker != "" {
@@ -212,7 +212,7 @@ func TestOfflineBoxCatchesUp(t *testing.T) {
 }
 
 // startOf reads an announcement's start from its item id ("<id>-<unix>").
-func startOf(t *testing.T, c *commune, id string) time.Time {
+func startOf(t testing.TB, c *commune, id string) time.Time {
 	t.Helper()
 	for _, r := range c.report(id) {
 		var sec int64
@@ -227,7 +227,7 @@ func startOf(t *testing.T, c *commune, id string) time.Time {
 
 // expectedPCM is what a box must play: the media decoded to the output
 // format, times the gain of the volume.
-func expectedPCM(t *testing.T, path string, volume int) []float32 {
+func expectedPCM(t testing.TB, path string, volume int) []float32 {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -248,7 +248,7 @@ func expectedPCM(t *testing.T, path string, volume int) []float32 {
 	return out
 }
 
-func readWAV(t *testing.T, path string) []float32 {
+func readWAV(t testing.TB, path string) []float32 {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -271,7 +271,7 @@ func readWAV(t *testing.T, path string) []float32 {
 	return samples
 }
 
-func assertSamples(t *testing.T, who string, got, want []float32) {
+func assertSamples(t testing.TB, who string, got, want []float32) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("%s played %d samples, want %d", who, len(got), len(want))

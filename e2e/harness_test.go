@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -53,7 +53,7 @@ func freePort(t *testing.T) string {
 
 // proc starts a long-running binary whose output goes to a log file in dir,
 // and stops it (SIGTERM, then SIGKILL) at test end.
-func proc(t *testing.T, dir, name string, args ...string) *exec.Cmd {
+func proc(t testing.TB, dir, name string, args ...string) *exec.Cmd {
 	t.Helper()
 	logPath := filepath.Join(dir, name+".log")
 	logf, err := os.Create(logPath)
@@ -103,7 +103,7 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 // cli runs the staff CLI as a user would and returns stdout, stderr and the
 // exit code.
 type cli struct {
-	t   *testing.T
+	t   testing.TB
 	env []string
 	bin string
 }
@@ -147,7 +147,7 @@ func (c cli) json(v any, args ...string) {
 }
 
 // eventually polls cond until it is true or the deadline passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -158,7 +158,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-func waitHTTP(t *testing.T, url string) {
+func waitHTTP(t testing.TB, url string) {
 	t.Helper()
 	eventually(t, 20*time.Second, "the controller at "+url, func() bool {
 		resp, err := http.Get(url + "/healthz")
@@ -171,7 +171,7 @@ func waitHTTP(t *testing.T, url string) {
 }
 
 // startMosquitto runs Debian's mosquitto on a free loopback port.
-func startMosquitto(t *testing.T, dir string) string {
+func startMosquitto(t testing.TB, dir string) string {
 	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {

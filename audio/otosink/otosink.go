@@ -49,6 +49,9 @@ type Sink struct {
 // Sink sharing the card already opened by an earlier New in the same
 // format.
 func New(f audio.Format) (*Sink, error) {
+	if f.Channels < 1 || f.Channels > 2 || f.SampleRate <= 0 {
+		return nil, fmt.Errorf("otosink: unsupported format %d Hz × %d channels (oto plays 1 or 2)", f.SampleRate, f.Channels)
+	}
 	once.Do(func() {
 		theFormat = f
 		theContext, theErr = open(f)
@@ -64,9 +67,6 @@ func New(f audio.Format) (*Sink, error) {
 }
 
 func open(f audio.Format) (*oto.Context, error) {
-	if f.Channels < 1 || f.Channels > 2 || f.SampleRate <= 0 {
-		return nil, fmt.Errorf("otosink: unsupported format %d Hz × %d channels", f.SampleRate, f.Channels)
-	}
 	c, ready, err := oto.NewContext(&oto.NewContextOptions{
 		SampleRate:   f.SampleRate,
 		ChannelCount: f.Channels,

@@ -1,4 +1,4 @@
-//go:build cgo
+//go:build cgo && linux
 
 package otosink
 
@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -111,6 +112,7 @@ func TestPlayCaptured(t *testing.T) {
 		"-L", "module-null-sink sink_name=nullsink rate=48000 channels=2",
 		"-L", "module-native-protocol-unix socket="+socket+" auth-anonymous=1")
 	cmd.Env, cmd.Stdout, cmd.Stderr = env, logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the test binary too
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -84,6 +84,9 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 		return err
 	}
 	defer ctrl.Close(context.Background())
+	if loc, err := time.LoadLocation(cfg.Timezone); err == nil {
+		displayZone = loc
+	}
 	server := "http://" + ctrl.HTTPAddr()
 	c := api.NewClient(server, ctrl.AdminToken())
 	fmt.Fprintf(out, "Controller: API %s, MQTT %s, data %s\n", server, ctrl.BrokerAddr(), cfg.Data)
@@ -101,7 +104,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 		if i == 0 && speaker {
 			output = "alsa"
 		}
-		cmd, err := startAgent(ctx, agentBin, boxDir, output, []string{
+		cmd, err := startAgent(agentBin, boxDir, output, []string{
 			"--id", b.id, "--site", cfg.Site, "--broker", "tcp://" + ctrl.BrokerAddr(), "--server", server,
 			"--token", res.Token, "--cache", filepath.Join(boxDir, "cache"),
 		})
@@ -192,7 +195,7 @@ func createLog(dir, name string) (*os.File, error) {
 	return os.Create(filepath.Join(dir, name))
 }
 
-func startAgent(ctx context.Context, bin, boxDir, output string, args []string) (*exec.Cmd, error) {
+func startAgent(bin, boxDir, output string, args []string) (*exec.Cmd, error) {
 	logFile, err := createLog(filepath.Dir(boxDir), filepath.Base(boxDir)+".log")
 	if err != nil {
 		return nil, err

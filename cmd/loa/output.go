@@ -34,12 +34,16 @@ func csvOut(w io.Writer, header []string, rows [][]string) error {
 	return cw.Error()
 }
 
-// when shows a time in the local zone, or "-".
+// displayZone is the site's zone once the controller told it; times are
+// shown as the commune reads its clocks.
+var displayZone = time.Local
+
+// when shows a time in the site's zone, or "-".
 func when(t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return t.Local().Format("2006-01-02 15:04:05")
+	return t.In(displayZone).Format("2006-01-02 15:04:05")
 }
 
 func orDash(s string) string {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -76,6 +77,11 @@ func (g *globals) staff(fn func(ctx context.Context, c *api.Client, cmd *cobra.C
 		c, err := g.client()
 		if err != nil {
 			return err
+		}
+		if site, err := c.Site(cmd.Context()); err == nil {
+			if loc, err := time.LoadLocation(site.Timezone); err == nil {
+				displayZone = loc
+			}
 		}
 		return fn(cmd.Context(), c, cmd, args)
 	}

@@ -1,0 +1,148 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// procStats reads a process's resident memory (bytes) and CPU time used.
+func procStats(b *testing.B, pid int) (rss int64, cpu time.Duration) {
+	b.Helper()
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			rss = kb * 1024
+		}
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command name (which may hold spaces) start at ") ".
+	f := strings.Fields(string(stat)[strings.LastIndexByte(string(stat), ')')+2:])
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return rss, time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
+// makeMP3 renders seconds of speech-like audio to an MP3 with sox and lame.
+func makeMP3(b *testing.B, dir string, seconds int) string {
+	b.Helper()
+	wav, mp3 := filepath.Join(dir, "long.wav"), filepath.Join(dir, "long.mp3")
+	for _, args := range [][]string{
+		{"sox", "-n", "-r", "44100", "-c", "2", wav, "synth", strconv.Itoa(seconds), "sine", "300-3000", "tremolo", "4", "80"},
+		{"lame", "--quiet", "-b", "128", wav, mp3},
+	} {
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			b.Skipf("%s not available (%v): %s", args[0], err, out)
+		}
+	}
+	return mp3
+}
+
+// BenchmarkAgentPlaying60s measures one real loa-agent (null sink, paced at
+// real time) while idle and while it plays a 60 s MP3: resident memory and
+// the CPU it uses while playing.
+func BenchmarkAgentPlaying60s(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		c := newCommune(b, "", "")
+		cfg := c.addBox("box", "thon-1")
+		agent := proc(b, c.dir, "box", "loa-agent", "--config", cfg, "--cache", filepath.Join(c.dir, "cache"), "--output", "null")
+		c.waitOnline("box")
+		mp3 := makeMP3(b, c.dir, 60)
+		var media struct{ ID string }
+		c.cli.json(&media, "media", "add", mp3)
+		time.Sleep(2 * time.Second) // settle after start-up
+		idleRSS, _ := procStats(b, agent.Process.Pid)
+
+		// Announce a minute ahead so the download and decode happen before
+		// play time and are not counted as playing.
+		var ann struct{ ID string }
+		c.cli.json(&ann, "announce", "--media", media.ID, "--all", "--at", time.Now().Add(70*time.Second).Format("2006-01-02T15:04:05Z07:00"))
+		var cpu0 time.Duration
+		var t0 time.Time
+		eventually(b, 3*time.Minute, "playing", func() bool {
+			if c.report(ann.ID)["box"].Status == "playing" {
+				_, cpu0 = procStats(b, agent.Process.Pid)
+				t0 = time.Now()
+				return true
+			}
+			return false
+		})
+		var peakRSS int64
+		eventually(b, 3*time.Minute, "played", func() bool {
+			rss, _ := procStats(b, agent.Process.Pid)
+			peakRSS = max(peakRSS, rss)
+			return c.report(ann.ID)["box"].Status == "played"
+		})
+		_, cpu1 := procStats(b, agent.Process.Pid)
+		wall := time.Since(t0)
+		b.ReportMetric(float64(idleRSS)/(1<<20), "MB-rss-idle")
+		b.ReportMetric(float64(peakRSS)/(1<<20), "MB-rss-playing")
+		b.ReportMetric(100*(cpu1-cpu0).Seconds()/wall.Seconds(), "%cpu-playing")
+
+	}
+}
+
+// BenchmarkAnnounceToPlaying measures the time from `loa announce` (now) to
+// every one of 3 boxes reporting playing, as the demo runs them.
+func BenchmarkAnnounceToPlaying(b *testing.B) {
+	c := newCommune(b, "", "")
+	ids := []string{"box-1", "box-2", "box-3"}
+	for _, id := range ids {
+		cfg := c.addBox(id, "thon-1")
+		proc(b, c.dir, id, "loa-agent", "--config", cfg, "--cache", filepath.Join(c.dir, id, "cache"), "--output", "null")
+	}
+	c.waitOnline(ids...)
+	var media struct{ ID string }
+	c.cli.json(&media, "media", "add", "testdata/short.mp3")
+	var lat []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		sent := time.Now()
+		var ann struct{ ID string }
+		c.cli.json(&ann, "announce", "--media", media.ID, "--all")
+		var last time.Time
+		eventually(b, time.Minute, "all playing", func() bool {
+			rep := c.report(ann.ID)
+			for _, id := range ids {
+				r := rep[id]
+				if r.StartedAt == "" {
+					return false
+				}
+				st, err := time.Parse(time.RFC3339Nano, r.StartedAt)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if st.After(last) {
+					last = st
+				}
+			}
+			return true
+		})
+		lat = append(lat, last.Sub(sent))
+		eventually(b, time.Minute, "all played", func() bool {
+			rep := c.report(ann.ID)
+			for _, id := range ids {
+				if rep[id].Status != "played" {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Milliseconds()), "ms-to-all-playing-p50")
+	b.ReportMetric(float64(lat[len(lat)-1].Milliseconds()), "ms-to-all-playing-max")
+}
