@@ -204,3 +204,14 @@ func TestGroups(t *testing.T) {
 		t.Fatalf("groups %+v, %v", gs, err)
 	}
 }
+
+func TestSite(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	s, err := e.client.Site(ctx)
+	if err != nil || s != (api.SiteInfo{Site: "xa-an-binh", Timezone: "Asia/Ho_Chi_Minh"}) {
+		t.Fatalf("Site = %+v, %v", s, err)
+	}
+	_, err = api.NewClient(e.srv.URL, "").Site(ctx)
+	apiError(t, err, http.StatusUnauthorized)
+}

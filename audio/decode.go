@@ -174,11 +174,10 @@ func (s *safeStream) Read(p []float32) (n int, err error) {
 		if r := recover(); r != nil {
 			n = 0
 			err = fmt.Errorf("decode %s: corrupt input (decoder panic in %s: %v)", s.s.Codec(), panicOrigin(), r)
+		} else if err != nil && err != io.EOF {
+			err = codecError(s.s.Codec(), err)
 		}
 		if err != nil {
-			if err != io.EOF {
-				err = codecError(s.s.Codec(), err)
-			}
 			s.err = err
 		}
 	}()

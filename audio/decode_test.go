@@ -213,6 +213,9 @@ func TestDecodeErrors(t *testing.T) {
 		{"wav header only", wav[:20], false, "decode wav:"},
 		{"wav rate 100", badRate, false, "decode wav:"},
 		{"wav 200 channels", badChannels, false, "decode wav:"},
+		// Found by FuzzDecode: panics inside oggvorbis and go-mp3, recovered.
+		{"ogg page without segments", []byte("OggS\x00000000000000000000000\x00"), false, "decode ogg: corrupt input (decoder panic in github.com/jfreymuth/oggvorbis"},
+		{"mp3 bad scale factors", []byte("\xff\xf3 000000000000017\xb5000000000000000000000000000000000"), false, "decode mp3: corrupt input (decoder panic in github.com/hajimehoshi/go-mp3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -468,5 +471,28 @@ func TestTranscodeBoundedMemory(t *testing.T) {
 	t.Logf("heap grew by at most %d KB", grew>>10)
 	if grew > 16<<20 {
 		t.Errorf("heap grew by %d MB while transcoding", grew>>20)
+	}
+}
+
+// panicky is a decoder that fails the way a third-party one might.
+type panicky struct{ sliceStream }
+
+func (p *panicky) Read(b []float32) (int, error) {
+	var table []int
+	return table[len(b)], nil // index out of range
+}
+
+func TestSafeStreamRecovers(t *testing.T) {
+	s := &safeStream{s: &panicky{sliceStream{format: Format{8000, 1}}}}
+	n, err := s.Read(make([]float32, 10))
+	if n != 0 || err == nil {
+		t.Fatalf("Read = %d, %v", n, err)
+	}
+	want := "decode test: corrupt input (decoder panic in github.com/loa-commune/loa/audio.(*panicky).Read: runtime error: index out of range"
+	if !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("error %q\nwant prefix %q", err, want)
+	}
+	if _, again := s.Read(make([]float32, 10)); again != err {
+		t.Fatalf("second Read = %v, want the same error", again)
 	}
 }

@@ -512,3 +512,102 @@ func TestCloseTwice(t *testing.T) {
 		t.Fatal("the broker still answers after Close")
 	}
 }
+
+func TestPlansPerTarget(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	start := e.now.Add(time.Hour).UTC()
+	for _, r := range []store.Rule{
+		{ID: "a-all", Kind: store.KindOnce, Start: start, Targets: store.Targets{All: true}},
+		{ID: "a-dev", Kind: store.KindOnce, Start: start, Targets: store.Targets{Devices: []string{"loa-2"}}},
+		{ID: "s-cron", Kind: store.KindCron, Cron: "0 6 * * *", Targets: store.Targets{Groups: []string{"thon-2"}}},
+	} {
+		r.Media, r.Priority, r.Repeat, r.Validity, r.CreatedAt = e.media.SHA256, protocol.Normal, 1, 15*time.Minute, e.now
+		if err := e.store.AddRule(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.svc.Replan()
+	c := e.box(t, "loa-2")
+	var b inbox
+	for _, f := range []string{topics.PlanAll(), topics.PlanDevice("loa-2"), topics.PlanGroup("thon-2")} {
+		subscribe(t, c, &b, f)
+	}
+	ids := func(topic string) []string {
+		p, _ := lastPlan(t, &b, topic)
+		var out []string
+		for _, it := range p.Items {
+			out = append(out, it.ID)
+		}
+		return out
+	}
+	want := map[string][]string{
+		topics.PlanAll():           {scheduler.ItemID("a-all", start)},
+		topics.PlanDevice("loa-2"): {scheduler.ItemID("a-dev", start)},
+		// 06:00 in Hanoi on 1 and 2 March (the horizon is 48 h from 05:30).
+		topics.PlanGroup("thon-2"): {
+			scheduler.ItemID("s-cron", time.Date(2026, 2, 28, 23, 0, 0, 0, time.UTC)),
+			scheduler.ItemID("s-cron", time.Date(2026, 3, 1, 23, 0, 0, 0, time.UTC)),
+		},
+	}
+	for topic, w := range want {
+		eventually(t, "the plan on "+topic, func() bool { return reflect.DeepEqual(ids(topic), w) })
+	}
+	pending := func(rule string) []string {
+		rows, err := e.store.Deliveries(ctx, rule)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, d := range rows {
+			out = append(out, d.Device+"/"+d.Status)
+		}
+		return out
+	}
+	if got := pending("a-all"); !reflect.DeepEqual(got, []string{"loa-1/pending", "loa-2/pending"}) {
+		t.Errorf("a-all deliveries %v", got)
+	}
+	if got := pending("a-dev"); !reflect.DeepEqual(got, []string{"loa-2/pending"}) {
+		t.Errorf("a-dev deliveries %v", got)
+	}
+	if got := pending("s-cron"); !reflect.DeepEqual(got, []string{"loa-2/pending", "loa-2/pending"}) {
+		t.Errorf("s-cron deliveries %v", got)
+	}
+}
+
+func TestConfigUpdateAndForget(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	c := e.box(t, "loa-2")
+	var b inbox
+	subscribe(t, c, &b, topics.DeviceConfig("loa-2"))
+	eventually(t, "the config", func() bool { return len(b.on(topics.DeviceConfig("loa-2"))) == 1 })
+
+	if err := e.store.SetVolume(ctx, "loa-2", 40); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.PublishConfigs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the new config", func() bool { return len(b.on(topics.DeviceConfig("loa-2"))) == 2 })
+	var cfg protocol.DeviceConfig
+	if _, err := protocol.Decode(b.on(topics.DeviceConfig("loa-2"))[1].Payload(), site, protocol.KindConfig, &cfg); err != nil || cfg.Volume != 40 {
+		t.Fatalf("config %+v, %v; want volume 40", cfg, err)
+	}
+
+	// Removing the box clears its retained config and its credentials.
+	if err := e.store.RemoveDevice(ctx, "loa-2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.ForgetDevice("loa-2"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the cleared config", func() bool { return len(b.on(topics.DeviceConfig("loa-2"))) == 3 })
+	if p := b.on(topics.DeviceConfig("loa-2"))[2].Payload(); len(p) != 0 {
+		t.Fatalf("clearing message has %d bytes", len(p))
+	}
+	if c, err := e.dial("loa-2", e.tokens["loa-2"]); err == nil {
+		c.Disconnect(0)
+		t.Fatal("a removed box can still log in")
+	}
+}

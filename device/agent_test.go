@@ -279,15 +279,25 @@ func TestCorruptMediaIsNeverKept(t *testing.T) {
 	if !strings.Contains(reason, "SHA-256") {
 		t.Fatalf("missed reason %q does not say the hash was wrong", reason)
 	}
-	for _, dir := range []string{"media", "pcm"} {
-		des, err := os.ReadDir(filepath.Join(b.cache, dir))
-		if err != nil {
-			t.Fatal(err)
+	// A retry may still be writing its .part; once it fails its hash check
+	// nothing may be left, and the final name must never appear.
+	eventually(t, "an empty cache", func() bool {
+		for _, dir := range []string{"media", "pcm"} {
+			des, err := os.ReadDir(filepath.Join(b.cache, dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, de := range des {
+				if de.Name() == m.sha || strings.HasSuffix(de.Name(), ".f32") {
+					t.Fatalf("corrupt media kept as %s/%s", dir, de.Name())
+				}
+			}
+			if len(des) != 0 {
+				return false
+			}
 		}
-		if len(des) != 0 {
-			t.Fatalf("%s holds %v after a corrupt download", dir, des[0].Name())
-		}
-	}
+		return true
+	}, nil)
 	if _, ok := b.wav(it.ID); ok {
 		t.Fatal("played corrupt media")
 	}
