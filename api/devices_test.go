@@ -2,15 +2,18 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/loa-commune/loa/api"
 	"github.com/loa-commune/loa/messages"
+	"github.com/loa-commune/loa/protocol"
 	"github.com/loa-commune/loa/store"
 )
 
@@ -214,4 +217,27 @@ func TestSite(t *testing.T) {
 	}
 	_, err = api.NewClient(e.srv.URL, "").Site(ctx)
 	apiError(t, err, http.StatusUnauthorized)
+}
+
+func TestStatusMarksSilentBoxesOffline(t *testing.T) {
+	e := newEnv(t)
+	e.addDevice(t, "quiet")
+	e.addDevice(t, "lively")
+	ctx := context.Background()
+	for id, seen := range map[string]time.Time{"quiet": e.now.Add(-2 * time.Minute), "lively": e.now.Add(-10 * time.Second)} {
+		if err := e.store.RecordState(ctx, id, protocol.State{Online: true, State: protocol.StateIdle, At: seen}, seen); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := e.client.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, s := range st {
+		got[s.ID] = fmt.Sprintf("%v/%s", s.Online, s.State)
+	}
+	if got["quiet"] != "false/offline" || got["lively"] != "true/idle" {
+		t.Fatalf("with StaleAfter 1 min: %v, want quiet offline and lively idle", got)
+	}
 }

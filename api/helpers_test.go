@@ -105,7 +105,7 @@ func newEnv(t *testing.T) *env {
 	bc := &fakeBroadcaster{sched: scheduler.New(loc, 48*time.Hour)}
 	h := api.NewServer(api.Options{
 		Site: "xa-an-binh", AdminToken: adminToken, BrokerURL: "tcp://10.0.0.1:1883", ServerURL: "http://10.0.0.1:8080",
-		DefaultVolume: 80, Validity: 15 * time.Minute, Now: func() time.Time { return now },
+		DefaultVolume: 80, Validity: 15 * time.Minute, StaleAfter: time.Minute, Now: func() time.Time { return now },
 	}, st, ms, bc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)

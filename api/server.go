@@ -38,7 +38,11 @@ type Options struct {
 	DefaultVolume int
 	// Validity is how long after its start an item may still start.
 	Validity time.Duration
-	Now      func() time.Time
+	// StaleAfter is how long a box may stay silent before it is shown
+	// offline even if its last message said online (a dead box whose will
+	// message was lost, e.g. across a broker restart). 0 disables it.
+	StaleAfter time.Duration
+	Now        func() time.Time
 }
 
 // Server serves the HTTP API.
@@ -252,6 +256,14 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 	st, err := s.store.Status(r.Context())
 	if err != nil {
 		return err
+	}
+	if s.opts.StaleAfter > 0 {
+		cutoff := s.opts.Now().Add(-s.opts.StaleAfter)
+		for i := range st {
+			if st[i].Online && st[i].LastSeen.Before(cutoff) {
+				st[i].Online, st[i].State, st[i].Playing = false, protocol.StateOffline, nil
+			}
+		}
 	}
 	return writeJSON(w, http.StatusOK, st)
 }

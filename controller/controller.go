@@ -78,6 +78,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 	handler := api.NewServer(api.Options{
 		Site: cfg.Site, AdminToken: c.adminToken, BrokerURL: brokerURL, ServerURL: serverURL,
 		DefaultVolume: cfg.DefaultVolume, Validity: cfg.Validity,
+		StaleAfter: time.Duration(3*cfg.HeartbeatSec+10) * time.Second,
 	}, c.store, ms, c.bc, log.With("part", "api"))
 	c.httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	c.wg.Add(1)
