@@ -157,10 +157,10 @@ func publish(t *testing.T, c paho.Client, topic string, retained bool, payload [
 	}
 }
 
-// eventually polls cond until it holds or 10 s pass.
+// eventually polls cond until it holds or 30 s pass (generous: -race on a loaded 2-core CI machine).
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("gave up waiting for %s", what)

@@ -67,6 +67,7 @@ type Agent struct {
 	// Channels between goroutines; each has one sender side and one reader.
 	inbox     *inbox           // paho → loop
 	out       *outbox          // loop → outbox worker
+	gate      *sessionGate     // paho → outbox worker: the session may publish
 	connected chan struct{}    // paho on-connect → loop
 	subFailed chan struct{}    // outbox worker → loop
 	fetchReq  chan fetchJob    // loop → fetch workers (capacity fetchWorkers)
@@ -133,6 +134,7 @@ func New(cfg Config, sink audio.Sink, logger *slog.Logger, clock Clock) (*Agent,
 		started:     time.Now(),
 		inbox:       newInbox(),
 		out:         newOutbox(),
+		gate:        newSessionGate(),
 		connected:   make(chan struct{}, 1),
 		subFailed:   make(chan struct{}, 1),
 		fetchReq:    make(chan fetchJob, fetchWorkers),

@@ -147,6 +147,18 @@ func TestRemovedItemIsCancelled(t *testing.T) {
 	if got := ctl.eventsOf(drop.ID); got[len(got)-1] != protocol.EventCancelled {
 		t.Fatalf("cancelled item events %v", got)
 	}
+	// A newer plan that wants it again (a schedule resumed) brings it back;
+	// the played one does not play twice.
+	ctl.plan("all", t0.Add(2*time.Minute), keep, drop)
+	ctl.waitEvent(drop.ID, protocol.EventPlayed)
+	want := []protocol.EventType{protocol.EventReceived, protocol.EventReady, protocol.EventCancelled,
+		protocol.EventReceived, protocol.EventReady, protocol.EventPlaying, protocol.EventPlayed}
+	if got := ctl.eventsOf(drop.ID); !slices.Equal(got, want) {
+		t.Fatalf("revived item events %v, want %v", got, want)
+	}
+	if got := ctl.eventsOf(keep.ID); len(got) != 4 {
+		t.Fatalf("played item events %v", got)
+	}
 }
 
 func TestExpiredOnArrival(t *testing.T) {
@@ -417,12 +429,14 @@ func TestHeartbeat(t *testing.T) {
 	ctl, ms, broker := setup(t)
 	b := startBox(t, boxOpts{broker: broker, server: ms.URL})
 	ctl.waitState(protocol.StateIdle)
-	count := func() int { ctl.mu.Lock(); defer ctl.mu.Unlock(); return len(ctl.states) }
-	n := count()
-	b.clock.Advance(DefaultHeartbeat * 12 / 10)
-	eventually(t, "a heartbeat", func() bool { return count() > n }, nil)
+	later := t0.Add(DefaultHeartbeat * 12 / 10)
+	b.clock.Set(later)
+	eventually(t, "a heartbeat at the new time", func() bool {
+		st, _ := ctl.lastState()
+		return st.At.Equal(later)
+	}, nil)
 	st, _ := ctl.lastState()
-	if !st.At.Equal(t0.Add(DefaultHeartbeat*12/10)) || st.UptimeSec < 0 || !st.Online {
+	if !st.Online || st.State != protocol.StateIdle || st.UptimeSec < 0 {
 		t.Fatalf("heartbeat %+v", st)
 	}
 }

@@ -48,8 +48,10 @@ func (a *Agent) newMQTTOptions(will []byte) *mqtt.ClientOptions {
 		signal(a.connected)
 	})
 	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+		a.gate.set(false)
 		a.log.Warn("lost broker connection; reconnecting", keyBroker, a.cfg.Broker, keyErr, err)
 	})
+	o.SetStore(&gateStore{Store: mqtt.NewMemoryStore(), gate: a.gate, connected: func() bool { return a.client.IsConnectionOpen() }})
 	o.SetReconnectingHandler(func(mqtt.Client, *mqtt.ClientOptions) {
 		// paho's backoff is the same on every box; a random extra wait
 		// keeps a village of boxes from reconnecting in step when the
@@ -59,6 +61,51 @@ func (a *Agent) newMQTTOptions(will []byte) *mqtt.ClientOptions {
 		time.Sleep(d)
 	})
 	return o
+}
+
+// sessionGate holds the outbox back from the moment paho (re)connects until
+// paho has taken the snapshot of its store that it resends. paho's resume()
+// races with packets published in that window (it marks them DUP while they
+// are being written, and may send them twice: eclipse-paho/paho.mqtt.golang
+// issue 703), so nothing is published then. While the gate is closed the
+// operations wait in the outbox.
+type sessionGate struct {
+	mu   sync.Mutex
+	open bool
+	wake chan struct{}
+}
+
+func newSessionGate() *sessionGate { return &sessionGate{wake: make(chan struct{}, 1)} }
+
+func (g *sessionGate) set(open bool) {
+	g.mu.Lock()
+	g.open = open
+	g.mu.Unlock()
+	signal(g.wake)
+}
+
+func (g *sessionGate) isOpen() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.open
+}
+
+// gateStore is paho's memory store; paho lists it (All) when it resumes a
+// session, right after the connection is up, and that opens the gate.
+type gateStore struct {
+	mqtt.Store
+	gate      *sessionGate
+	connected func() bool
+}
+
+// All lists the stored packets and, when called on a live connection (by
+// resume), opens the gate.
+func (s *gateStore) All() []string {
+	keys := s.Store.All()
+	if s.connected() {
+		s.gate.set(true)
+	}
+	return keys
 }
 
 // signal wakes whoever waits on c without ever blocking.
@@ -224,8 +271,10 @@ type op struct {
 }
 
 // outbox serialises the loop's MQTT operations onto one goroutine, so a slow
-// network never stalls scheduling. It is unbounded in memory; a disk outbox
-// that survives restarts comes later.
+// network never stalls scheduling. While the box is offline they wait here
+// (and QoS 1 publishes made just before a link drops wait in paho's store);
+// both are in memory only, unbounded: a disk outbox that survives restarts
+// comes later.
 type outbox struct {
 	mu     sync.Mutex
 	ops    []op
@@ -260,6 +309,20 @@ func (o *outbox) next() (ops []op, done bool) {
 	return ops, len(ops) == 0 && o.closed
 }
 
+// unshift puts operations back at the front, in order.
+func (o *outbox) unshift(ops []op) {
+	o.mu.Lock()
+	o.ops = append(append([]op(nil), ops...), o.ops...)
+	o.mu.Unlock()
+}
+
+// isClosed reports whether close was called.
+func (o *outbox) isClosed() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.closed
+}
+
 // len is how many operations wait.
 func (o *outbox) len() int {
 	o.mu.Lock()
@@ -267,17 +330,36 @@ func (o *outbox) len() int {
 	return len(o.ops)
 }
 
-// runOutbox executes queued operations until the outbox is closed and
-// drained, or ctx is done.
+// runOutbox executes queued operations while the session is up, until the
+// outbox is closed and drained (or closed while offline), or ctx is done.
 func (a *Agent) runOutbox(ctx context.Context) {
 	for {
+		if !a.gate.isOpen() {
+			if a.out.isClosed() {
+				if n := a.out.len(); n > 0 {
+					a.log.Warn("stopping offline; dropping unsent MQTT messages", "count", n)
+				}
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-a.gate.wake:
+			case <-a.out.wake:
+			}
+			continue
+		}
 		ops, done := a.out.next()
 		if done {
 			return
 		}
-		for _, x := range ops {
+		for i, x := range ops {
 			if ctx.Err() != nil {
 				return
+			}
+			if !a.gate.isOpen() {
+				a.out.unshift(ops[i:])
+				break
 			}
 			a.execOp(ctx, x)
 		}
@@ -288,6 +370,7 @@ func (a *Agent) runOutbox(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-a.out.wake:
+		case <-a.gate.wake:
 		}
 	}
 }

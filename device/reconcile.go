@@ -97,7 +97,8 @@ func (a *Agent) merge() map[string]protocol.PlanItem {
 
 // reconcile brings the item records in line with the merged plan: new items
 // are received (and fetched), items that left it before finishing are
-// cancelled. Re-applying the same plans raises no event.
+// cancelled, cancelled items that come back are received again. Re-applying
+// the same plans raises no event.
 func (a *Agent) reconcile() {
 	now := a.clock.Now()
 	plausible := a.plausible(now)
@@ -108,6 +109,13 @@ func (a *Agent) reconcile() {
 		rec, known := a.items[id]
 		prev, had := a.live[id]
 		a.live[id] = it
+		if known && rec.Status == protocol.EventCancelled && !had {
+			// Removed earlier, wanted again (a schedule resumed, a group
+			// rejoined): it is a new arrival. Items that played, failed,
+			// missed or expired stay final, so nothing plays twice.
+			delete(a.items, id)
+			known = false
+		}
 		if !known {
 			fresh = append(fresh, it)
 			continue

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loa-commune/loa/internal/pulsetest"
 )
 
 // procStats reads a process's resident memory (bytes) and CPU time used.
@@ -50,14 +52,19 @@ func makeMP3(b *testing.B, dir string, seconds int) string {
 	return mp3
 }
 
-// BenchmarkAgentPlaying60s measures one real loa-agent (null sink, paced at
-// real time) while idle and while it plays a 60 s MP3: resident memory and
-// the CPU it uses while playing.
+// BenchmarkAgentPlaying60s measures one real loa-agent while idle and while
+// it plays a 60 s MP3: resident memory and the CPU it uses while playing,
+// with the paced null sink and with the real oto/ALSA path into PulseAudio.
 func BenchmarkAgentPlaying60s(b *testing.B) {
+	b.Run("null", func(b *testing.B) { benchPlaying(b, "null", nil) })
+	b.Run("alsa", func(b *testing.B) { benchPlaying(b, "alsa", pulsetest.Start(b).Env()) })
+}
+
+func benchPlaying(b *testing.B, output string, env []string) {
 	for i := 0; i < b.N; i++ {
 		c := newCommune(b, "", "")
 		cfg := c.addBox("box", "thon-1")
-		agent := proc(b, c.dir, "box", "loa-agent", "--config", cfg, "--cache", filepath.Join(c.dir, "cache"), "--output", "null")
+		agent := procEnv(b, env, c.dir, "box", "loa-agent", "--config", cfg, "--cache", filepath.Join(c.dir, "cache"), "--output", output)
 		c.waitOnline("box")
 		mp3 := makeMP3(b, c.dir, 60)
 		var media struct{ ID string }

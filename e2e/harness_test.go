@@ -55,6 +55,12 @@ func freePort(t testing.TB) string {
 // and stops it (SIGTERM, then SIGKILL) at test end.
 func proc(t testing.TB, dir, name string, args ...string) *exec.Cmd {
 	t.Helper()
+	return procEnv(t, nil, dir, name, args...)
+}
+
+// procEnv is proc with the environment env (nil: this process's).
+func procEnv(t testing.TB, env []string, dir, name string, args ...string) *exec.Cmd {
+	t.Helper()
 	logPath := filepath.Join(dir, name+".log")
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -67,7 +73,7 @@ func proc(t testing.TB, dir, name string, args ...string) *exec.Cmd {
 		}
 	}
 	cmd := exec.Command(bin, args[1:]...)
-	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Stdout, cmd.Stderr, cmd.Env = logf, logf, env
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}

@@ -5,17 +5,14 @@ package otosink
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"math"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/loa-commune/loa/audio"
+	"github.com/loa-commune/loa/internal/pulsetest"
 )
 
 const (
@@ -81,69 +78,19 @@ func TestPlayCaptured(t *testing.T) {
 	if os.Getenv(childEnv) == "1" {
 		t.Skip("in the child")
 	}
-	pa, err := exec.LookPath("pulseaudio")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("pulseaudio is not installed (apt-get install pulseaudio libasound2-plugins)")
-		}
-		t.Skip("pulseaudio is not installed")
-	}
-	dir, err := os.MkdirTemp("", "otosink") // short: a unix socket path is limited
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	runtime := filepath.Join(dir, "pulse")
-	home := filepath.Join(dir, "home")
-	for _, d := range []string{runtime, home} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	socket := filepath.Join(runtime, "native")
-	env := append(os.Environ(), "XDG_RUNTIME_DIR="+runtime, "HOME="+home, "PULSE_SERVER=", "DBUS_SESSION_BUS_ADDRESS=")
-	paLog := filepath.Join(dir, "pulseaudio.log")
-	logFile, err := os.Create(paLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	cmd := exec.Command(pa, "-n", "--daemonize=no", "--exit-idle-time=-1", "--use-pid-file=no",
-		"-L", "module-null-sink sink_name=nullsink rate=48000 channels=2",
-		"-L", "module-native-protocol-unix socket="+socket+" auth-anonymous=1")
-	cmd.Env, cmd.Stdout, cmd.Stderr = env, logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the test binary too
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	waitForSocket(t, socket, paLog)
-
-	capture := filepath.Join(dir, "capture.raw")
-	conf := filepath.Join(dir, "asound.conf")
-	asound := fmt.Sprintf(`pcm.!default { type file  slave.pcm { type pulse  server "unix:%s" }  file "%s"  format "raw" }`+"\n", socket, capture)
-	if err := os.WriteFile(conf, []byte(asound), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	pulse := pulsetest.Start(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	child := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestPlayChild$", "-test.count=1", "-test.v")
-	child.Env = append(env, childEnv+"=1", "ALSA_CONFIG_PATH="+conf)
+	child.Env = append(pulse.Env(), childEnv+"=1")
 	out, err := child.CombinedOutput()
 	t.Logf("child:\n%s", out)
 	if err != nil {
-		log, _ := os.ReadFile(paLog)
-		t.Fatalf("child: %v\npulseaudio:\n%s", err, log)
+		t.Fatalf("child: %v", err)
 	}
 
-	raw, err := os.ReadFile(capture)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := pulse.Captured(t)
 	got := audio.Floats(raw)
 	want := audio.Floats(transcoded(t))
 	gain := audio.VolumeGain(testVolume)
@@ -152,8 +99,8 @@ func TestPlayCaptured(t *testing.T) {
 	}
 	const ch = 2
 	const quiet = 1e-4
-	g0, g1 := span(got, quiet, ch)
-	w0, w1 := span(want, quiet, ch)
+	g0, g1 := pulsetest.Span(got, quiet, ch)
+	w0, w1 := pulsetest.Span(want, quiet, ch)
 	if g0 < 0 {
 		t.Fatalf("capture of %d bytes is silent", len(raw))
 	}
@@ -175,37 +122,5 @@ func TestPlayCaptured(t *testing.T) {
 	t.Logf("max |captured - media × %.2f| = %g", gain, maxDiff)
 	if maxDiff > 1e-3 {
 		t.Errorf("captured sample %d differs by %g", at, maxDiff)
-	}
-}
-
-// span returns the first and last sample index (frame aligned, last
-// exclusive) louder than quiet, or -1, -1.
-func span(x []float32, quiet float64, ch int) (int, int) {
-	first, last := -1, -1
-	for i, v := range x {
-		if math.Abs(float64(v)) > quiet {
-			if first < 0 {
-				first = i - i%ch
-			}
-			last = i - i%ch + ch
-		}
-	}
-	return first, last
-}
-
-func waitForSocket(t *testing.T, socket, logPath string) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.Dial("unix", socket)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logPath)
-			t.Fatalf("pulseaudio did not open %s: %v\n%s", socket, err, log)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
