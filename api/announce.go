@@ -140,23 +140,36 @@ func (s *Server) targetDevices(ctx context.Context, t store.Targets) ([]string, 
 }
 
 func (s *Server) announce(w http.ResponseWriter, r *http.Request) error {
+	return s.createRule(w, r, store.KindOnce)
+}
+
+func (s *Server) addSchedule(w http.ResponseWriter, r *http.Request) error {
+	return s.createRule(w, r, store.KindCron)
+}
+
+// createRule stores an announcement or a schedule and asks for a replan.
+// An announcement's one item gets its pending deliveries at once, so
+// `--wait` knows every box it waits for.
+func (s *Server) createRule(w http.ResponseWriter, r *http.Request, kind string) error {
 	var req AnnounceRequest
 	if err := readJSON(r, &req); err != nil {
 		return err
 	}
-	rule, err := s.rule(r.Context(), req, store.KindOnce)
+	rule, err := s.rule(r.Context(), req, kind)
 	if err != nil {
 		return err
 	}
 	if err := s.store.AddRule(r.Context(), rule); err != nil {
 		return err
 	}
-	devices, err := s.targetDevices(r.Context(), rule.Targets)
-	if err != nil {
-		return err
-	}
-	if err := s.store.AddPending(r.Context(), scheduler.ItemID(rule.ID, rule.Start), rule.ID, rule.Start, devices); err != nil {
-		return err
+	if kind == store.KindOnce {
+		devices, err := s.targetDevices(r.Context(), rule.Targets)
+		if err != nil {
+			return err
+		}
+		if err := s.store.AddPending(r.Context(), scheduler.ItemID(rule.ID, rule.Start), rule.ID, rule.Start, devices); err != nil {
+			return err
+		}
 	}
 	s.bc.Replan()
 	a, err := s.announcement(r.Context(), rule)
@@ -226,26 +239,6 @@ func (s *Server) listSchedules(w http.ResponseWriter, r *http.Request) error {
 		out = append(out, a)
 	}
 	return writeJSON(w, http.StatusOK, out)
-}
-
-func (s *Server) addSchedule(w http.ResponseWriter, r *http.Request) error {
-	var req AnnounceRequest
-	if err := readJSON(r, &req); err != nil {
-		return err
-	}
-	rule, err := s.rule(r.Context(), req, store.KindCron)
-	if err != nil {
-		return err
-	}
-	if err := s.store.AddRule(r.Context(), rule); err != nil {
-		return err
-	}
-	s.bc.Replan()
-	a, err := s.announcement(r.Context(), rule)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusCreated, a)
 }
 
 func (s *Server) removeSchedule(w http.ResponseWriter, r *http.Request) error {

@@ -323,14 +323,18 @@ func (s *Service) replan(ctx context.Context) error {
 	s.mu.Unlock()
 
 	var errs []error
+	pended := map[string]bool{} // only items still in plans, so the set stays small
 	for target, items := range plans {
-		if err := s.recordPending(ctx, target, items, devices); err != nil {
+		if err := s.recordPending(ctx, target, items, devices, pended); err != nil {
 			errs = append(errs, err)
 		}
 		if err := s.publishPlan(target, items, now); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	s.mu.Lock()
+	s.pended = pended
+	s.mu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -363,7 +367,7 @@ func (s *Service) publishPlan(target string, items []protocol.PlanItem, now time
 
 // recordPending makes a pending report row for each new item and each box
 // it targets, so boxes that never answer show in the report.
-func (s *Service) recordPending(ctx context.Context, target string, items []protocol.PlanItem, devices []store.Device) error {
+func (s *Service) recordPending(ctx context.Context, target string, items []protocol.PlanItem, devices []store.Device, pended map[string]bool) error {
 	var ids []string
 	for _, d := range devices {
 		switch {
@@ -382,15 +386,15 @@ func (s *Service) recordPending(ctx context.Context, target string, items []prot
 		s.mu.Lock()
 		done := s.pended[key]
 		s.mu.Unlock()
-		if done || len(ids) == 0 {
-			continue
+		if len(ids) == 0 {
+			continue // no box to wait for yet
 		}
-		if err := s.store.AddPending(ctx, it.ID, it.Announcement, it.Start, ids); err != nil {
-			return err
+		if !done {
+			if err := s.store.AddPending(ctx, it.ID, it.Announcement, it.Start, ids); err != nil {
+				return err
+			}
 		}
-		s.mu.Lock()
-		s.pended[key] = true
-		s.mu.Unlock()
+		pended[key] = true
 	}
 	return nil
 }

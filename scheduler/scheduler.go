@@ -37,6 +37,13 @@ type Rule struct {
 	Item      protocol.PlanItem
 }
 
+func (r Rule) validity() time.Duration {
+	if r.Validity <= 0 {
+		return DefaultValidity
+	}
+	return r.Validity
+}
+
 // Scheduler expands rules into plan items.
 type Scheduler struct {
 	loc     *time.Location
@@ -91,10 +98,7 @@ func (s *Scheduler) Items(rules []Rule, now time.Time) ([]protocol.PlanItem, err
 		if r.Paused {
 			continue
 		}
-		validity := r.Validity
-		if validity <= 0 {
-			validity = DefaultValidity
-		}
+		validity := r.validity()
 		starts, err := s.starts(r, lo.Add(-validity), hi)
 		if err != nil {
 			return nil, fmt.Errorf("rule %s: %w", r.ID, err)
@@ -156,10 +160,7 @@ func (s *Scheduler) NextChange(rules []Rule, now time.Time) time.Time {
 		if r.Paused {
 			continue
 		}
-		validity := r.Validity
-		if validity <= 0 {
-			validity = DefaultValidity
-		}
+		validity := r.validity()
 		if r.Cron == "" {
 			consider(r.At.Add(-s.horizon))      // enters the horizon
 			consider(r.At.Add(validity + Keep)) // leaves the plan
