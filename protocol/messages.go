@@ -51,6 +51,26 @@ const (
 	OnPreemptDrop    = "drop"
 )
 
+// Alert tones a box synthesizes itself before an item (PlanItem.Tone), so
+// an alert sounds even when no media can be fetched. Each kind of danger
+// has its own tone that villagers learn to recognise.
+const (
+	ToneSiren = "siren"
+	ToneFlood = "flood"
+	ToneStorm = "storm"
+	ToneFire  = "fire"
+	ToneOther = "other"
+)
+
+// ValidTone reports whether t is empty or a known tone.
+func ValidTone(t string) bool {
+	switch t {
+	case "", ToneSiren, ToneFlood, ToneStorm, ToneFire, ToneOther:
+		return true
+	}
+	return false
+}
+
 // Item status: live items are real broadcasts, test items are exercises.
 const (
 	StatusLive = "live"
@@ -65,7 +85,7 @@ type PlanItem struct {
 	Start        time.Time `json:"start"`
 	Expires      time.Time `json:"expires"`
 	Priority     Priority  `json:"priority"`
-	Media        Media     `json:"media"`
+	Media        Media     `json:"media"`            // zero for a tone-only item
 	Repeat       int       `json:"repeat"`           // times to play, at least 1
 	GapMS        int64     `json:"gap_ms,omitempty"` // silence between repeats
 	Volume       *int      `json:"volume,omitempty"` // overrides the box volume
@@ -90,8 +110,14 @@ func (it PlanItem) Validate() error {
 	if it.Priority < Background || it.Priority > Emergency {
 		return fmt.Errorf("item %s: invalid priority", it.ID)
 	}
-	if err := it.Media.Validate(); err != nil {
-		return fmt.Errorf("item %s: %w", it.ID, err)
+	if !ValidTone(it.Tone) {
+		return fmt.Errorf("item %s: unknown tone %q", it.ID, it.Tone)
+	}
+	// A tone-only item (an alert with nothing to say yet) has no media.
+	if it.Tone == "" || it.Media != (Media{}) {
+		if err := it.Media.Validate(); err != nil {
+			return fmt.Errorf("item %s: %w", it.ID, err)
+		}
 	}
 	if it.Repeat < 1 || it.Repeat > MaxRepeat {
 		return fmt.Errorf("item %s: repeat %d is not within 1..%d", it.ID, it.Repeat, MaxRepeat)
