@@ -48,7 +48,11 @@ func newID(prefix string) string {
 func (s *Server) rule(ctx context.Context, req AnnounceRequest, kind string) (store.Rule, error) {
 	now := s.opts.Now()
 	r := store.Rule{Kind: kind, Name: req.Name, Targets: req.Targets, Media: req.Media, Repeat: req.Repeat,
-		Gap: time.Duration(req.GapSec) * time.Second, Validity: s.opts.Validity, Text: req.Text, CreatedAt: now.UTC()}
+		Gap: time.Duration(req.GapSec) * time.Second, Validity: s.opts.Validity, Text: strings.TrimSpace(req.Text),
+		Tone: req.Tone, Status: protocol.StatusLive, Source: "cli", CreatedAt: now.UTC()}
+	if req.Exercise {
+		r.Status = protocol.StatusTest
+	}
 	if r.Repeat == 0 {
 		r.Repeat = 1
 	}
@@ -63,11 +67,16 @@ func (s *Server) rule(ctx context.Context, req AnnounceRequest, kind string) (st
 		}
 		r.Priority = p
 	}
-	if req.Media == "" {
-		return r, fail(http.StatusBadRequest, messages.NoMedia)
+	if !protocol.ValidTone(r.Tone) {
+		return r, fail(http.StatusBadRequest, messages.BadTone, r.Tone)
 	}
-	if _, err := s.store.MediaByID(ctx, req.Media); err != nil {
-		return r, notFound(err, messages.UnknownMedia, req.Media)
+	switch {
+	case req.Media != "":
+		if _, err := s.store.MediaByID(ctx, req.Media); err != nil {
+			return r, notFound(err, messages.UnknownMedia, req.Media)
+		}
+	case r.Text == "" && r.Tone == "":
+		return r, fail(http.StatusBadRequest, messages.NoMedia)
 	}
 	if err := s.checkTargets(ctx, req.Targets); err != nil {
 		return r, err
@@ -155,12 +164,28 @@ func (s *Server) createRule(w http.ResponseWriter, r *http.Request, kind string)
 	if err := readJSON(r, &req); err != nil {
 		return err
 	}
+	if req.Tone != "" && req.Priority != protocol.Emergency.String() {
+		return fail(http.StatusBadRequest, messages.BadRequest, "an alert tone is for emergencies: use `loa emergency`")
+	}
 	rule, err := s.rule(r.Context(), req, kind)
 	if err != nil {
 		return err
 	}
+	return s.addRule(w, r, rule)
+}
+
+// addRule renders what the rule says (text to speech, exercise prefix),
+// stores it and asks for a replan.
+func (s *Server) addRule(w http.ResponseWriter, r *http.Request, rule store.Rule) error {
+	kind := rule.Kind
+	if err := s.prepareMedia(r.Context(), &rule); err != nil {
+		return err
+	}
 	if err := s.store.AddRule(r.Context(), rule); err != nil {
 		return err
+	}
+	if rule.Priority == protocol.Emergency {
+		s.audit(r.Context(), rule.Source, store.AuditEmergencyStart, rule.ID, rule.Targets, auditDetails(rule))
 	}
 	if kind == store.KindOnce {
 		devices, err := s.targetDevices(r.Context(), rule.Targets)
@@ -190,6 +215,7 @@ func (s *Server) announcement(ctx context.Context, rule store.Rule) (Announcemen
 	}
 	a := Announcement{ID: rule.ID, Kind: rule.Kind, Name: rule.Name, Cron: rule.Cron, Start: rule.Start,
 		Targets: rule.Targets, Media: rule.Media, Priority: rule.Priority.String(), Repeat: rule.Repeat,
+		Tone: rule.Tone, Text: rule.Text, Exercise: rule.Status == protocol.StatusTest, Source: rule.Source,
 		Paused: rule.Paused, Cancelled: !rule.CancelledAt.IsZero(), Devices: devices, Deliveries: deliveries}
 	if a.Devices == nil {
 		a.Devices = []string{}

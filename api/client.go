@@ -214,3 +214,34 @@ func (c *Client) Site(ctx context.Context) (SiteInfo, error) {
 	var out SiteInfo
 	return out, c.doJSON(ctx, http.MethodGet, "/v1/site", nil, &out)
 }
+
+// StartEmergency starts an emergency now.
+func (c *Client) StartEmergency(ctx context.Context, req AnnounceRequest) (Announcement, error) {
+	var out Announcement
+	return out, c.doJSON(ctx, http.MethodPost, "/v1/emergencies", req, &out)
+}
+
+// Emergencies lists the active emergencies.
+func (c *Client) Emergencies(ctx context.Context) ([]Announcement, error) {
+	var out []Announcement
+	return out, c.doJSON(ctx, http.MethodGet, "/v1/emergencies", nil, &out)
+}
+
+// CancelEmergency cancels one emergency, or all active ones when id is "".
+func (c *Client) CancelEmergency(ctx context.Context, id string) (CancelResponse, error) {
+	var out CancelResponse
+	return out, c.doJSON(ctx, http.MethodPost, "/v1/emergencies/cancel", CancelRequest{ID: id}, &out)
+}
+
+// Audit lists the audit log in [since, until).
+func (c *Client) Audit(ctx context.Context, since, until string) ([]store.AuditEntry, error) {
+	q := url.Values{}
+	if since != "" {
+		q.Set("since", since)
+	}
+	if until != "" {
+		q.Set("until", until)
+	}
+	var out []store.AuditEntry
+	return out, c.doJSON(ctx, http.MethodGet, "/v1/audit?"+q.Encode(), nil, &out)
+}

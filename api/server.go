@@ -42,7 +42,16 @@ type Options struct {
 	// offline even if its last message said online (a dead box whose will
 	// message was lost, e.g. across a broker restart). 0 disables it.
 	StaleAfter time.Duration
-	Now        func() time.Time
+	// EmergencyValidity is how long after its start an emergency is still
+	// delivered, e.g. to a box that comes back online.
+	EmergencyValidity time.Duration
+	// Speech renders text to speech; nil refuses --text.
+	Speech Speaker
+	// ExerciseNotice is spoken before every exercise ("this is a drill").
+	ExerciseNotice string
+	// AllClearText is spoken where an emergency was cancelled; empty: none.
+	AllClearText string
+	Now          func() time.Time
 }
 
 // Server serves the HTTP API.
@@ -62,6 +71,9 @@ func NewServer(opts Options, st *store.Store, ms *media.Store, bc Broadcaster, l
 	}
 	if opts.Validity <= 0 {
 		opts.Validity = scheduler.DefaultValidity
+	}
+	if opts.EmergencyValidity <= 0 {
+		opts.EmergencyValidity = time.Hour
 	}
 	s := &Server{opts: opts, store: st, media: ms, bc: bc, log: log, mux: http.NewServeMux()}
 	admin := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
@@ -86,6 +98,10 @@ func NewServer(opts Options, st *store.Store, ms *media.Store, bc Broadcaster, l
 	admin("DELETE /v1/schedules/{id}", s.removeSchedule)
 	admin("POST /v1/schedules/{id}/pause", s.pauseSchedule(true))
 	admin("POST /v1/schedules/{id}/resume", s.pauseSchedule(false))
+	admin("POST /v1/emergencies", s.startEmergency)
+	admin("GET /v1/emergencies", s.listEmergencies)
+	admin("POST /v1/emergencies/cancel", s.cancelEmergency)
+	admin("GET /v1/audit", s.auditLog)
 	admin("GET /v1/status", s.status)
 	admin("GET /v1/report", s.report)
 	admin("GET /v1/site", s.site)
@@ -268,18 +284,30 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, st)
 }
 
-func (s *Server) report(w http.ResponseWriter, r *http.Request) error {
-	var since, until time.Time
-	var err error
-	if v := r.URL.Query().Get("since"); v != "" {
-		if since, err = ParseTime(v, s.bc.Scheduler().Location(), s.opts.Now()); err != nil {
-			return fail(http.StatusBadRequest, messages.BadTime, v)
+// span reads the since and until query parameters (site zone).
+func (s *Server) span(r *http.Request) (since, until time.Time, err error) {
+	parse := func(name string) (time.Time, error) {
+		v := r.URL.Query().Get(name)
+		if v == "" {
+			return time.Time{}, nil
 		}
+		t, err := ParseTime(v, s.bc.Scheduler().Location(), s.opts.Now())
+		if err != nil {
+			return t, fail(http.StatusBadRequest, messages.BadTime, v)
+		}
+		return t, nil
 	}
-	if v := r.URL.Query().Get("until"); v != "" {
-		if until, err = ParseTime(v, s.bc.Scheduler().Location(), s.opts.Now()); err != nil {
-			return fail(http.StatusBadRequest, messages.BadTime, v)
-		}
+	if since, err = parse("since"); err != nil {
+		return
+	}
+	until, err = parse("until")
+	return
+}
+
+func (s *Server) report(w http.ResponseWriter, r *http.Request) error {
+	since, until, err := s.span(r)
+	if err != nil {
+		return err
 	}
 	rows, err := s.store.Report(r.Context(), since, until)
 	if err != nil {

@@ -53,7 +53,26 @@ type AnnounceRequest struct {
 	Priority string        `json:"priority,omitempty"`
 	Repeat   int           `json:"repeat,omitempty"`
 	GapSec   int           `json:"gap_sec,omitempty"`
-	Text     string        `json:"text,omitempty"`
+	// Text is spoken (text to speech on the controller) when Media is empty,
+	// and is kept with the items for the report either way.
+	Text string `json:"text,omitempty"`
+	// Tone is the alert tone boxes play before an emergency (siren, flood,
+	// storm, fire, other); an emergency may be a tone alone.
+	Tone string `json:"tone,omitempty"`
+	// Exercise marks a drill: a spoken "this is an exercise" goes first and
+	// the report marks it.
+	Exercise bool `json:"exercise,omitempty"`
+}
+
+// CancelRequest cancels one emergency (ID) or every active one.
+type CancelRequest struct {
+	ID string `json:"id,omitempty"`
+}
+
+// CancelResponse lists what was cancelled and the all-clear, if one plays.
+type CancelResponse struct {
+	Cancelled []string `json:"cancelled"`
+	AllClear  string   `json:"all_clear,omitempty"`
 }
 
 // Announcement is an announcement or schedule with its targeted boxes and
@@ -69,6 +88,10 @@ type Announcement struct {
 	Media      string           `json:"media"`
 	Priority   string           `json:"priority"`
 	Repeat     int              `json:"repeat"`
+	Tone       string           `json:"tone,omitempty"`
+	Text       string           `json:"text,omitempty"`
+	Exercise   bool             `json:"exercise"`
+	Source     string           `json:"source"`
 	Paused     bool             `json:"paused"`
 	Cancelled  bool             `json:"cancelled"`
 	Devices    []string         `json:"devices"`

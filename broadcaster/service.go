@@ -236,7 +236,7 @@ func (s *Service) schedulerRules(ctx context.Context) (map[string][]scheduler.Ru
 	out := map[string][]scheduler.Rule{}
 	for _, r := range rules {
 		m, ok := media[r.Media]
-		if !ok {
+		if !ok && r.Media != "" { // a tone-only emergency has none
 			if m, err = s.store.MediaByID(ctx, r.Media); err != nil {
 				s.log.Error("rule uses missing media; skipped", "rule", r.ID, "err", err)
 				continue
@@ -257,10 +257,15 @@ func SchedulerRule(r store.Rule, m store.Media) scheduler.Rule {
 		ID: r.ID, Paused: r.Paused, Validity: r.Validity, NotBefore: r.CreatedAt,
 		Item: protocol.PlanItem{
 			Priority: r.Priority,
-			Media:    protocol.Media{SHA256: m.SHA256, Size: m.Size, DurationMS: m.Duration.Milliseconds()},
-			Repeat:   max(r.Repeat, 1), GapMS: r.Gap.Milliseconds(), Text: r.Text,
-			OnPreempt: protocol.OnPreemptRestart, Status: protocol.StatusLive,
+			Repeat:   max(r.Repeat, 1), GapMS: r.Gap.Milliseconds(), Text: r.Text, Tone: r.Tone,
+			OnPreempt: protocol.OnPreemptRestart, Status: r.Status,
 		},
+	}
+	if r.Media != "" {
+		sr.Item.Media = protocol.Media{SHA256: m.SHA256, Size: m.Size, DurationMS: m.Duration.Milliseconds()}
+	}
+	if sr.Item.Status == "" {
+		sr.Item.Status = protocol.StatusLive
 	}
 	if r.Kind == store.KindCron {
 		sr.Cron = r.Cron

@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/loa-commune/loa/protocol"
+	"github.com/loa-commune/loa/tts"
 )
 
 // Config is the controller's configuration.
@@ -37,6 +38,14 @@ type Config struct {
 	HeartbeatSec    int           `yaml:"heartbeat_sec"`
 	MaxMediaMB      int64         `yaml:"max_media_mb"`
 	MaxMediaMinutes int           `yaml:"max_media_minutes"`
+	// EmergencyValidity is how long an emergency keeps reaching boxes that
+	// come back online.
+	EmergencyValidity time.Duration `yaml:"emergency_validity"`
+	// ExerciseNotice is spoken before every exercise; AllClearText where an
+	// emergency was cancelled (empty: no all-clear).
+	ExerciseNotice string      `yaml:"exercise_notice"`
+	AllClearText   string      `yaml:"all_clear_text"`
+	TTS            tts.Options `yaml:"tts"`
 }
 
 // Defaults returns the configuration of a controller run with no options.
@@ -45,6 +54,10 @@ func Defaults() Config {
 		Site: "commune", Data: "loa-data", HTTP: ":8080", MQTT: ":1883", Timezone: "Asia/Ho_Chi_Minh",
 		Horizon: 48 * time.Hour, Validity: 15 * time.Minute, DefaultVolume: 80, EmergencyVolume: 100,
 		HeartbeatSec: 30, MaxMediaMB: 50, MaxMediaMinutes: 30,
+		EmergencyValidity: time.Hour,
+		ExerciseNotice:    "Đây là bản tin diễn tập, không phải báo động thật.",
+		AllClearText:      "Đã hết báo động. Bà con trở lại sinh hoạt bình thường.",
+		TTS:               tts.DefaultOptions(),
 	}
 }
 
@@ -115,6 +128,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Validity < time.Second {
 		return bad("validity", "%v is shorter than 1s", c.Validity)
+	}
+	if c.EmergencyValidity < time.Minute {
+		return bad("emergency_validity", "%v is shorter than 1m", c.EmergencyValidity)
+	}
+	if len(c.TTS.Command) == 0 {
+		return bad("tts.command", "empty: give the speech program and its arguments, e.g. [espeak-ng, -v, \"{voice}\", -w, \"{out}\", --stdin]")
 	}
 	if c.DefaultVolume < 0 || c.DefaultVolume > 100 {
 		return bad("default_volume", "%d is not within 0..100", c.DefaultVolume)

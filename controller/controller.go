@@ -17,6 +17,7 @@ import (
 	"github.com/loa-commune/loa/broadcaster"
 	"github.com/loa-commune/loa/media"
 	"github.com/loa-commune/loa/store"
+	"github.com/loa-commune/loa/tts"
 )
 
 // Controller is a running `loa serve`.
@@ -78,7 +79,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 	handler := api.NewServer(api.Options{
 		Site: cfg.Site, AdminToken: c.adminToken, BrokerURL: brokerURL, ServerURL: serverURL,
 		DefaultVolume: cfg.DefaultVolume, Validity: cfg.Validity,
-		StaleAfter: time.Duration(3*cfg.HeartbeatSec+10) * time.Second,
+		StaleAfter:        time.Duration(3*cfg.HeartbeatSec+10) * time.Second,
+		EmergencyValidity: cfg.EmergencyValidity, Speech: tts.New(cfg.TTS),
+		ExerciseNotice: cfg.ExerciseNotice, AllClearText: cfg.AllClearText,
 	}, c.store, ms, c.bc, log.With("part", "api"))
 	c.httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	c.wg.Add(1)

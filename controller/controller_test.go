@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -134,7 +135,7 @@ func TestLoadFileOnlyComments(t *testing.T) {
 	if err := c.LoadFile(writeFile(t, "")); err != nil {
 		t.Fatalf("LoadFile of an empty file: %v", err)
 	}
-	if c != controller.Defaults() {
+	if !reflect.DeepEqual(c, controller.Defaults()) {
 		t.Fatalf("config changed: %+v", c)
 	}
 }

@@ -37,6 +37,13 @@ const (
 	NoToken           Key = "no_token"
 	WaitTimeout       Key = "wait_timeout"
 	WaitFailed        Key = "wait_failed"
+	BadTone           Key = "bad_tone"
+	NoSpeech          Key = "no_speech"
+	SpeechFailed      Key = "speech_failed"
+	NoSuchEmergency   Key = "no_such_emergency"
+	NoActiveEmergency Key = "no_active_emergency"
+	ConfirmEmergency  Key = "confirm_emergency"
+	NotConfirmed      Key = "not_confirmed"
 )
 
 var english = map[Key]string{
@@ -66,6 +73,13 @@ var english = map[Key]string{
 	NoToken:           "no admin token: pass --token, set LOA_TOKEN, or run on the controller machine with --data pointing at its data folder",
 	WaitTimeout:       "gave up waiting after %s: %d of %d boxes answered; see `loa report` later",
 	WaitFailed:        "%d of %d boxes did not play it; see `loa report`",
+	BadTone:           "unknown alert tone %q: use siren, flood, storm, fire or other",
+	NoSpeech:          "text to speech is not set up on the controller: upload a recording with --file instead",
+	SpeechFailed:      "could not turn the text into speech: %s",
+	NoSuchEmergency:   "no active emergency %q: see `loa emergency list`",
+	NoActiveEmergency: "there is no active emergency to cancel",
+	ConfirmEmergency:  "EMERGENCY on %s. Every loudspeaker there will sound the alarm now.\nType %q to confirm: ",
+	NotConfirmed:      "not confirmed: nothing was sent (to skip this question, add --yes)",
 }
 
 var vietnamese = map[Key]string{
@@ -79,6 +93,9 @@ var vietnamese = map[Key]string{
 	BadMedia:          "tệp này không phải âm thanh Loa phát được (MP3, WAV, OGG Vorbis, FLAC): %s",
 	TimeInPast:        "thời điểm %s đã qua: chọn giờ muộn hơn, hoặc bỏ --at để phát ngay",
 	ServerUnreachable: "không kết nối được máy chủ Loa tại %s: `loa serve` có đang chạy không? (đặt --server hoặc LOA_SERVER)",
+	NoActiveEmergency: "không có báo động khẩn cấp nào đang phát để huỷ",
+	ConfirmEmergency:  "BÁO ĐỘNG KHẨN CẤP tại %s. Mọi loa ở đó sẽ phát còi báo động ngay.\nGõ %q để xác nhận: ",
+	NotConfirmed:      "chưa xác nhận: không có gì được gửi (thêm --yes để bỏ qua câu hỏi này)",
 }
 
 // T formats the message for key in the language chosen by LOA_LANG

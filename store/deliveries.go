@@ -25,6 +25,7 @@ type Delivery struct {
 	StartedAt    time.Time `json:"started_at,omitzero"`
 	FinishedAt   time.Time `json:"finished_at,omitzero"`
 	Reason       string    `json:"reason"`
+	Exercise     bool      `json:"exercise"` // an exercise (test) broadcast, not a real alert
 }
 
 // AddPending records that item should reach each device, so the report
@@ -98,17 +99,18 @@ func (s *Store) Report(ctx context.Context, since, until time.Time) ([]Delivery,
 	if !until.IsZero() {
 		hi = ms(until)
 	}
-	return s.deliveries(ctx, `WHERE scheduled_at >= ? AND scheduled_at < ?`, ms(since), hi)
+	return s.deliveries(ctx, `WHERE d.scheduled_at >= ? AND d.scheduled_at < ?`, ms(since), hi)
 }
 
 // Deliveries lists the deliveries of one announcement or schedule.
 func (s *Store) Deliveries(ctx context.Context, announcement string) ([]Delivery, error) {
-	return s.deliveries(ctx, `WHERE announcement = ?`, announcement)
+	return s.deliveries(ctx, `WHERE d.announcement = ?`, announcement)
 }
 
 func (s *Store) deliveries(ctx context.Context, where string, args ...any) ([]Delivery, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT item, announcement, device_id, status, scheduled_at, started_at, finished_at, reason
-		FROM deliveries `+where+` ORDER BY scheduled_at, item, device_id`, args...)
+	rows, err := s.db.QueryContext(ctx, `SELECT d.item, d.announcement, d.device_id, d.status, d.scheduled_at, d.started_at,
+			d.finished_at, d.reason, COALESCE(r.status, '') = 'test'
+		FROM deliveries d LEFT JOIN rules r ON r.id = d.announcement `+where+` ORDER BY d.scheduled_at, d.item, d.device_id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read report: %w", err)
 	}
@@ -117,7 +119,7 @@ func (s *Store) deliveries(ctx context.Context, where string, args ...any) ([]De
 	for rows.Next() {
 		var d Delivery
 		var sched, started, finished int64
-		if err := rows.Scan(&d.Item, &d.Announcement, &d.Device, &d.Status, &sched, &started, &finished, &d.Reason); err != nil {
+		if err := rows.Scan(&d.Item, &d.Announcement, &d.Device, &d.Status, &sched, &started, &finished, &d.Reason, &d.Exercise); err != nil {
 			return nil, err
 		}
 		d.ScheduledAt, d.StartedAt, d.FinishedAt = fromMS(sched), fromMS(started), fromMS(finished)
@@ -152,7 +154,8 @@ func (d Delivery) MarshalJSON() ([]byte, error) {
 		StartedAt    *time.Time `json:"started_at"`
 		FinishedAt   *time.Time `json:"finished_at"`
 		Reason       string     `json:"reason"`
-	}{d.Item, d.Announcement, d.Device, d.Status, d.ScheduledAt, timeOrNull(d.StartedAt), timeOrNull(d.FinishedAt), d.Reason})
+		Exercise     bool       `json:"exercise"`
+	}{d.Item, d.Announcement, d.Device, d.Status, d.ScheduledAt, timeOrNull(d.StartedAt), timeOrNull(d.FinishedAt), d.Reason, d.Exercise})
 }
 
 // timeOrNull is nil for the zero time, which JSON then writes as null.

@@ -38,12 +38,15 @@ type Rule struct {
 	Gap         time.Duration     `json:"-"`
 	Validity    time.Duration     `json:"-"`
 	Text        string            `json:"text,omitempty"`
+	Tone        string            `json:"tone,omitempty"`
+	Status      string            `json:"status"` // protocol.StatusLive or StatusTest (exercise)
+	Source      string            `json:"source"` // cli, cap:<key>, sensor:<rule>
 	Paused      bool              `json:"paused"`
 	CancelledAt time.Time         `json:"cancelled_at,omitzero"`
 	CreatedAt   time.Time         `json:"created_at"`
 }
 
-const ruleColumns = `id, kind, name, cron, start_at, targets, media, priority, repeat, gap_ms, validity_ms, text, paused, cancelled_at, created_at`
+const ruleColumns = `id, kind, name, cron, start_at, targets, media, priority, repeat, gap_ms, validity_ms, text, tone, status, source, paused, cancelled_at, created_at`
 
 // AddRule stores a new rule. Its media must exist.
 func (s *Store) AddRule(ctx context.Context, r Rule) error {
@@ -51,9 +54,15 @@ func (s *Store) AddRule(ctx context.Context, r Rule) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO rules(`+ruleColumns+`) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-		r.ID, r.Kind, r.Name, r.Cron, ms(r.Start), string(targets), r.Media, int(r.Priority), r.Repeat,
-		r.Gap.Milliseconds(), r.Validity.Milliseconds(), r.Text, r.Paused, ms(r.CancelledAt), ms(r.CreatedAt))
+	if r.Status == "" {
+		r.Status = protocol.StatusLive
+	}
+	if r.Source == "" {
+		r.Source = "cli"
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO rules(`+ruleColumns+`) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		r.ID, r.Kind, r.Name, r.Cron, ms(r.Start), string(targets), nullable(r.Media), int(r.Priority), r.Repeat,
+		r.Gap.Milliseconds(), r.Validity.Milliseconds(), r.Text, r.Tone, r.Status, r.Source, r.Paused, ms(r.CancelledAt), ms(r.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("add %s %s: %w", r.Kind, r.ID, err)
 	}
@@ -115,10 +124,12 @@ func scanRule(sc scanner) (Rule, error) {
 	var start, gap, validity, cancelled, created int64
 	var prio int
 	var targets string
-	if err := sc.Scan(&r.ID, &r.Kind, &r.Name, &r.Cron, &start, &targets, &r.Media, &prio, &r.Repeat,
-		&gap, &validity, &r.Text, &r.Paused, &cancelled, &created); err != nil {
+	var media sql.NullString
+	if err := sc.Scan(&r.ID, &r.Kind, &r.Name, &r.Cron, &start, &targets, &media, &prio, &r.Repeat,
+		&gap, &validity, &r.Text, &r.Tone, &r.Status, &r.Source, &r.Paused, &cancelled, &created); err != nil {
 		return r, err
 	}
+	r.Media = media.String
 	if err := json.Unmarshal([]byte(targets), &r.Targets); err != nil {
 		return r, fmt.Errorf("rule %s: bad targets: %w", r.ID, err)
 	}
@@ -126,4 +137,12 @@ func scanRule(sc scanner) (Rule, error) {
 	r.Priority = protocol.Priority(prio)
 	r.Gap, r.Validity = time.Duration(gap)*time.Millisecond, time.Duration(validity)*time.Millisecond
 	return r, nil
+}
+
+// nullable stores "" as NULL, so an optional reference passes the foreign key.
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"io/fs"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -59,13 +61,14 @@ func TestOpenMigratesOnceAndKeepsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	files, _ := fs.Glob(migrations, "migrations/*.sql")
 	v, err := s.SchemaVersion(ctx)
-	if err != nil || v != 1 {
-		t.Fatalf("SchemaVersion = %d, %v; want 1", v, err)
+	if err != nil || v != len(files) {
+		t.Fatalf("SchemaVersion = %d, %v; want %d", v, err, len(files))
 	}
 	addDevice(t, s, "loa-1", "thon-1")
 	var applied int64
-	if err := s.db.QueryRowContext(ctx, `SELECT applied_at FROM schema_migrations WHERE version = 1`).Scan(&applied); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT MAX(applied_at) FROM schema_migrations`).Scan(&applied); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -82,7 +85,7 @@ func TestOpenMigratesOnceAndKeepsData(t *testing.T) {
 	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*), MAX(applied_at) FROM schema_migrations`).Scan(&n, &again); err != nil {
 		t.Fatal(err)
 	}
-	if n != 1 || again != applied {
+	if n != len(files) || again != applied {
 		t.Fatalf("after reopening: %d migration rows, applied_at %d (was %d): a migration ran again", n, again, applied)
 	}
 	d := devices(t, s)
@@ -323,10 +326,12 @@ func TestRules(t *testing.T) {
 	addMedia(t, s, shaA)
 	once := Rule{ID: "a-1", Kind: KindOnce, Start: t0, Targets: Targets{Groups: []string{"thon-1"}, Devices: []string{"loa-9"}},
 		Media: shaA, Priority: protocol.Emergency, Repeat: 3, Gap: 2 * time.Second, Validity: 15 * time.Minute,
-		Text: "Bão số 3", CreatedAt: t0.Add(-time.Hour)}
+		Text: "Bão số 3", Tone: protocol.ToneStorm, Status: protocol.StatusTest, Source: "cap:x", CreatedAt: t0.Add(-time.Hour)}
 	cron := Rule{ID: "s-1", Kind: KindCron, Name: "morning news", Cron: "0 6 * * *", Targets: Targets{All: true},
-		Media: shaA, Priority: protocol.Normal, Repeat: 1, Validity: 10 * time.Minute, CreatedAt: t0}
-	for _, r := range []Rule{once, cron} {
+		Media: shaA, Priority: protocol.Normal, Repeat: 1, Validity: 10 * time.Minute, Status: protocol.StatusLive, Source: "cli", CreatedAt: t0}
+	toneOnly := Rule{ID: "e-1", Kind: KindOnce, Start: t0, Targets: Targets{All: true}, Priority: protocol.Emergency, Repeat: 1,
+		Validity: time.Hour, Tone: protocol.ToneSiren, Status: protocol.StatusLive, Source: "cli", CreatedAt: t0.Add(time.Hour)}
+	for _, r := range []Rule{once, cron, toneOnly} {
 		if err := s.AddRule(ctx, r); err != nil {
 			t.Fatal(err)
 		}
@@ -341,7 +346,7 @@ func TestRules(t *testing.T) {
 	}
 
 	all, err := s.Rules(ctx, "", false)
-	if err != nil || len(all) != 2 || !reflect.DeepEqual(all[0], once) || !reflect.DeepEqual(all[1], cron) {
+	if err != nil || len(all) != 3 || !reflect.DeepEqual(all[0], once) || !reflect.DeepEqual(all[1], cron) || !reflect.DeepEqual(all[2], toneOnly) {
 		t.Fatalf("Rules = %+v, %v", all, err)
 	}
 	crons, _ := s.Rules(ctx, KindCron, false)
@@ -375,14 +380,47 @@ func TestRules(t *testing.T) {
 		t.Fatalf("pausing a cancelled rule = %v", err)
 	}
 	live, _ := s.Rules(ctx, "", false)
-	if len(live) != 1 || live[0].ID != "s-1" {
+	if len(live) != 2 || live[0].ID != "s-1" || live[1].ID != "e-1" {
 		t.Fatalf("live rules after cancel: %+v", live)
 	}
 	withCancelled, _ := s.Rules(ctx, "", true)
-	if len(withCancelled) != 2 || !withCancelled[0].CancelledAt.Equal(t0) {
+	if len(withCancelled) != 3 || !withCancelled[0].CancelledAt.Equal(t0) {
 		t.Fatalf("rules with cancelled: %+v", withCancelled)
 	}
 	if _, err := s.RuleByID(ctx, "ghost"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("RuleByID(ghost) = %v", err)
+	}
+}
+
+// TestUpgradeKeepsRules opens a database made by the first schema, with a
+// rule in it, and checks the rebuild of the rules table keeps it.
+func TestUpgradeKeepsRules(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "loa.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, _ := migrations.ReadFile("migrations/0001_init.sql")
+	for _, q := range []string{
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`,
+		string(v1),
+		`INSERT INTO schema_migrations VALUES (1, 1)`,
+		`INSERT INTO media VALUES ('` + shaA + `', 'm', 'mp3', 10, 1000, 1)`,
+		`INSERT INTO rules (id, kind, targets, media, priority, validity_ms, created_at) VALUES ('s-old', 'cron', '{"all":true}', '` + shaA + `', 1, 60000, 5)`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("make a v1 database: %v", err)
+		}
+	}
+	db.Close()
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r, err := s.RuleByID(ctx, "s-old")
+	if err != nil || r.Media != shaA || r.Status != protocol.StatusLive || r.Source != "cli" || !r.Targets.All {
+		t.Fatalf("after upgrade: %+v, %v", r, err)
 	}
 }

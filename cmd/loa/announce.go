@@ -21,6 +21,7 @@ import (
 type contentFlags struct {
 	media   string
 	file    string
+	text    string
 	all     bool
 	groups  []string
 	devices []string
@@ -30,6 +31,7 @@ func (f *contentFlags) register(cmd *cobra.Command, withDevices bool) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.media, "media", "", "id of an uploaded audio file (see `loa media list`)")
 	fl.StringVar(&f.file, "file", "", "an audio file to upload and play")
+	fl.StringVar(&f.text, "text", "", "text the controller speaks (Vietnamese voice); kept in the report")
 	fl.BoolVar(&f.all, "all", false, "play on every box of the commune")
 	fl.StringSliceVar(&f.groups, "group", nil, "play on the boxes of this group (village); repeat for several")
 	if withDevices {
@@ -38,12 +40,13 @@ func (f *contentFlags) register(cmd *cobra.Command, withDevices bool) {
 }
 
 // request checks the flags and uploads --file, returning the request.
-func (f *contentFlags) request(ctx context.Context, c *api.Client) (api.AnnounceRequest, error) {
-	req := api.AnnounceRequest{Targets: store.Targets{All: f.all, Groups: f.groups, Devices: f.devices}}
+// toneOnly allows no media at all (an emergency that is only a siren).
+func (f *contentFlags) request(ctx context.Context, c *api.Client, toneOnly bool) (api.AnnounceRequest, error) {
+	req := api.AnnounceRequest{Targets: store.Targets{All: f.all, Groups: f.groups, Devices: f.devices}, Text: f.text}
 	switch {
 	case f.media != "" && f.file != "":
 		return req, usageErr(errors.New("give either --media or --file, not both"))
-	case f.media == "" && f.file == "":
+	case f.media == "" && f.file == "" && f.text == "" && !toneOnly:
 		return req, usageErr(errors.New(messages.T(messages.NoMedia)))
 	case !f.all && len(f.groups) == 0 && len(f.devices) == 0:
 		return req, usageErr(errors.New(messages.T(messages.NoTarget)))
@@ -72,7 +75,7 @@ func newAnnounce(g *globals) *cobra.Command {
 			"With --wait it shows each box's answer and exits 0 when all played it, 3 when some did not, 4 on timeout.",
 		Args: cobra.NoArgs,
 		RunE: g.staff(func(ctx context.Context, c *api.Client, cmd *cobra.Command, _ []string) error {
-			req, err := cf.request(ctx, c)
+			req, err := cf.request(ctx, c, false)
 			if err != nil {
 				return err
 			}
@@ -174,7 +177,7 @@ func newSchedule(g *globals) *cobra.Command {
 			if spec == "" {
 				return usageErr(errors.New("give the rule with --cron, e.g. --cron \"0 6 * * *\" for 6:00 every day"))
 			}
-			req, err := cf.request(ctx, c)
+			req, err := cf.request(ctx, c, false)
 			if err != nil {
 				return err
 			}
@@ -282,9 +285,13 @@ func newStatus(g *globals) *cobra.Command {
 
 func newReport(g *globals) *cobra.Command {
 	var since, until string
+	var audit bool
 	cmd := &cobra.Command{
 		Use: "report", Short: "What every box did with every item: played, failed, missed...", Args: cobra.NoArgs,
 		RunE: g.staff(func(ctx context.Context, c *api.Client, cmd *cobra.Command, _ []string) error {
+			if audit {
+				return printAudit(ctx, c, g.output, since, until, cmd.OutOrStdout())
+			}
 			rows, err := c.Report(ctx, since, until)
 			if err != nil {
 				return err
@@ -292,13 +299,17 @@ func newReport(g *globals) *cobra.Command {
 			if g.output == "json" {
 				return printJSON(cmd.OutOrStdout(), rows)
 			}
-			header := []string{"ITEM", "ANNOUNCEMENT", "DEVICE", "STATUS", "STARTED_AT", "FINISHED_AT", "REASON"}
+			header := []string{"ITEM", "ANNOUNCEMENT", "DEVICE", "STATUS", "STARTED_AT", "FINISHED_AT", "REASON", "EXERCISE"}
 			var out [][]string
 			for _, r := range rows {
+				ex := ""
+				if r.Exercise {
+					ex = "exercise"
+				}
 				if g.output == "csv" {
-					out = append(out, []string{r.Item, r.Announcement, r.Device, r.Status, rfc(r.StartedAt), rfc(r.FinishedAt), r.Reason})
+					out = append(out, []string{r.Item, r.Announcement, r.Device, r.Status, rfc(r.StartedAt), rfc(r.FinishedAt), r.Reason, ex})
 				} else {
-					out = append(out, []string{r.Item, r.Announcement, r.Device, r.Status, when(r.StartedAt), when(r.FinishedAt), orDash(r.Reason)})
+					out = append(out, []string{r.Item, r.Announcement, r.Device, r.Status, when(r.StartedAt), when(r.FinishedAt), orDash(r.Reason), orDash(ex)})
 				}
 			}
 			if g.output == "csv" {
@@ -312,6 +323,7 @@ func newReport(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&since, "since", "", "only items scheduled from this time (site zone: \"2026-12-01 06:00\", \"06:00\" today)")
 	cmd.Flags().StringVar(&until, "until", "", "only items scheduled before this time")
+	cmd.Flags().BoolVar(&audit, "audit", false, "show the audit log instead: who started and cancelled emergencies, and what triggered them")
 	return cmd
 }
 
@@ -320,4 +332,19 @@ func rfc(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+func printAudit(ctx context.Context, c *api.Client, output, since, until string, w io.Writer) error {
+	entries, err := c.Audit(ctx, since, until)
+	if err != nil {
+		return err
+	}
+	if output == "json" {
+		return printJSON(w, entries)
+	}
+	rows := [][]string{}
+	for _, e := range entries {
+		rows = append(rows, []string{when(e.At), e.Actor, e.Action, e.Rule, orDash(e.Targets), orDash(e.Details)})
+	}
+	return table(w, []string{"AT", "WHO", "ACTION", "RULE", "TARGETS", "DETAILS"}, rows)
 }

@@ -1,0 +1,301 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/loa-commune/loa/audio"
+	"github.com/loa-commune/loa/messages"
+	"github.com/loa-commune/loa/protocol"
+	"github.com/loa-commune/loa/scheduler"
+	"github.com/loa-commune/loa/store"
+)
+
+// Speaker renders text to an audio file (text to speech).
+type Speaker interface {
+	Render(ctx context.Context, text string) ([]byte, error)
+}
+
+// prepareMedia gives the rule its media: spoken text when it has no media,
+// and for an exercise the spoken exercise notice before it.
+func (s *Server) prepareMedia(ctx context.Context, r *store.Rule) error {
+	if r.Media == "" && r.Text != "" {
+		id, err := s.speak(ctx, r.Text)
+		if err != nil {
+			return err
+		}
+		r.Media = id
+	}
+	if r.Status != protocol.StatusTest || s.opts.ExerciseNotice == "" {
+		return nil
+	}
+	notice, err := s.speech(ctx, s.opts.ExerciseNotice)
+	if err != nil {
+		return err
+	}
+	parts := []io.ReadSeeker{bytes.NewReader(notice)}
+	if r.Media != "" {
+		f, err := s.media.Open(r.Media)
+		if err != nil {
+			return fmt.Errorf("open media %s: %w", r.Media, err)
+		}
+		defer f.Close()
+		var body bytes.Buffer
+		if _, err := body.ReadFrom(f); err != nil {
+			return fmt.Errorf("read media %s: %w", r.Media, err)
+		}
+		parts = append(parts, bytes.NewReader(body.Bytes()))
+	}
+	var joined bytes.Buffer
+	if _, err := audio.Join(&joined, audio.SpeechFormat, 500*time.Millisecond, parts...); err != nil {
+		return fmt.Errorf("prepare the exercise notice: %w", err)
+	}
+	id, err := s.storeMedia(ctx, &joined, "exercise: "+short(r.Text))
+	if err != nil {
+		return err
+	}
+	r.Media = id
+	return nil
+}
+
+// speech renders text, mapping failures to a message for staff.
+func (s *Server) speech(ctx context.Context, text string) ([]byte, error) {
+	if s.opts.Speech == nil {
+		return nil, fail(http.StatusBadRequest, messages.NoSpeech)
+	}
+	b, err := s.opts.Speech.Render(ctx, text)
+	if err != nil {
+		return nil, fail(http.StatusUnprocessableEntity, messages.SpeechFailed, err.Error())
+	}
+	return b, nil
+}
+
+// speak renders text and stores it as media, returning its id.
+func (s *Server) speak(ctx context.Context, text string) (string, error) {
+	b, err := s.speech(ctx, text)
+	if err != nil {
+		return "", err
+	}
+	return s.storeMedia(ctx, bytes.NewReader(b), "tts: "+short(text))
+}
+
+func (s *Server) storeMedia(ctx context.Context, r io.Reader, name string) (string, error) {
+	f, err := s.media.Put(r)
+	if err != nil {
+		return "", fail(http.StatusUnprocessableEntity, messages.BadMedia, err.Error())
+	}
+	if _, err := s.store.AddMedia(ctx, store.Media{SHA256: f.SHA256, Name: name, Codec: f.Info.Codec, Size: f.Size,
+		Duration: f.Info.Duration, CreatedAt: s.opts.Now().UTC()}); err != nil {
+		return "", err
+	}
+	return f.SHA256, nil
+}
+
+func short(s string) string {
+	if r := []rune(s); len(r) > 40 {
+		return string(r[:40]) + "…"
+	}
+	return s
+}
+
+// startEmergency starts an emergency now: the CLI's `loa emergency`.
+func (s *Server) startEmergency(w http.ResponseWriter, r *http.Request) error {
+	var req AnnounceRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	if req.At != "" || req.Cron != "" {
+		return fail(http.StatusBadRequest, messages.BadRequest, "an emergency starts now: leave out --at and --cron")
+	}
+	rule, err := s.EmergencyRule(r.Context(), req, "cli")
+	if err != nil {
+		return err
+	}
+	return s.addRule(w, r, rule)
+}
+
+// EmergencyRule validates an emergency request from source (cli, cap:…,
+// sensor:…) into a rule: emergency priority, an alert tone (siren unless
+// said otherwise), and the longer emergency validity, so a box that comes
+// back while it is still active plays it.
+func (s *Server) EmergencyRule(ctx context.Context, req AnnounceRequest, source string) (store.Rule, error) {
+	req.Priority = protocol.Emergency.String()
+	if req.Tone == "" {
+		req.Tone = protocol.ToneSiren
+	}
+	rule, err := s.rule(ctx, req, store.KindOnce)
+	if err != nil {
+		return rule, err
+	}
+	rule.ID = newID("e-")
+	rule.Source = source
+	rule.Validity = s.opts.EmergencyValidity
+	return rule, nil
+}
+
+// cancelEmergency cancels one emergency or all active ones, and plays the
+// all-clear on the same boxes when one is configured.
+func (s *Server) cancelEmergency(w http.ResponseWriter, r *http.Request) error {
+	var req CancelRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	res, err := s.CancelEmergencies(r.Context(), req.ID, "cli", "cancelled by staff")
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, res)
+}
+
+// CancelEmergencies cancels emergency id (or every active one when id is
+// empty) on behalf of actor, and starts the all-clear if configured.
+func (s *Server) CancelEmergencies(ctx context.Context, id, actor, why string) (CancelResponse, error) {
+	res := CancelResponse{Cancelled: []string{}}
+	active, err := s.activeEmergencies(ctx)
+	if err != nil {
+		return res, err
+	}
+	var targets []store.Rule
+	for _, e := range active {
+		if id == "" || e.ID == id {
+			targets = append(targets, e)
+		}
+	}
+	if len(targets) == 0 {
+		if id != "" {
+			return res, fail(http.StatusNotFound, messages.NoSuchEmergency, id)
+		}
+		return res, fail(http.StatusNotFound, messages.NoActiveEmergency)
+	}
+	now := s.opts.Now()
+	all := store.Targets{}
+	for _, e := range targets {
+		if err := s.store.CancelRule(ctx, e.ID, now); err != nil {
+			return res, err
+		}
+		s.audit(ctx, actor, store.AuditEmergencyCancel, e.ID, e.Targets, why)
+		res.Cancelled = append(res.Cancelled, e.ID)
+		all = mergeTargets(all, e.Targets)
+	}
+	if s.opts.AllClearText != "" {
+		req := AnnounceRequest{Targets: all, Text: s.opts.AllClearText, Priority: protocol.High.String()}
+		rule, err := s.rule(ctx, req, store.KindOnce)
+		if err == nil {
+			err = s.prepareMedia(ctx, &rule)
+		}
+		if err == nil {
+			err = s.store.AddRule(ctx, rule)
+		}
+		if err != nil {
+			s.log.Error("all-clear could not be prepared; the emergency is cancelled anyway", "err", err)
+		} else {
+			res.AllClear = rule.ID
+			if devices, err := s.targetDevices(ctx, rule.Targets); err == nil {
+				s.store.AddPending(ctx, scheduler.ItemID(rule.ID, rule.Start), rule.ID, rule.Start, devices)
+			}
+		}
+	}
+	s.bc.Replan()
+	return res, nil
+}
+
+// activeEmergencies lists emergencies not cancelled whose validity has not
+// ended: boxes still start them, including boxes that come back online.
+func (s *Server) activeEmergencies(ctx context.Context) ([]store.Rule, error) {
+	rules, err := s.store.Rules(ctx, store.KindOnce, false)
+	if err != nil {
+		return nil, err
+	}
+	now := s.opts.Now()
+	var out []store.Rule
+	for _, r := range rules {
+		if r.Priority == protocol.Emergency && now.Before(r.Start.Add(r.Validity)) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) listEmergencies(w http.ResponseWriter, r *http.Request) error {
+	active, err := s.activeEmergencies(r.Context())
+	if err != nil {
+		return err
+	}
+	out := []Announcement{}
+	for _, rule := range active {
+		a, err := s.announcement(r.Context(), rule)
+		if err != nil {
+			return err
+		}
+		out = append(out, a)
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func mergeTargets(a, b store.Targets) store.Targets {
+	if a.All || b.All {
+		return store.Targets{All: true}
+	}
+	add := func(list []string, more []string) []string {
+		for _, m := range more {
+			if !slices.Contains(list, m) {
+				list = append(list, m)
+			}
+		}
+		return list
+	}
+	return store.Targets{Groups: add(a.Groups, b.Groups), Devices: add(a.Devices, b.Devices)}
+}
+
+// audit writes to the audit log; a failure is logged, never fatal to the
+// emergency itself.
+func (s *Server) audit(ctx context.Context, actor, action, rule string, t store.Targets, details string) {
+	e := store.AuditEntry{At: s.opts.Now().UTC(), Actor: actor, Action: action, Rule: rule, Targets: targetsText(t), Details: details}
+	if err := s.store.AddAudit(ctx, e); err != nil {
+		s.log.Error("audit log", "err", err)
+	}
+}
+
+func targetsText(t store.Targets) string {
+	var parts []string
+	if t.All {
+		parts = append(parts, "all")
+	}
+	for _, g := range t.Groups {
+		parts = append(parts, "group:"+g)
+	}
+	for _, d := range t.Devices {
+		parts = append(parts, "device:"+d)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) error {
+	since, until, err := s.span(r)
+	if err != nil {
+		return err
+	}
+	entries, err := s.store.Audit(r.Context(), since, until)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, entries)
+}
+
+func auditDetails(r store.Rule) string {
+	d := fmt.Sprintf("tone=%s repeat=%d", r.Tone, r.Repeat)
+	if r.Status == protocol.StatusTest {
+		d += " exercise"
+	}
+	if r.Text != "" {
+		d += " text=" + strconv.Quote(short(r.Text))
+	}
+	return d
+}
