@@ -177,31 +177,36 @@ func (s *Server) createRule(w http.ResponseWriter, r *http.Request, kind string)
 // addRule renders what the rule says (text to speech, exercise prefix),
 // stores it and asks for a replan.
 func (s *Server) addRule(w http.ResponseWriter, r *http.Request, rule store.Rule) error {
-	kind := rule.Kind
-	if err := s.prepareMedia(r.Context(), &rule); err != nil {
-		return err
-	}
-	if err := s.store.AddRule(r.Context(), rule); err != nil {
-		return err
-	}
-	if rule.Priority == protocol.Emergency {
-		s.audit(r.Context(), rule.Source, store.AuditEmergencyStart, rule.ID, rule.Targets, auditDetails(rule))
-	}
-	if kind == store.KindOnce {
-		devices, err := s.targetDevices(r.Context(), rule.Targets)
-		if err != nil {
-			return err
-		}
-		if err := s.store.AddPending(r.Context(), scheduler.ItemID(rule.ID, rule.Start), rule.ID, rule.Start, devices); err != nil {
-			return err
-		}
-	}
-	s.bc.Replan()
-	a, err := s.announcement(r.Context(), rule)
+	a, err := s.storeRule(r.Context(), rule)
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusCreated, a)
+}
+
+// storeRule prepares the rule's media, stores it (auditing emergencies),
+// records the pending deliveries of a one-off item and asks for a replan.
+func (s *Server) storeRule(ctx context.Context, rule store.Rule) (Announcement, error) {
+	if err := s.prepareMedia(ctx, &rule); err != nil {
+		return Announcement{}, err
+	}
+	if err := s.store.AddRule(ctx, rule); err != nil {
+		return Announcement{}, err
+	}
+	if rule.Priority == protocol.Emergency {
+		s.audit(ctx, rule.Source, store.AuditEmergencyStart, rule.ID, rule.Targets, auditDetails(rule))
+	}
+	if rule.Kind == store.KindOnce {
+		devices, err := s.targetDevices(ctx, rule.Targets)
+		if err != nil {
+			return Announcement{}, err
+		}
+		if err := s.store.AddPending(ctx, scheduler.ItemID(rule.ID, rule.Start), rule.ID, rule.Start, devices); err != nil {
+			return Announcement{}, err
+		}
+	}
+	s.bc.Replan()
+	return s.announcement(ctx, rule)
 }
 
 func (s *Server) announcement(ctx context.Context, rule store.Rule) (Announcement, error) {

@@ -114,18 +114,28 @@ func (s *Server) startEmergency(w http.ResponseWriter, r *http.Request) error {
 	if req.At != "" || req.Cron != "" {
 		return fail(http.StatusBadRequest, messages.BadRequest, "an emergency starts now: leave out --at and --cron")
 	}
-	rule, err := s.EmergencyRule(r.Context(), req, "cli")
+	rule, err := s.emergencyRule(r.Context(), req, "cli")
 	if err != nil {
 		return err
 	}
 	return s.addRule(w, r, rule)
 }
 
-// EmergencyRule validates an emergency request from source (cli, cap:…,
+// StartEmergency starts an emergency on behalf of source (cap:<key>,
+// sensor:<rule>): the same path as `loa emergency`.
+func (s *Server) StartEmergency(ctx context.Context, req AnnounceRequest, source string) (Announcement, error) {
+	rule, err := s.emergencyRule(ctx, req, source)
+	if err != nil {
+		return Announcement{}, err
+	}
+	return s.storeRule(ctx, rule)
+}
+
+// emergencyRule validates an emergency request from source (cli, cap:…,
 // sensor:…) into a rule: emergency priority, an alert tone (siren unless
 // said otherwise), and the longer emergency validity, so a box that comes
 // back while it is still active plays it.
-func (s *Server) EmergencyRule(ctx context.Context, req AnnounceRequest, source string) (store.Rule, error) {
+func (s *Server) emergencyRule(ctx context.Context, req AnnounceRequest, source string) (store.Rule, error) {
 	req.Priority = protocol.Emergency.String()
 	if req.Tone == "" {
 		req.Tone = protocol.ToneSiren
@@ -157,6 +167,23 @@ func (s *Server) cancelEmergency(w http.ResponseWriter, r *http.Request) error {
 // CancelEmergencies cancels emergency id (or every active one when id is
 // empty) on behalf of actor, and starts the all-clear if configured.
 func (s *Server) CancelEmergencies(ctx context.Context, id, actor, why string) (CancelResponse, error) {
+	res, err := s.cancelWhere(ctx, func(r store.Rule) bool { return id == "" || r.ID == id }, actor, why)
+	if err == nil && len(res.Cancelled) == 0 {
+		if id != "" {
+			return res, fail(http.StatusNotFound, messages.NoSuchEmergency, id)
+		}
+		return res, fail(http.StatusNotFound, messages.NoActiveEmergency)
+	}
+	return res, err
+}
+
+// CancelEmergenciesFrom cancels the active emergencies a source started
+// (cap:<key>, sensor:<rule>); none is not an error.
+func (s *Server) CancelEmergenciesFrom(ctx context.Context, source, actor, why string) (CancelResponse, error) {
+	return s.cancelWhere(ctx, func(r store.Rule) bool { return r.Source == source }, actor, why)
+}
+
+func (s *Server) cancelWhere(ctx context.Context, match func(store.Rule) bool, actor, why string) (CancelResponse, error) {
 	res := CancelResponse{Cancelled: []string{}}
 	active, err := s.activeEmergencies(ctx)
 	if err != nil {
@@ -164,15 +191,12 @@ func (s *Server) CancelEmergencies(ctx context.Context, id, actor, why string) (
 	}
 	var targets []store.Rule
 	for _, e := range active {
-		if id == "" || e.ID == id {
+		if match(e) {
 			targets = append(targets, e)
 		}
 	}
 	if len(targets) == 0 {
-		if id != "" {
-			return res, fail(http.StatusNotFound, messages.NoSuchEmergency, id)
-		}
-		return res, fail(http.StatusNotFound, messages.NoActiveEmergency)
+		return res, nil
 	}
 	now := s.opts.Now()
 	all := store.Targets{}

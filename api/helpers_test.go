@@ -89,6 +89,25 @@ func hcm(t *testing.T) *time.Location {
 // (2026-02-28 22:30 UTC).
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, api.Options{})
+}
+
+// fakeSpeaker "speaks" any text as a one-second tone, counting calls.
+type fakeSpeaker struct {
+	mu    sync.Mutex
+	texts []string
+}
+
+func (f *fakeSpeaker) Render(_ context.Context, text string) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.texts = append(f.texts, text)
+	return wav(22050, time.Second+time.Duration(len(f.texts))*time.Millisecond), nil
+}
+
+// newEnvWith is newEnv with the speech, exercise and all-clear options of extra.
+func newEnvWith(t *testing.T, extra api.Options) *env {
+	t.Helper()
 	loc := hcm(t)
 	now := time.Date(2026, 3, 1, 5, 30, 0, 0, loc)
 	dir := t.TempDir()
@@ -106,6 +125,7 @@ func newEnv(t *testing.T) *env {
 	h := api.NewServer(api.Options{
 		Site: "xa-an-binh", AdminToken: adminToken, BrokerURL: "tcp://10.0.0.1:1883", ServerURL: "http://10.0.0.1:8080",
 		DefaultVolume: 80, Validity: 15 * time.Minute, StaleAfter: time.Minute, Now: func() time.Time { return now },
+		Speech: extra.Speech, ExerciseNotice: extra.ExerciseNotice, AllClearText: extra.AllClearText,
 	}, st, ms, bc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
