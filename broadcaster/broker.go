@@ -89,8 +89,8 @@ func (h *accessHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool 
 	}
 	if write {
 		switch kind {
-		case protocol.TopicDeviceState, protocol.TopicDeviceEvents, protocol.TopicTimeRequest:
-			return arg == user
+		case protocol.TopicDeviceState, protocol.TopicDeviceEvents, protocol.TopicTimeRequest, protocol.TopicTrigger:
+			return arg == user // a sensor is registered like a box; its id is its trigger source
 		}
 		return false
 	}

@@ -47,6 +47,10 @@ func (s *Service) handle(_ paho.Client, m paho.Message) {
 			return
 		}
 		log.Debug("event", "item", ev.Item, "type", ev.Type)
+	case protocol.TopicTrigger:
+		if s.opts.OnTrigger != nil {
+			s.opts.OnTrigger(id, m.Payload())
+		}
 	case protocol.TopicTimeRequest:
 		var req protocol.TimeRequest
 		if _, err := protocol.Decode(m.Payload(), s.opts.Site, protocol.KindTimeRequest, &req); err != nil {

@@ -39,6 +39,11 @@ type Options struct {
 	HeartbeatSec    int
 	EmergencyVolume int
 
+	// OnTrigger receives every sensor message (loa/<site>/trigger/<source>)
+	// on the MQTT client's goroutine: it must not block. Nil: triggers are
+	// not subscribed to.
+	OnTrigger func(source string, payload []byte)
+
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -168,6 +173,9 @@ func (s *Service) onConnect(c paho.Client) {
 		s.topics.AllDeviceStates(): 1,
 		s.topics.AllDeviceEvents(): 1,
 		s.topics.AllTimeRequests(): 0,
+	}
+	if s.opts.OnTrigger != nil {
+		subs[s.topics.AllTriggers()] = 1
 	}
 	tok := c.SubscribeMultiple(subs, s.handle)
 	go func() { // paho calls this on its own goroutine; do not block it

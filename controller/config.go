@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/loa-commune/loa/protocol"
+	"github.com/loa-commune/loa/triggers"
 	"github.com/loa-commune/loa/tts"
 )
 
@@ -46,6 +47,8 @@ type Config struct {
 	ExerciseNotice string      `yaml:"exercise_notice"`
 	AllClearText   string      `yaml:"all_clear_text"`
 	TTS            tts.Options `yaml:"tts"`
+	// Triggers are the sensor rules that start and cancel emergencies.
+	Triggers []triggers.Rule `yaml:"triggers"`
 }
 
 // Defaults returns the configuration of a controller run with no options.
@@ -134,6 +137,9 @@ func (c *Config) Validate() error {
 	}
 	if len(c.TTS.Command) == 0 {
 		return bad("tts.command", "empty: give the speech program and its arguments, e.g. [espeak-ng, -v, \"{voice}\", -w, \"{out}\", --stdin]")
+	}
+	if _, err := triggers.NewEngine(c.Triggers); err != nil {
+		return &FieldError{Field: "triggers", Err: err}
 	}
 	if c.DefaultVolume < 0 || c.DefaultVolume > 100 {
 		return bad("default_volume", "%d is not within 0..100", c.DefaultVolume)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/loa-commune/loa/api"
@@ -22,14 +23,16 @@ import (
 
 // Controller is a running `loa serve`.
 type Controller struct {
-	cfg        Config
-	log        *slog.Logger
-	store      *store.Store
-	bc         *broadcaster.Service
-	httpSrv    *http.Server
-	httpLn     net.Listener
-	adminToken string
-	wg         sync.WaitGroup
+	cfg         Config
+	log         *slog.Logger
+	store       *store.Store
+	bc          *broadcaster.Service
+	httpSrv     *http.Server
+	httpLn      net.Listener
+	adminToken  string
+	sensors     atomic.Pointer[sensors]
+	stopSensors context.CancelFunc
+	wg          sync.WaitGroup
 }
 
 // Open validates cfg and starts everything. On error, whatever was started
@@ -69,6 +72,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 		Site: cfg.Site, Location: loc, Horizon: cfg.Horizon, MQTTListen: cfg.MQTT,
 		BrokerURL: cfg.Broker, BrokerUsername: cfg.BrokerUsername, BrokerPassword: cfg.BrokerPassword,
 		HeartbeatSec: cfg.HeartbeatSec, EmergencyVolume: cfg.EmergencyVolume,
+		OnTrigger: func(source string, payload []byte) {
+			if sn := c.sensors.Load(); sn != nil { // nil until the API exists, a moment after connecting
+				sn.handle(source, payload)
+			}
+		},
 	}, c.store, log.With("part", "broadcaster"))
 	serverURL, _ := cfg.publicURLs(c.httpLn.Addr().String(), cfg.MQTT)
 	c.bc.SetMediaURL(serverURL)
@@ -83,6 +91,21 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 		EmergencyValidity: cfg.EmergencyValidity, Speech: tts.New(cfg.TTS),
 		ExerciseNotice: cfg.ExerciseNotice, AllClearText: cfg.AllClearText,
 	}, c.store, ms, c.bc, log.With("part", "api"))
+	sn, err := newSensors(cfg.Site, cfg.Triggers, handler, c.store, log.With("part", "sensors"))
+	if err != nil {
+		return c, err
+	}
+	if err := sn.restore(ctx); err != nil {
+		return c, fmt.Errorf("restore sensor rules: %w", err)
+	}
+	sensorCtx, stopSensors := context.WithCancel(context.Background())
+	c.stopSensors = stopSensors
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		sn.run(sensorCtx)
+	}()
+	c.sensors.Store(sn)
 	c.httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	c.wg.Add(1)
 	go func() {
@@ -112,6 +135,9 @@ func (c *Controller) Close(ctx context.Context) error {
 		errs = append(errs, c.httpSrv.Shutdown(ctx))
 	} else if c.httpLn != nil {
 		errs = append(errs, c.httpLn.Close())
+	}
+	if c.stopSensors != nil {
+		c.stopSensors()
 	}
 	c.wg.Wait()
 	if c.bc != nil {
