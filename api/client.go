@@ -245,3 +245,9 @@ func (c *Client) Audit(ctx context.Context, since, until string) ([]store.AuditE
 	var out []store.AuditEntry
 	return out, c.doJSON(ctx, http.MethodGet, "/v1/audit?"+q.Encode(), nil, &out)
 }
+
+// PostCAP sends a CAP 1.2 alert.
+func (c *Client) PostCAP(ctx context.Context, r io.Reader) (CAPResponse, error) {
+	var out CAPResponse
+	return out, c.do(ctx, http.MethodPost, "/v1/alerts/cap", r, "application/cap+xml", &out)
+}

@@ -110,6 +110,9 @@ func newEnvWith(t *testing.T, extra api.Options) *env {
 	t.Helper()
 	loc := hcm(t)
 	now := time.Date(2026, 3, 1, 5, 30, 0, 0, loc)
+	if extra.Now != nil {
+		now = extra.Now()
+	}
 	dir := t.TempDir()
 	st, err := store.Open(context.Background(), filepath.Join(dir, "loa.db"))
 	if err != nil {
@@ -125,7 +128,7 @@ func newEnvWith(t *testing.T, extra api.Options) *env {
 	h := api.NewServer(api.Options{
 		Site: "xa-an-binh", AdminToken: adminToken, BrokerURL: "tcp://10.0.0.1:1883", ServerURL: "http://10.0.0.1:8080",
 		DefaultVolume: 80, Validity: 15 * time.Minute, StaleAfter: time.Minute, Now: func() time.Time { return now },
-		Speech: extra.Speech, ExerciseNotice: extra.ExerciseNotice, AllClearText: extra.AllClearText,
+		Speech: extra.Speech, ExerciseNotice: extra.ExerciseNotice, AllClearText: extra.AllClearText, CAP: extra.CAP,
 	}, st, ms, bc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)

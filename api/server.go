@@ -12,6 +12,7 @@ import (
 
 	"github.com/loa-commune/loa/audio"
 	"github.com/loa-commune/loa/auth"
+	capxml "github.com/loa-commune/loa/cap"
 	"github.com/loa-commune/loa/media"
 	"github.com/loa-commune/loa/messages"
 	"github.com/loa-commune/loa/protocol"
@@ -51,7 +52,9 @@ type Options struct {
 	ExerciseNotice string
 	// AllClearText is spoken where an emergency was cancelled; empty: none.
 	AllClearText string
-	Now          func() time.Time
+	// CAP maps CAP alerts to emergencies.
+	CAP capxml.Config
+	Now func() time.Time
 }
 
 // Server serves the HTTP API.
@@ -102,6 +105,7 @@ func NewServer(opts Options, st *store.Store, ms *media.Store, bc Broadcaster, l
 	admin("GET /v1/emergencies", s.listEmergencies)
 	admin("POST /v1/emergencies/cancel", s.cancelEmergency)
 	admin("GET /v1/audit", s.auditLog)
+	admin("POST /v1/alerts/cap", s.capAlert)
 	admin("GET /v1/status", s.status)
 	admin("GET /v1/report", s.report)
 	admin("GET /v1/site", s.site)

@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	capxml "github.com/loa-commune/loa/cap"
 	"github.com/loa-commune/loa/protocol"
 	"github.com/loa-commune/loa/triggers"
 	"github.com/loa-commune/loa/tts"
@@ -47,6 +48,8 @@ type Config struct {
 	ExerciseNotice string      `yaml:"exercise_notice"`
 	AllClearText   string      `yaml:"all_clear_text"`
 	TTS            tts.Options `yaml:"tts"`
+	// CAP maps CAP 1.2 alerts (POST /v1/alerts/cap) to emergencies.
+	CAP capxml.Config `yaml:"cap"`
 	// Triggers are the sensor rules that start and cancel emergencies.
 	Triggers []triggers.Rule `yaml:"triggers"`
 }
@@ -61,6 +64,7 @@ func Defaults() Config {
 		ExerciseNotice:    "Đây là bản tin diễn tập, không phải báo động thật.",
 		AllClearText:      "Đã hết báo động. Bà con trở lại sinh hoạt bình thường.",
 		TTS:               tts.DefaultOptions(),
+		CAP:               capxml.DefaultConfig(),
 	}
 }
 
@@ -137,6 +141,13 @@ func (c *Config) Validate() error {
 	}
 	if len(c.TTS.Command) == 0 {
 		return bad("tts.command", "empty: give the speech program and its arguments, e.g. [espeak-ng, -v, \"{voice}\", -w, \"{out}\", --stdin]")
+	}
+	if err := c.CAP.Validate(); err != nil {
+		var ce *capxml.ConfigError
+		if errors.As(err, &ce) {
+			return &FieldError{Field: "cap." + ce.Field, Err: ce.Err}
+		}
+		return &FieldError{Field: "cap", Err: err}
 	}
 	if _, err := triggers.NewEngine(c.Triggers); err != nil {
 		return &FieldError{Field: "triggers", Err: err}

@@ -89,7 +89,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 		DefaultVolume: cfg.DefaultVolume, Validity: cfg.Validity,
 		StaleAfter:        time.Duration(3*cfg.HeartbeatSec+10) * time.Second,
 		EmergencyValidity: cfg.EmergencyValidity, Speech: tts.New(cfg.TTS),
-		ExerciseNotice: cfg.ExerciseNotice, AllClearText: cfg.AllClearText,
+		ExerciseNotice: cfg.ExerciseNotice, AllClearText: cfg.AllClearText, CAP: cfg.CAP,
 	}, c.store, ms, c.bc, log.With("part", "api"))
 	sn, err := newSensors(cfg.Site, cfg.Triggers, handler, c.store, log.With("part", "sensors"))
 	if err != nil {

@@ -44,6 +44,9 @@ const (
 	NoActiveEmergency Key = "no_active_emergency"
 	ConfirmEmergency  Key = "confirm_emergency"
 	NotConfirmed      Key = "not_confirmed"
+	BadCAP            Key = "bad_cap"
+	CAPExpired        Key = "cap_expired"
+	CAPNoArea         Key = "cap_no_area"
 )
 
 var english = map[Key]string{
@@ -80,6 +83,9 @@ var english = map[Key]string{
 	NoActiveEmergency: "there is no active emergency to cancel",
 	ConfirmEmergency:  "EMERGENCY on %s. Every loudspeaker there will sound the alarm now.\nType %q to confirm: ",
 	NotConfirmed:      "not confirmed: nothing was sent (to skip this question, add --yes)",
+	BadCAP:            "this is not a valid CAP 1.2 alert, nothing was changed: %s",
+	CAPExpired:        "this CAP alert has already expired, nothing was broadcast: %s",
+	CAPNoArea:         "%s: add its area to cap.areas in the controller config",
 }
 
 var vietnamese = map[Key]string{
