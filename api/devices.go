@@ -59,7 +59,7 @@ func (s *Server) addDevice(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.changed(r)
+	s.changed(r, d.ID)
 	return writeJSON(w, http.StatusCreated, AddDeviceResponse{Device: d, Token: token, AgentConfig: s.agentConfig(d.ID, token)})
 }
 
@@ -72,9 +72,14 @@ func (s *Server) agentConfig(id, token string) string {
 	return b.String()
 }
 
-// changed re-publishes configs and plans after the registry changed.
-func (s *Server) changed(r *http.Request) {
-	if err := s.bc.PublishConfigs(r.Context()); err != nil {
+// changed re-publishes the configs of the boxes named and all plans after
+// the registry changed.
+func (s *Server) changed(r *http.Request, ids ...string) {
+	if len(ids) == 0 {
+		s.bc.Replan()
+		return
+	}
+	if err := s.bc.PublishConfigs(r.Context(), ids...); err != nil {
 		s.log.Error("publish configs", "err", err)
 	}
 	s.bc.Replan()
@@ -105,7 +110,7 @@ func (s *Server) setVolume(w http.ResponseWriter, r *http.Request) error {
 	if err := s.store.SetVolume(r.Context(), id, req.Volume); err != nil {
 		return notFound(err, messages.UnknownDevice, id, id)
 	}
-	s.changed(r)
+	s.changed(r, id)
 	d, err := s.store.Device(r.Context(), id)
 	if err != nil {
 		return err
@@ -155,7 +160,7 @@ func (s *Server) changeMembers(w http.ResponseWriter, r *http.Request, change fu
 		}
 		return err
 	}
-	s.changed(r)
+	s.changed(r, req.Devices...)
 	members, err := s.store.GroupMembers(r.Context(), group)
 	if errors.Is(err, store.ErrNotFound) {
 		members = []string{}

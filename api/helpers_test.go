@@ -39,7 +39,7 @@ func (b *fakeBroadcaster) Replan() {
 	b.replans++
 }
 
-func (b *fakeBroadcaster) PublishConfigs(context.Context) error {
+func (b *fakeBroadcaster) PublishConfigs(context.Context, ...string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.configs++

@@ -23,7 +23,7 @@ import (
 // Broadcaster is what the API needs from the controller's MQTT side.
 type Broadcaster interface {
 	Replan()
-	PublishConfigs(ctx context.Context) error
+	PublishConfigs(ctx context.Context, ids ...string) error
 	ForgetDevice(id string) error
 	Scheduler() *scheduler.Scheduler
 }

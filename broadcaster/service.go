@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -412,14 +413,18 @@ func (s *Service) recordPending(ctx context.Context, target string, items []prot
 	return nil
 }
 
-// PublishConfigs publishes the retained config of every registered box.
-func (s *Service) PublishConfigs(ctx context.Context) error {
+// PublishConfigs publishes the retained config of the boxes named, or of
+// every registered box when none is named.
+func (s *Service) PublishConfigs(ctx context.Context, ids ...string) error {
 	devices, err := s.store.Devices(ctx)
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, d := range devices {
+		if len(ids) > 0 && !slices.Contains(ids, d.ID) {
+			continue
+		}
 		cfg := protocol.DeviceConfig{
 			Name: d.Name, Groups: d.Groups, Volume: d.Volume, EmergencyVolume: s.opts.EmergencyVolume,
 			MediaURL: s.opts.MediaURL, HeartbeatSec: s.opts.HeartbeatSec, Timezone: s.opts.Location.String(),
