@@ -193,6 +193,7 @@ func (s *Server) storeRule(ctx context.Context, rule store.Rule) (Announcement, 
 	if err := s.store.AddRule(ctx, rule); err != nil {
 		return Announcement{}, err
 	}
+	s.bc.Replan() // before the bookkeeping below: boxes first
 	if rule.Priority == protocol.Emergency {
 		s.audit(ctx, rule.Source, store.AuditEmergencyStart, rule.ID, rule.Targets, auditDetails(rule))
 	}
@@ -205,7 +206,6 @@ func (s *Server) storeRule(ctx context.Context, rule store.Rule) (Announcement, 
 			return Announcement{}, err
 		}
 	}
-	s.bc.Replan()
 	return s.announcement(ctx, rule)
 }
 

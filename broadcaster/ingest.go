@@ -1,7 +1,9 @@
 package broadcaster
 
 import (
+	"context"
 	"errors"
+	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
@@ -38,15 +40,10 @@ func (s *Service) handle(_ paho.Client, m paho.Message) {
 			log.Warn("ignored a bad event message", "err", err)
 			return
 		}
-		if err := s.store.RecordEvent(s.ctx, id, ev, now); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				log.Warn("event from an unknown device ignored")
-				return
-			}
-			log.Error("store event", "err", err)
-			return
+		select {
+		case s.events <- store.DeviceEvent{Device: id, Event: ev, Received: now}:
+		case <-s.ctx.Done():
 		}
-		log.Debug("event", "item", ev.Item, "type", ev.Type)
 	case protocol.TopicTrigger:
 		if s.opts.OnTrigger != nil {
 			s.opts.OnTrigger(id, m.Payload())
@@ -61,6 +58,58 @@ func (s *Service) handle(_ paho.Client, m paho.Message) {
 		payload, err := protocol.Encode(protocol.KindTimeResponse, s.opts.Site, s.seq.Add(1), now, resp)
 		if err == nil {
 			s.client.Publish(s.topics.TimeResponse(id), 0, false, payload) // best effort: the box asks again
+		}
+	}
+}
+
+// Event batching: a commune's boxes answer an announcement together, so
+// events are written in batches, one transaction each, instead of one
+// transaction per event.
+const (
+	eventBatch = 256
+	eventDelay = 20 * time.Millisecond
+)
+
+// ingestLoop writes events in batches until ctx is done, then writes what
+// is left.
+func (s *Service) ingestLoop() {
+	defer s.wg.Done()
+	var batch []store.DeviceEvent
+	var flushAt <-chan time.Time
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		unknown, err := s.store.RecordEvents(context.Background(), batch)
+		if err != nil {
+			s.log.Error("store events", "events", len(batch), "err", err)
+		}
+		if unknown > 0 {
+			s.log.Warn("events from unknown devices ignored", "events", unknown)
+		}
+		batch, flushAt = batch[:0], nil
+	}
+	for {
+		select {
+		case ev := <-s.events:
+			batch = append(batch, ev)
+			if len(batch) >= eventBatch {
+				flush()
+			} else if flushAt == nil {
+				flushAt = time.After(eventDelay)
+			}
+		case <-flushAt:
+			flush()
+		case <-s.ctx.Done():
+			for {
+				select {
+				case ev := <-s.events:
+					batch = append(batch, ev)
+				default:
+					flush()
+					return
+				}
+			}
 		}
 	}
 }

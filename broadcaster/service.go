@@ -61,6 +61,7 @@ type Service struct {
 	client paho.Client
 	seq    atomic.Uint64
 	kick   chan struct{}
+	events chan store.DeviceEvent // to ingestLoop
 
 	mu        sync.Mutex
 	published map[string][32]byte // plan topic → hash of the items last published
@@ -86,6 +87,7 @@ func New(opts Options, st *store.Store, log *slog.Logger) *Service {
 		sched:     scheduler.New(opts.Location, opts.Horizon),
 		topics:    protocol.NewTopics(opts.Site),
 		kick:      make(chan struct{}, 1),
+		events:    make(chan store.DeviceEvent, 4*eventBatch),
 		published: map[string][32]byte{},
 		pended:    map[string]bool{},
 	}
@@ -145,8 +147,9 @@ func (s *Service) Open(ctx context.Context) error {
 		s.Close(ctx)
 		return err
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.planLoop()
+	go s.ingestLoop()
 	return nil
 }
 
@@ -316,15 +319,13 @@ func (s *Service) replan(ctx context.Context) error {
 		}
 		plans[target] = items
 	}
-	devices, err := s.store.Devices(ctx)
+	groups, err := s.store.GroupNames(ctx)
 	if err != nil {
 		return err
 	}
-	for _, d := range devices {
-		for _, g := range d.Groups {
-			if _, ok := plans["group/"+g]; !ok {
-				plans["group/"+g] = nil
-			}
+	for _, g := range groups {
+		if _, ok := plans["group/"+g]; !ok {
+			plans["group/"+g] = nil
 		}
 	}
 	s.mu.Lock()
@@ -338,11 +339,15 @@ func (s *Service) replan(ctx context.Context) error {
 
 	var errs []error
 	pended := map[string]bool{} // only items still in plans, so the set stays small
+	// Publish first: the boxes are waiting; the report rows can follow.
 	for target, items := range plans {
-		if err := s.recordPending(ctx, target, items, devices, pended); err != nil {
+		if err := s.publishPlan(target, items, now); err != nil {
 			errs = append(errs, err)
 		}
-		if err := s.publishPlan(target, items, now); err != nil {
+	}
+	var devices []store.Device // read only when an item is new
+	for target, items := range plans {
+		if err := s.recordPending(ctx, target, items, &devices, pended); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -381,50 +386,71 @@ func (s *Service) publishPlan(target string, items []protocol.PlanItem, now time
 
 // recordPending makes a pending report row for each new item and each box
 // it targets, so boxes that never answer show in the report.
-func (s *Service) recordPending(ctx context.Context, target string, items []protocol.PlanItem, devices []store.Device, pended map[string]bool) error {
+func (s *Service) recordPending(ctx context.Context, target string, items []protocol.PlanItem, devices *[]store.Device, pended map[string]bool) error {
 	var ids []string
-	for _, d := range devices {
-		switch {
-		case target == "all", target == "device/"+d.ID:
-			ids = append(ids, d.ID)
-		default:
-			for _, g := range d.Groups {
-				if target == "group/"+g {
-					ids = append(ids, d.ID)
-				}
-			}
-		}
-	}
 	for _, it := range items {
 		key := target + "|" + it.ID
 		s.mu.Lock()
 		done := s.pended[key]
 		s.mu.Unlock()
+		if done {
+			pended[key] = true
+			continue
+		}
+		if ids == nil {
+			if *devices == nil {
+				all, err := s.store.Devices(ctx)
+				if err != nil {
+					return err
+				}
+				*devices = all
+			}
+			ids = targetDevices(target, *devices)
+		}
 		if len(ids) == 0 {
 			continue // no box to wait for yet
 		}
-		if !done {
-			if err := s.store.AddPending(ctx, it.ID, it.Announcement, it.Start, ids); err != nil {
-				return err
-			}
+		if err := s.store.AddPending(ctx, it.ID, it.Announcement, it.Start, ids); err != nil {
+			return err
 		}
 		pended[key] = true
 	}
 	return nil
 }
 
+// targetDevices lists the boxes a plan target reaches.
+func targetDevices(target string, devices []store.Device) []string {
+	ids := []string{}
+	for _, d := range devices {
+		if target == "all" || target == "device/"+d.ID || slices.ContainsFunc(d.Groups, func(g string) bool { return target == "group/"+g }) {
+			ids = append(ids, d.ID)
+		}
+	}
+	return ids
+}
+
 // PublishConfigs publishes the retained config of the boxes named, or of
 // every registered box when none is named.
 func (s *Service) PublishConfigs(ctx context.Context, ids ...string) error {
-	devices, err := s.store.Devices(ctx)
-	if err != nil {
-		return err
+	var devices []store.Device
+	if len(ids) == 0 {
+		all, err := s.store.Devices(ctx)
+		if err != nil {
+			return err
+		}
+		devices = all
+	}
+	for _, id := range ids {
+		d, err := s.store.Device(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // removed meanwhile
+		} else if err != nil {
+			return err
+		}
+		devices = append(devices, d)
 	}
 	var errs []error
 	for _, d := range devices {
-		if len(ids) > 0 && !slices.Contains(ids, d.ID) {
-			continue
-		}
 		cfg := protocol.DeviceConfig{
 			Name: d.Name, Groups: d.Groups, Volume: d.Volume, EmergencyVolume: s.opts.EmergencyVolume,
 			MediaURL: s.opts.MediaURL, HeartbeatSec: s.opts.HeartbeatSec, Timezone: s.opts.Location.String(),

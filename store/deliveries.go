@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -42,54 +43,81 @@ func (s *Store) AddPending(ctx context.Context, item, announcement string, sched
 	})
 }
 
+// DeviceEvent is an event and the box it came from.
+type DeviceEvent struct {
+	Device   string
+	Event    protocol.Event
+	Received time.Time
+}
+
 // RecordEvent stores one answer-back event and updates the item's delivery
 // row. A duplicate (QoS 1 re-delivery) changes nothing. A final status is
 // never replaced by a non-final one that arrives late.
 func (s *Store) RecordEvent(ctx context.Context, device string, e protocol.Event, received time.Time) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		var known int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices WHERE id = ?`, device).Scan(&known); err != nil {
-			return err
+	return s.tx(ctx, func(tx *sql.Tx) error { return recordEvent(ctx, tx, device, e, received) })
+}
+
+// RecordEvents stores many events in one transaction, as RecordEvent does
+// each; events from unknown devices are skipped and counted.
+func (s *Store) RecordEvents(ctx context.Context, events []DeviceEvent) (unknown int, err error) {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		for _, de := range events {
+			err := recordEvent(ctx, tx, de.Device, de.Event, de.Received)
+			switch {
+			case errors.Is(err, ErrNotFound):
+				unknown++
+			case err != nil:
+				return err
+			}
 		}
-		if known == 0 {
-			return fmt.Errorf("event from device %s: %w", device, ErrNotFound)
-		}
-		res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO events(device_id, item, announcement, type, at, reason, received_at) VALUES(?,?,?,?,?,?,?)`,
-			device, e.Item, e.Announcement, string(e.Type), ms(e.At), e.Reason, ms(received))
-		if err != nil {
-			return fmt.Errorf("record event: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return nil // seen before
-		}
-		var status string
-		var started, finished int64
-		err = tx.QueryRowContext(ctx, `SELECT status, started_at, finished_at FROM deliveries WHERE item = ? AND device_id = ?`, e.Item, device).
-			Scan(&status, &started, &finished)
-		switch {
-		case err == sql.ErrNoRows:
-			status = ""
-		case err != nil:
-			return err
-		}
-		if protocol.EventType(status).Final() && !e.Type.Final() {
-			return nil
-		}
-		at := ms(e.At)
-		switch {
-		case e.Type == protocol.EventPlaying && started == 0:
-			started = at
-		case e.Type.Final():
-			finished = at
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO deliveries(item, device_id, announcement, status, scheduled_at, started_at, finished_at, reason, updated_at)
-			VALUES(?,?,?,?,?,?,?,?,?)
-			ON CONFLICT(item, device_id) DO UPDATE SET status=excluded.status, started_at=excluded.started_at,
-				finished_at=excluded.finished_at, reason=excluded.reason, updated_at=excluded.updated_at,
-				announcement=CASE WHEN deliveries.announcement = '' THEN excluded.announcement ELSE deliveries.announcement END`,
-			e.Item, device, e.Announcement, string(e.Type), ms(itemStart(e.Item, e.At)), started, finished, e.Reason, ms(received))
-		return err
+		return nil
 	})
+	return unknown, err
+}
+
+func recordEvent(ctx context.Context, tx *sql.Tx, device string, e protocol.Event, received time.Time) error {
+	var known int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices WHERE id = ?`, device).Scan(&known); err != nil {
+		return err
+	}
+	if known == 0 {
+		return fmt.Errorf("event from device %s: %w", device, ErrNotFound)
+	}
+	res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO events(device_id, item, announcement, type, at, reason, received_at) VALUES(?,?,?,?,?,?,?)`,
+		device, e.Item, e.Announcement, string(e.Type), ms(e.At), e.Reason, ms(received))
+	if err != nil {
+		return fmt.Errorf("record event: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil // seen before
+	}
+	var status string
+	var started, finished int64
+	err = tx.QueryRowContext(ctx, `SELECT status, started_at, finished_at FROM deliveries WHERE item = ? AND device_id = ?`, e.Item, device).
+		Scan(&status, &started, &finished)
+	switch {
+	case err == sql.ErrNoRows:
+		status = ""
+	case err != nil:
+		return err
+	}
+	if protocol.EventType(status).Final() && !e.Type.Final() {
+		return nil
+	}
+	at := ms(e.At)
+	switch {
+	case e.Type == protocol.EventPlaying && started == 0:
+		started = at
+	case e.Type.Final():
+		finished = at
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO deliveries(item, device_id, announcement, status, scheduled_at, started_at, finished_at, reason, updated_at)
+		VALUES(?,?,?,?,?,?,?,?,?)
+		ON CONFLICT(item, device_id) DO UPDATE SET status=excluded.status, started_at=excluded.started_at,
+			finished_at=excluded.finished_at, reason=excluded.reason, updated_at=excluded.updated_at,
+			announcement=CASE WHEN deliveries.announcement = '' THEN excluded.announcement ELSE deliveries.announcement END`,
+		e.Item, device, e.Announcement, string(e.Type), ms(itemStart(e.Item, e.At)), started, finished, e.Reason, ms(received))
+	return err
 }
 
 // Report lists deliveries scheduled in [since, until) (zero bounds are open),

@@ -48,8 +48,13 @@ func (s *Store) AddDevice(ctx context.Context, d Device, tokenHash string) error
 
 // Devices lists every device with its groups, by id.
 func (s *Store) Devices(ctx context.Context) ([]Device, error) {
+	return s.devices(ctx, "")
+}
+
+// devices lists the devices, or only the one with id when id is set.
+func (s *Store) devices(ctx context.Context, id string) ([]Device, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT d.id, d.name, d.volume, d.created_at, COALESCE(group_concat(g.group_name, ','), '')
-		FROM devices d LEFT JOIN group_members g ON g.device_id = d.id GROUP BY d.id ORDER BY d.id`)
+		FROM devices d LEFT JOIN group_members g ON g.device_id = d.id WHERE ? = '' OR d.id = ? GROUP BY d.id ORDER BY d.id`, id, id)
 	if err != nil {
 		return nil, fmt.Errorf("list devices: %w", err)
 	}
@@ -71,16 +76,17 @@ func (s *Store) Devices(ctx context.Context) ([]Device, error) {
 
 // Device returns one device, or ErrNotFound.
 func (s *Store) Device(ctx context.Context, id string) (Device, error) {
-	all, err := s.Devices(ctx)
+	if id == "" {
+		return Device{}, fmt.Errorf("device with no id: %w", ErrNotFound)
+	}
+	one, err := s.devices(ctx, id)
 	if err != nil {
 		return Device{}, err
 	}
-	for _, d := range all {
-		if d.ID == id {
-			return d, nil
-		}
+	if len(one) == 0 {
+		return Device{}, fmt.Errorf("device %s: %w", id, ErrNotFound)
 	}
-	return Device{}, fmt.Errorf("device %s: %w", id, ErrNotFound)
+	return one[0], nil
 }
 
 // DeviceTokenHash returns the stored hash of a device's token.
@@ -135,6 +141,24 @@ func (s *Store) Groups(ctx context.Context) ([]Group, error) {
 			return nil, err
 		}
 		g.Devices = splitList(members)
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+// GroupNames lists the names of the groups that have boxes.
+func (s *Store) GroupNames(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT group_name FROM group_members ORDER BY group_name`)
+	if err != nil {
+		return nil, fmt.Errorf("list groups: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var g string
+		if err := rows.Scan(&g); err != nil {
+			return nil, err
+		}
 		out = append(out, g)
 	}
 	return out, rows.Err()

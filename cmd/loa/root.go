@@ -40,7 +40,7 @@ func newRoot() *cobra.Command {
 	pf.StringVar(&g.data, "data", envOr("LOA_DATA", "loa-data"), "the controller's data folder (env LOA_DATA)")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json (report also csv)")
 	root.AddCommand(newServe(g), newDemo(), newDevice(g), newGroup(g), newMedia(g), newAnnounce(g),
-		newSchedule(g), newEmergency(g), newAlert(g), newStatus(g), newReport(g))
+		newSchedule(g), newEmergency(g), newAlert(g), newBench(g), newStatus(g), newReport(g))
 	return root
 }
 

@@ -1,0 +1,128 @@
+package loadtest
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/loa-commune/loa/protocol"
+)
+
+// box is one simulated loudspeaker box: it follows its config and plans
+// like loa-agent, notes when each item first arrives, and answers
+// playing/played at once instead of sounding it.
+type box struct {
+	id, token, site string
+	topics          protocol.Topics
+	client          paho.Client
+	seq             atomic.Uint64
+	ready           atomic.Bool
+	events          atomic.Int64
+	plans           atomic.Int64
+	planBytes       atomic.Int64
+
+	mu      sync.Mutex
+	seen    map[string]time.Time // item id → first arrival
+	groups  []string
+	gotPlan bool
+}
+
+func (b *box) connect(broker string) error {
+	opts := paho.NewClientOptions().AddBroker(broker).SetClientID("loa-" + b.site + "-" + b.id).
+		SetUsername(b.id).SetPassword(b.token).SetCleanSession(true).SetAutoReconnect(true).
+		SetKeepAlive(60 * time.Second).SetOrderMatters(false)
+	b.client = paho.NewClient(opts)
+	tok := b.client.Connect()
+	if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+		return fmt.Errorf("box %s cannot connect: %v", b.id, tok.Error())
+	}
+	sub := b.client.SubscribeMultiple(map[string]byte{
+		b.topics.DeviceConfig(b.id): 1, b.topics.PlanAll(): 1, b.topics.PlanDevice(b.id): 1,
+	}, b.onMessage)
+	if !sub.WaitTimeout(30*time.Second) || sub.Error() != nil {
+		return fmt.Errorf("box %s cannot subscribe: %v", b.id, sub.Error())
+	}
+	return nil
+}
+
+func (b *box) close() {
+	if b.client != nil {
+		b.client.Disconnect(50)
+	}
+}
+
+func (b *box) arrival(announcement string) (time.Time, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for id, at := range b.seen {
+		if len(id) > len(announcement) && id[:len(announcement)] == announcement && id[len(announcement)] == '-' {
+			return at, true
+		}
+	}
+	return time.Time{}, false
+}
+
+func (b *box) onMessage(_ paho.Client, m paho.Message) {
+	now := time.Now()
+	kind, _, err := b.topics.Parse(m.Topic())
+	if err != nil || len(m.Payload()) == 0 {
+		return
+	}
+	switch kind {
+	case protocol.TopicDeviceConfig:
+		var cfg protocol.DeviceConfig
+		if _, err := protocol.Decode(m.Payload(), b.site, protocol.KindConfig, &cfg); err != nil {
+			return
+		}
+		subs := map[string]byte{}
+		for _, g := range cfg.Groups {
+			subs[b.topics.PlanGroup(g)] = 1
+		}
+		if len(subs) > 0 {
+			b.client.SubscribeMultiple(subs, b.onMessage)
+		}
+		b.mu.Lock()
+		b.groups = cfg.Groups
+		b.ready.Store(b.gotPlan)
+		b.mu.Unlock()
+	case protocol.TopicPlanAll, protocol.TopicPlanGroup, protocol.TopicPlanDevice:
+		var p protocol.Plan
+		if _, err := protocol.Decode(m.Payload(), b.site, protocol.KindPlan, &p); err != nil {
+			return
+		}
+		b.plans.Add(1)
+		b.planBytes.Add(int64(len(m.Payload())))
+		var fresh []protocol.PlanItem
+		b.mu.Lock()
+		for _, it := range p.Items {
+			if _, ok := b.seen[it.ID]; !ok {
+				b.seen[it.ID] = now
+				fresh = append(fresh, it)
+			}
+		}
+		if kind == protocol.TopicPlanAll {
+			b.gotPlan = true
+		}
+		b.ready.Store(b.gotPlan && b.groups != nil)
+		b.mu.Unlock()
+		for _, it := range fresh {
+			if !it.Start.After(now) && now.Before(it.Expires) {
+				b.answer(it, protocol.EventPlaying, now)
+				b.answer(it, protocol.EventPlayed, time.Now())
+			}
+		}
+	}
+}
+
+func (b *box) answer(it protocol.PlanItem, t protocol.EventType, at time.Time) {
+	ev := protocol.Event{Item: it.ID, Announcement: it.Announcement, Type: t, At: at.UTC()}
+	payload, err := protocol.Encode(protocol.KindEvent, b.site, b.seq.Add(1), at, ev)
+	if err != nil {
+		return
+	}
+	b.client.Publish(b.topics.DeviceEvents(b.id), 1, false, payload)
+	b.events.Add(1)
+}
