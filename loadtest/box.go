@@ -25,6 +25,7 @@ type box struct {
 	planBytes       atomic.Int64
 
 	mu      sync.Mutex
+	sent    []paho.Token         // answers not yet confirmed by the broker
 	seen    map[string]time.Time // item id → first arrival
 	groups  []string
 	gotPlan bool
@@ -48,10 +49,18 @@ func (b *box) connect(broker string) error {
 	return nil
 }
 
+// close waits for the answers in flight, then disconnects.
 func (b *box) close() {
-	if b.client != nil {
-		b.client.Disconnect(50)
+	if b.client == nil {
+		return
 	}
+	b.mu.Lock()
+	sent := b.sent
+	b.mu.Unlock()
+	for _, tok := range sent {
+		tok.WaitTimeout(5 * time.Second)
+	}
+	b.client.Disconnect(50)
 }
 
 func (b *box) arrival(announcement string) (time.Time, bool) {
@@ -123,6 +132,9 @@ func (b *box) answer(it protocol.PlanItem, t protocol.EventType, at time.Time) {
 	if err != nil {
 		return
 	}
-	b.client.Publish(b.topics.DeviceEvents(b.id), 1, false, payload)
+	tok := b.client.Publish(b.topics.DeviceEvents(b.id), 1, false, payload)
+	b.mu.Lock()
+	b.sent = append(b.sent, tok)
+	b.mu.Unlock()
 	b.events.Add(1)
 }
