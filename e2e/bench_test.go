@@ -104,6 +104,24 @@ func benchPlaying(b *testing.B, output string, env []string) {
 // BenchmarkAnnounceToPlaying measures the time from `loa announce` (now) to
 // every one of 3 boxes reporting playing, as the demo runs them.
 func BenchmarkAnnounceToPlaying(b *testing.B) {
+	benchToPlaying(b, func(c *commune, media string) string {
+		var ann struct{ ID string }
+		c.cli.json(&ann, "announce", "--media", media, "--all")
+		return ann.ID
+	})
+}
+
+// BenchmarkEmergencyToPlaying is the same for `loa emergency --yes` (a
+// siren and the message, repeated once), cancelled after each round.
+func BenchmarkEmergencyToPlaying(b *testing.B) {
+	benchToPlaying(b, func(c *commune, media string) string {
+		var e struct{ ID string }
+		c.cli.json(&e, "emergency", "--media", media, "--all", "--repeat", "1", "--yes")
+		return e.ID
+	})
+}
+
+func benchToPlaying(b *testing.B, send func(c *commune, media string) string) {
 	c := newCommune(b, "", "")
 	ids := []string{"box-1", "box-2", "box-3"}
 	for _, id := range ids {
@@ -117,8 +135,7 @@ func BenchmarkAnnounceToPlaying(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		sent := time.Now()
-		var ann struct{ ID string }
-		c.cli.json(&ann, "announce", "--media", media.ID, "--all")
+		ann := struct{ ID string }{send(c, media.ID)}
 		var last time.Time
 		eventually(b, time.Minute, "all playing", func() bool {
 			rep := c.report(ann.ID)
@@ -138,10 +155,10 @@ func BenchmarkAnnounceToPlaying(b *testing.B) {
 			return true
 		})
 		lat = append(lat, last.Sub(sent))
-		eventually(b, time.Minute, "all played", func() bool {
+		eventually(b, time.Minute, "all done", func() bool {
 			rep := c.report(ann.ID)
 			for _, id := range ids {
-				if rep[id].Status != "played" {
+				if !finalStatus(rep[id].Status) {
 					return false
 				}
 			}
@@ -152,4 +169,12 @@ func BenchmarkAnnounceToPlaying(b *testing.B) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	b.ReportMetric(float64(lat[len(lat)/2].Milliseconds()), "ms-to-all-playing-p50")
 	b.ReportMetric(float64(lat[len(lat)-1].Milliseconds()), "ms-to-all-playing-max")
+}
+
+func finalStatus(s string) bool {
+	switch s {
+	case "played", "failed", "missed", "expired", "cancelled":
+		return true
+	}
+	return false
 }
