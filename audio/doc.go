@@ -1,8 +1,9 @@
 // Package audio turns media files into sound: decoders for MP3, WAV, OGG
 // Vorbis and FLAC, resampling and channel mixing to the box's output format,
-// volume gain, synthesized tones (chime, siren), and sinks that play PCM
-// (a WAV file per item, a paced null sink). The sound-card sink lives in
-// audio/otosink because it needs cgo, and the controller must build without.
+// volume gain, synthesized tones (chime, siren, alert tones), fades, and
+// sinks that play PCM (a WAV file per item, a paced null sink). The
+// sound-card sink lives in audio/otosink because it needs cgo, and the
+// controller must build without.
 //
 // Everything here is safe for use by one goroutine at a time per value; sinks
 // document their own rules.
@@ -16,7 +17,9 @@
 //   - Remix changes the channel count; NewResampler changes the rate with
 //     a windowed-sinc polyphase filter.
 //   - NewGainReader applies VolumeGain(volume) to PCM on its way to a sink.
-//   - Chime, Siren and Silence synthesize PCM on the box.
+//   - Chime, Siren, AlertTone (a distinct alert per kind of danger) and
+//     Silence synthesize PCM on the box; a Fader fades PCM in, and out on
+//     demand, so a cut never clicks.
 //   - WAVSink, NullSink (and otosink.Sink) play PCM; ReadWAV and WriteWAV
 //     read and write the WAV files involved.
 //

@@ -75,6 +75,10 @@ type Agent struct {
 	playReq   chan playJob     // loop → player (capacity 1)
 	playRes   chan playResult  // player → loop
 
+	// Set by New; read by the player.
+	sinkFades bool       // the sink fades out by itself when Play's context ends
+	tones     *toneCache // alert tones, synthesized once
+
 	// Owned by the loop goroutine (and by New before Run starts it).
 	runCtx      context.Context
 	config      *heldConfig
@@ -86,7 +90,9 @@ type Agent struct {
 	seq         uint64 // next envelope sequence number
 	seqLimit    uint64 // first number not reserved in state.json
 	queue       playQueue
-	inflight    int // fetch jobs out
+	lastTick    time.Time  // the clock at the last tick
+	quiet       quietHours // from the device config
+	inflight    int        // fetch jobs out
 	retryAt     time.Time
 	resubAt     time.Time
 	subscribed  map[string]bool
@@ -146,7 +152,9 @@ func New(cfg Config, sink audio.Sink, logger *slog.Logger, clock Clock) (*Agent,
 		subscribed:  map[string]bool{},
 		errs:        map[string]string{},
 		done:        make(chan struct{}),
+		sinkFades:   sinkFadesOnCancel(sink),
 	}
+	a.tones = newToneCache(a.format, alertToneLength)
 	a.http = &http.Client{Transport: &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -177,7 +185,7 @@ func New(cfg Config, sink audio.Sink, logger *slog.Logger, clock Clock) (*Agent,
 
 // restore takes over what state.json held.
 func (a *Agent) restore(st *savedState) {
-	a.config = st.Config
+	a.setConfig(st.Config)
 	a.plans = st.Plans
 	if a.plans == nil {
 		a.plans = map[string]*heldPlan{}
@@ -186,6 +194,7 @@ func (a *Agent) restore(st *savedState) {
 	if a.items == nil {
 		a.items = map[string]*itemRecord{}
 	}
+	formatChanged := st.PCMFormat != a.format
 	for _, rec := range a.items {
 		a.arrival = max(a.arrival, rec.Arrival)
 		if rec.Status == protocol.EventPlaying {
@@ -193,8 +202,12 @@ func (a *Agent) restore(st *savedState) {
 			// the start if its window is still open.
 			rec.Status = protocol.EventReady
 		}
+		if formatChanged {
+			rec.Resume = 0 // frames of another format
+		}
+		// A preempted item keeps waiting to go on, where it was.
 	}
-	if st.PCMFormat != a.format {
+	if formatChanged {
 		if st.PCMFormat != (audio.Format{}) {
 			a.log.Info("output format changed; decoding media again", "was", st.PCMFormat, "now", a.format)
 		}
@@ -321,6 +334,7 @@ func (a *Agent) loop(ctx context.Context) {
 // tick makes every time-driven decision for now.
 func (a *Agent) tick() {
 	now := a.clock.Now()
+	a.lastTick = now
 	plausible := a.plausible(now)
 	if plausible {
 		a.schedule(now)
@@ -347,15 +361,19 @@ func (a *Agent) nextWake(now time.Time) time.Duration {
 		}
 	}
 	if a.plausible(now) {
+		// Starts and expiries after the last tick: one that passed while
+		// the loop was busy (or the clock jumped) wakes it at once.
 		for id, it := range a.live {
 			rec := a.items[id]
-			if rec == nil || rec.Status.Final() || rec.Status == protocol.EventPlaying {
+			if rec == nil || rec.Status.Final() || a.queue.onOutput(id) {
 				continue
 			}
-			if it.Start.After(now) {
+			if it.Start.After(a.lastTick) {
 				consider(it.Start)
 			}
-			consider(it.Expires.Add(time.Millisecond))
+			if exp := it.Expires.Add(time.Millisecond); exp.After(a.lastTick) {
+				consider(exp)
+			}
 		}
 	}
 	consider(a.retryAt)

@@ -233,7 +233,8 @@ func TestPriorityOrderAndEmergencyVolume(t *testing.T) {
 		t.Fatalf("play order %v, want %v", order, want)
 	}
 	got, _ := b.wav(emerg.ID)
-	assertSamples(t, got, expectedPCM(t, m, 90))
+	siren, pause := alertPCM(protocol.ToneSiren, 90, testTone)
+	assertSamples(t, got, concat(siren, pause, expectedPCM(t, m, 90)))
 	got, _ = b.wav(normal.ID)
 	assertSamples(t, got, expectedPCM(t, m, 100))
 	got, _ = b.wav(bg.ID)

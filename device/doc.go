@@ -16,8 +16,28 @@
 //   - <cache>/media/<sha256> (verified downloads) and <cache>/pcm/<sha256>.f32
 //     (decoded once into the sink's format), kept under cache_max_mb by
 //     evicting least recently used files no item refers to.
-//   - The play queue: one item on the output at a time, highest priority
-//     first, then earliest start, then first come.
+//   - The play queue (queue.go), the one place that decides what the
+//     single output plays: highest priority first, then an item waiting to
+//     go on after a preemption, then earliest start, then first come. A
+//     higher item preempts a lower one: the lower one fades out within
+//     tens of milliseconds, reports preempted, and once nothing higher is
+//     due follows its on_preempt rule (restart, the default; resume from
+//     where it was cut, with a short fade-in; drop, reported cancelled).
+//     A newer emergency replaces an older one (cancelled, "replaced by
+//     <id>"). Items due in the config's quiet hours are missed, except
+//     emergencies.
+//   - Emergencies: played at the emergency volume whatever the box's or
+//     the item's volume, each repeat preceded by an alert tone synthesized
+//     on the box (PlanItem.Tone, the siren by default; audio.AlertTone) and
+//     half a second of silence. An emergency starts when due even if its
+//     media is not fetched yet: the tone plays and the message joins the
+//     first repeat that finds it decoded. If it never does, the item is
+//     reported failed, saying the message could not be fetched. Tone-only
+//     items (no media) fetch nothing.
+//
+// A sink that records (wav:DIR) gets one file per play: the item id for
+// the first, "<id>#2" (a file named <id>_2.wav) and so on after a
+// preemption or a restart of the box.
 //
 // It does not own the sink: the caller opens it before New and closes it
 // after Run returns.

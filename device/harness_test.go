@@ -379,7 +379,13 @@ type boxOpts struct {
 	server string
 	cache  string
 	clock  *fakeClock
+	paced  bool          // the WAV sink plays in real time, so items can be cut
+	sink   audio.Sink    // instead of the WAV sink
+	tone   time.Duration // alert tone length; testTone if zero
 }
+
+// testTone is how long alert tones play in tests.
+const testTone = 300 * time.Millisecond
 
 func startBox(t testing.TB, o boxOpts) *box {
 	t.Helper()
@@ -390,11 +396,14 @@ func startBox(t testing.TB, o boxOpts) *box {
 		o.clock = newFakeClock(t0)
 	}
 	b := &box{t: t, clock: o.clock, cache: o.cache, wavDir: filepath.Join(o.cache, "out")}
-	sink, err := audio.NewWAVSink(b.wavDir, audio.DefaultFormat, false)
-	if err != nil {
-		t.Fatal(err)
+	sink := o.sink
+	if sink == nil {
+		wav, err := audio.NewWAVSink(b.wavDir, audio.DefaultFormat, o.paced)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.sink, sink = wav, wav
 	}
-	b.sink = sink
 	cfg := DefaultConfig()
 	cfg.ID, cfg.Site, cfg.Broker, cfg.Server, cfg.Token, cfg.Cache = testID, testSite, o.broker, o.server, testToken, o.cache
 	logger := slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -403,6 +412,10 @@ func startBox(t testing.TB, o boxOpts) *box {
 		t.Fatal(err)
 	}
 	a.thermalPath = filepath.Join(o.cache, "no-thermal")
+	if o.tone == 0 {
+		o.tone = testTone
+	}
+	a.tones = newToneCache(a.format, o.tone)
 	b.agent = a
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -481,6 +494,26 @@ func expectedPCM(t testing.TB, m media, volume int) []float32 {
 	return s
 }
 
+// alertPCM is what the box plays for the alert tone of kind at volume, and
+// the pause after it when a message follows.
+func alertPCM(kind string, volume int, d time.Duration) (tone, pause []float32) {
+	tone = audio.Floats(audio.AlertTone(audio.DefaultFormat, kind, d))
+	g := audio.VolumeGain(volume)
+	for i := range tone {
+		tone[i] *= g
+	}
+	return tone, make([]float32, audio.DefaultFormat.Bytes(toneGap)/4)
+}
+
+// concat joins sample slices.
+func concat(parts ...[]float32) []float32 {
+	var out []float32
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
 func assertSamples(t testing.TB, got, want []float32) {
 	t.Helper()
 	if len(got) != len(want) {
@@ -499,6 +532,21 @@ func item(id string, start time.Time, window time.Duration, m media) protocol.Pl
 		ID: id, Announcement: "ann-" + id, Start: start, Expires: start.Add(window),
 		Priority: protocol.Normal, Media: m.ref(), Repeat: 1, Status: protocol.StatusLive,
 	}
+}
+
+// newJob is a play job as the loop would make it, with a cut that nothing
+// triggers unless the test cancels job.cut's parent: use cutJob.
+func newJob(it protocol.PlanItem, path string, volume int) playJob {
+	j, _ := cutJob(it, path, volume)
+	return j
+}
+
+// cutJob is newJob with the function that cuts the item, as the loop's
+// queue does.
+func cutJob(it protocol.PlanItem, path string, volume int) (playJob, context.CancelFunc) {
+	ctx, stop := context.WithCancel(context.Background())
+	cut, cancel := context.WithCancel(context.Background())
+	return playJob{ctx: ctx, stop: stop, cut: cut, item: it, name: it.ID, path: path, volume: volume}, cancel
 }
 
 // freePort returns a loopback address nothing listens on (now).

@@ -120,7 +120,9 @@ func (a *Agent) dispatchFetches(now time.Time, plausible bool) {
 	wants := map[string]*want{}
 	for id, it := range a.live {
 		rec := a.items[id]
-		if rec == nil || rec.Status != protocol.EventReceived || (plausible && now.After(it.Expires)) {
+		// Received items need their media; so do an emergency that started
+		// with its alert tone alone and a preempted item whose file went.
+		if rec == nil || rec.Status.Final() || !hasMedia(it) || (plausible && now.After(it.Expires)) {
 			continue
 		}
 		ms := a.mediaFor(it.Media.SHA256)

@@ -3,34 +3,65 @@ package device
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/loa-commune/loa/audio"
 	"github.com/loa-commune/loa/protocol"
 )
 
-// ToneSiren is the tone an item may ask for (PlanItem.Tone): a siren
-// synthesized on the box and played before the item's media.
-const ToneSiren = "siren"
+// Playback timings.
+const (
+	// alertToneLength is how long an alert tone plays before the message,
+	// on every repeat.
+	alertToneLength = 8 * time.Second
+	// toneGap is the silence between an alert tone and the message.
+	toneGap = 500 * time.Millisecond
+	// fadeOutTime is how long a cut item takes to fade to silence.
+	fadeOutTime = 30 * time.Millisecond
+	// fadeInTime is how a resumed item comes back in mid-sound.
+	fadeInTime = 20 * time.Millisecond
+	// resumeRewind is how far before the cut a resumed item goes on: the
+	// position at the cut is known to within the sink's mixing period, and
+	// the last moments before it were fading, so a moment is played twice
+	// rather than lost.
+	resumeRewind = 100 * time.Millisecond
+	// cutBackstop bounds how long a sink that is faded through its PCM may
+	// take to return after a cut before its context is cancelled.
+	cutBackstop = 500 * time.Millisecond
+)
 
-// sirenDuration is how long the siren plays before the media.
-const sirenDuration = 8 * time.Second
-
-// playJob is one item for the player goroutine.
+// playJob is one play of an item, for the player goroutine.
 type playJob struct {
-	ctx    context.Context
+	// ctx is the sink's context: it ends at shutdown, and at a cut on a
+	// sink that fades out by itself.
+	ctx  context.Context
+	stop context.CancelFunc
+	// cut ends when the loop wants the item faded out.
+	cut    context.Context
 	item   protocol.PlanItem
-	path   string // decoded PCM in the sink's format
+	name   string // for the sink: the item id, with "#<run>" from the second run on
+	path   string // decoded PCM; "" for a tone-only item
 	volume int
+	from   int64 // program frame to start from (resume)
 }
 
-// playResult is what the sink said.
-type playResult struct {
-	id  string
-	err error
+// sinkFadesOnCancel reports whether s fades its sound out by itself when
+// Play's context ends. The sound card does (oto ramps its volume down over
+// a buffer period, and most of what it plays was read long before: a fade
+// in the PCM would come too late). The file and null sinks stop at their
+// next chunk without a fade, so for them the agent fades the PCM it feeds
+// them and lets them reach its end.
+func sinkFadesOnCancel(s audio.Sink) bool {
+	switch s.(type) {
+	case *audio.WAVSink, *audio.NullSink:
+		return false
+	}
+	return true
 }
 
 // volumeFor is the volume an item plays at: emergencies at the emergency
@@ -63,24 +94,61 @@ func (a *Agent) emergencyVolume() int {
 	return a.config.Config.EmergencyVolume
 }
 
+// toneOf is the alert tone an item plays before its message: its own, or
+// the siren for an emergency that names none.
+func toneOf(it protocol.PlanItem) string {
+	if it.Tone == "" && it.Priority == protocol.Emergency {
+		return protocol.ToneSiren
+	}
+	return it.Tone
+}
+
+// hasMedia reports whether the item has a message to play (tone-only items
+// have none).
+func hasMedia(it protocol.PlanItem) bool { return it.Media != (protocol.Media{}) }
+
 // startPlayback hands an item to the player: idle → playing.
-func (a *Agent) startPlayback(it protocol.PlanItem, now time.Time) {
+func (a *Agent) startPlayback(c candidate, now time.Time) {
+	it := c.item
 	rec := a.items[it.ID]
-	ctx, cancel := context.WithCancel(a.runCtx)
-	a.queue.start(it, now, cancel)
+	sinkCtx, stop := context.WithCancel(a.runCtx)
+	cutCtx, cut := context.WithCancel(context.Background())
+	a.queue.start(c, cut)
 	rec.Started = true
-	a.setStatus(it, rec, protocol.EventPlaying, "")
-	path := a.pcmPath(it.Media.SHA256)
-	t := time.Now()
-	_ = os.Chtimes(path, t, t) // last use, for the cache's LRU
-	a.playReq <- playJob{ctx: ctx, item: it, path: path, volume: a.volumeFor(it)}
+	rec.Runs++
+	reason := ""
+	switch {
+	case c.preempted && c.resume > 0:
+		reason = fmt.Sprintf("resuming at %.1f s", a.format.Duration(c.resume*int64(a.format.BytesPerFrame())).Seconds())
+	case c.preempted:
+		reason = "restarting after a preemption"
+	case it.Priority == protocol.Emergency && hasMedia(it) && !c.ready:
+		reason = "media not fetched yet: starting with the alert tone"
+	}
+	a.setStatus(it, rec, protocol.EventPlaying, reason)
+	path := ""
+	if hasMedia(it) {
+		path = a.pcmPath(it.Media.SHA256)
+		t := time.Now()
+		_ = os.Chtimes(path, t, t) // last use, for the cache's LRU
+	}
+	name := it.ID
+	if rec.Runs > 1 {
+		name = fmt.Sprintf("%s#%d", it.ID, rec.Runs)
+	}
+	a.playReq <- playJob{ctx: sinkCtx, stop: stop, cut: cutCtx, item: it, name: name, path: path, volume: a.volumeFor(it), from: c.resume}
 	a.publishState(now)
 }
 
 // onPlayed takes the player's result: playing/stopping → idle.
 func (a *Agent) onPlayed(r playResult) {
-	a.queue.finished()
 	defer a.publishState(a.clock.Now())
+	c := a.queue.current
+	problem := ""
+	if hasMedia(c.item) {
+		problem = a.mediaProblem(c.item.Media.SHA256)
+	}
+	out := a.queue.finished(r, problem)
 	rec := a.items[r.id]
 	if rec == nil || rec.Status != protocol.EventPlaying {
 		return // cancelled while playing; already reported
@@ -89,25 +157,42 @@ func (a *Agent) onPlayed(r playResult) {
 	if !ok {
 		it = protocol.PlanItem{ID: r.id}
 	}
-	if r.err == nil {
+	if r.err != nil && !errors.Is(r.err, context.Canceled) {
+		a.errs["sink"] = r.err.Error()
+	} else if r.err == nil {
 		delete(a.errs, "sink")
-		a.setStatus(it, rec, protocol.EventPlayed, "")
-		return
 	}
-	a.errs["sink"] = r.err.Error()
-	a.setStatus(it, rec, protocol.EventFailed, r.err.Error())
+	for _, v := range out.events {
+		a.setStatus(it, rec, v.event, v.reason)
+	}
+	if out.requeue {
+		rec.Resume = out.resume
+		a.dirty = true
+	}
+}
+
+// shuttingDown reports whether Run's context has ended.
+func (a *Agent) shuttingDown() bool { return a.runCtx != nil && a.runCtx.Err() != nil }
+
+// cutCurrent asks the output to stop its item for cause.
+func (a *Agent) cutCurrent(cause cutCause, by string) {
+	if a.queue.state == queuePlaying {
+		a.log.Info("cutting the item on the output", keyItem, a.queue.current.item.ID, "cause", cause.String(), "by", by)
+	}
+	a.queue.stop(cause, by)
 }
 
 // runPlayer plays one job at a time until ctx is done.
 func (a *Agent) runPlayer(ctx context.Context) {
+	a.tones.get(protocol.ToneSiren) // the likeliest alert, ready before it is needed
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case j := <-a.playReq:
-			err := a.play(j)
+			r := a.play(j)
 			select {
-			case a.playRes <- playResult{id: j.item.ID, err: err}:
+			case a.playRes <- r:
 			case <-ctx.Done():
 				return
 			}
@@ -115,45 +200,239 @@ func (a *Agent) runPlayer(ctx context.Context) {
 	}
 }
 
-// play streams the item to the sink: chime, then the media Repeat times with
-// GapMS of silence between, all through the volume gain. The PCM file is
-// read as it plays, never loaded whole.
-func (a *Agent) play(j playJob) error {
-	f, err := os.Open(j.path)
+// play streams one play of an item to the sink, fading it out if the loop
+// cuts it, and reports how far it got.
+func (a *Agent) play(j playJob) playResult {
+	res := playResult{id: j.item.ID}
+	defer j.stop()
+	prog, err := a.program(j.item, j.path)
 	if err != nil {
-		return fmt.Errorf("play %s: %w", j.item.ID, err)
+		res.err = fmt.Errorf("play %s: %w", j.item.ID, err)
+		return res
 	}
-	defer f.Close()
+	defer prog.close()
+	if err := prog.skip(j.from * int64(a.format.BytesPerFrame())); err != nil {
+		res.err = fmt.Errorf("play %s: %w", j.item.ID, err)
+		return res
+	}
+	fadeIn := time.Duration(0)
+	if j.from > 0 {
+		fadeIn = fadeInTime
+	}
+	fader := audio.NewFader(audio.NewGainReader(prog, audio.VolumeGain(j.volume)), a.format, fadeIn)
+
+	var (
+		mu       sync.Mutex
+		over     bool  // Play returned: a late cut does nothing
+		cutFrame int64 = -1
+		cutAt    time.Time
+		backstop *time.Timer
+	)
+	began := time.Now()
+	stopWatch := context.AfterFunc(j.cut, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if over {
+			return
+		}
+		cutAt = time.Now()
+		if frame, ok := fader.FadeOut(fadeOutTime); ok {
+			cutFrame = frame
+		}
+		if a.sinkFades {
+			j.stop()
+		} else {
+			backstop = time.AfterFunc(cutBackstop, j.stop)
+		}
+	})
+	err = a.sink.Play(j.ctx, j.name, fader)
+	stopWatch()
+	mu.Lock()
+	defer mu.Unlock()
+	over = true
+	if backstop != nil {
+		backstop.Stop()
+	}
+	res.messages, res.missing = prog.messages, prog.missing
+	res.completed = fader.Ended() && err == nil
+	if !cutAt.IsZero() {
+		if errors.Is(err, context.Canceled) && !a.shuttingDown() {
+			err = nil // the cut itself
+		}
+		if !res.completed {
+			frame := cutFrame
+			if frame < 0 { // all of it was read already; the sink was draining
+				frame = fader.Frames()
+			}
+			heard := int64(cutAt.Sub(began)) * int64(a.format.SampleRate) / int64(time.Second)
+			rewind := a.format.Bytes(resumeRewind) / int64(a.format.BytesPerFrame())
+			res.pos = j.from + max(min(frame, heard)-rewind, 0)
+		}
+	}
+	if err != nil {
+		res.err = fmt.Errorf("play %s: %w", j.item.ID, err)
+	}
+	return res
+}
+
+// program is the sound of one play of an item: the chime if asked, then
+// for every repeat the gap, the alert tone, a short pause and the message
+// (tone-only items have neither pause nor message).
+// The message is a section of the decoded PCM file. An emergency may start
+// before its media is there: its message is looked for when each repeat
+// reaches it, and skipped (counted missing) while absent.
+type program struct {
+	parts    []part
+	cur      io.Reader
+	path     string
+	lazy     bool // the file may appear while playing
+	file     *os.File
+	size     int64
+	messages int
+	missing  int
+	bpf      int64
+}
+
+// part is one piece of a program.
+type part struct {
+	data    []byte // a tone or the chime
+	silence int64  // bytes of silence; before the message: the pause after the tone
+	message bool   // the item's media
+}
+
+// program builds the program of it; path is its decoded PCM.
+func (a *Agent) program(it protocol.PlanItem, path string) (*program, error) {
+	p := &program{path: path, bpf: int64(a.format.BytesPerFrame())}
+	if hasMedia(it) {
+		p.lazy = it.Priority == protocol.Emergency
+		if err := p.open(); err != nil && !p.lazy {
+			return nil, err
+		}
+	}
+	if it.Chime {
+		p.parts = append(p.parts, part{data: audio.Chime(a.format)})
+	}
+	var tone []byte
+	if kind := toneOf(it); kind != "" {
+		if tone = a.tones.get(kind); tone == nil {
+			a.log.Warn("unknown tone; playing the media only", keyItem, it.ID, "tone", kind)
+		}
+	}
+	gap := a.format.Bytes(time.Duration(it.GapMS) * time.Millisecond)
+	for i := range max(it.Repeat, 1) {
+		if i > 0 && gap > 0 {
+			p.parts = append(p.parts, part{silence: gap})
+		}
+		msg := part{message: true}
+		if tone != nil {
+			p.parts = append(p.parts, part{data: tone})
+			msg.silence = a.format.Bytes(toneGap)
+		}
+		if hasMedia(it) {
+			p.parts = append(p.parts, msg)
+		}
+	}
+	return p, nil
+}
+
+// open opens the PCM file if it is not open yet.
+func (p *program) open() error {
+	if p.file != nil {
+		return nil
+	}
+	f, err := os.Open(p.path)
+	if err != nil {
+		return err
+	}
 	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("play %s: %w", j.item.ID, err)
+		f.Close()
+		return err
 	}
-	bpf := int64(a.format.BytesPerFrame())
-	size := fi.Size() / bpf * bpf
+	p.file, p.size = f, fi.Size()/p.bpf*p.bpf
+	return nil
+}
 
-	var parts []io.Reader
-	if j.item.Chime {
-		parts = append(parts, bytes.NewReader(audio.Chime(a.format)))
-	}
-	switch j.item.Tone {
-	case "":
-	case ToneSiren:
-		parts = append(parts, bytes.NewReader(audio.Siren(a.format, sirenDuration)))
-	default:
-		a.log.Warn("unknown tone; playing the media only", keyItem, j.item.ID, "tone", j.item.Tone)
-	}
-	gap := a.format.Bytes(time.Duration(j.item.GapMS) * time.Millisecond)
-	for i := range max(j.item.Repeat, 1) {
-		if i > 0 && gap > 0 {
-			parts = append(parts, io.LimitReader(zeros{}, gap))
+// reader returns part x from byte off, counting messages.
+func (p *program) reader(x part, off int64) io.Reader {
+	switch {
+	case x.message:
+		if p.open() != nil {
+			p.missing++ // and no pause after the tone either
+			return nil
 		}
-		parts = append(parts, io.NewSectionReader(f, 0, size))
+		p.messages++
+		if off < x.silence {
+			return io.MultiReader(io.LimitReader(zeros{}, x.silence-off), io.NewSectionReader(p.file, 0, p.size))
+		}
+		return io.NewSectionReader(p.file, off-x.silence, p.size-(off-x.silence))
+	case x.data != nil:
+		return bytes.NewReader(x.data[off:])
 	}
-	pcm := audio.NewGainReader(io.MultiReader(parts...), audio.VolumeGain(j.volume))
-	if err := a.sink.Play(j.ctx, j.item.ID, pcm); err != nil {
-		return fmt.Errorf("play %s: %w", j.item.ID, err)
+	return io.LimitReader(zeros{}, x.silence-off)
+}
+
+// length is the size of part x (a missing message is empty).
+func (p *program) length(x part) int64 {
+	switch {
+	case x.message:
+		if p.open() != nil {
+			return 0
+		}
+		return x.silence + p.size
+	case x.data != nil:
+		return int64(len(x.data))
+	}
+	return x.silence
+}
+
+// skip moves the start n bytes into the program (whole frames).
+func (p *program) skip(n int64) error {
+	n -= n % p.bpf
+	for n > 0 && len(p.parts) > 0 {
+		x := p.parts[0]
+		if l := p.length(x); n >= l {
+			n -= l
+			p.parts = p.parts[1:]
+			continue
+		}
+		p.cur = p.reader(x, n)
+		p.parts = p.parts[1:]
+		return nil
+	}
+	if n > 0 {
+		return errors.New("resume point is past the end")
 	}
 	return nil
+}
+
+func (p *program) Read(b []byte) (int, error) {
+	for {
+		if p.cur == nil {
+			if len(p.parts) == 0 {
+				return 0, io.EOF
+			}
+			x := p.parts[0]
+			p.parts = p.parts[1:]
+			if p.cur = p.reader(x, 0); p.cur == nil {
+				continue
+			}
+		}
+		n, err := p.cur.Read(b)
+		if err == io.EOF {
+			p.cur = nil
+			err = nil
+		}
+		if n > 0 || err != nil {
+			return n, err
+		}
+	}
+}
+
+func (p *program) close() {
+	if p.file != nil {
+		p.file.Close()
+	}
 }
 
 // zeros yields silence: float32 zero is all-zero bytes.
@@ -162,4 +441,29 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// toneCache keeps the alert tones synthesized so far: each is made once,
+// on first use.
+type toneCache struct {
+	mu     sync.Mutex
+	format audio.Format
+	length time.Duration
+	tones  map[string][]byte
+}
+
+func newToneCache(f audio.Format, length time.Duration) *toneCache {
+	return &toneCache{format: f, length: length, tones: map[string][]byte{}}
+}
+
+// get returns the tone of kind, or nil for an unknown kind.
+func (c *toneCache) get(kind string) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.tones[kind]
+	if !ok {
+		t = audio.AlertTone(c.format, kind, c.length)
+		c.tones[kind] = t
+	}
+	return t
 }

@@ -27,7 +27,7 @@ func (a *Agent) applyConfig(m inMsg) {
 		a.log.Debug("ignoring device config not newer than the one held", "issued", m.env.Issued, "seq", m.env.Seq)
 		return
 	}
-	a.config = &heldConfig{Issued: m.env.Issued, Seq: m.env.Seq, Config: *m.config}
+	a.setConfig(&heldConfig{Issued: m.env.Issued, Seq: m.env.Seq, Config: *m.config})
 	a.dirty = true
 	for target := range a.plans {
 		if g, ok := strings.CutPrefix(target, "group/"); ok && !slices.Contains(m.config.Groups, g) {
@@ -35,12 +35,26 @@ func (a *Agent) applyConfig(m inMsg) {
 			delete(a.plans, target)
 		}
 	}
-	a.log.Info("device config", "groups", m.config.Groups, "volume", m.config.Volume, "emergency_volume", m.config.EmergencyVolume)
+	a.log.Info("device config", "groups", m.config.Groups, "volume", m.config.Volume, "emergency_volume", m.config.EmergencyVolume, "quiet_hours", a.quiet.String())
 	if u := m.config.MediaURL; u != "" && !usableMediaURL(u) {
 		a.log.Warn("ignoring unusable media_url from the device config; using the configured server", keyURL, u)
 	}
 	a.syncSubs()
 	a.reconcile()
+}
+
+// setConfig holds c (nil: none yet) and reads its quiet hours.
+func (a *Agent) setConfig(c *heldConfig) {
+	a.config = c
+	a.quiet = quietHours{}
+	if c == nil {
+		return
+	}
+	q, err := parseQuietHours(c.Config.QuietHours, c.Config.Timezone)
+	if err != nil {
+		a.log.Warn("device config", keyErr, err)
+	}
+	a.quiet = q
 }
 
 // applyPlan takes the plan of one target if it is newer than the one held.
@@ -109,10 +123,12 @@ func (a *Agent) reconcile() {
 		rec, known := a.items[id]
 		prev, had := a.live[id]
 		a.live[id] = it
-		if known && rec.Status == protocol.EventCancelled && !had {
+		if known && rec.Status == protocol.EventCancelled && !rec.Until.IsZero() {
 			// Removed earlier, wanted again (a schedule resumed, a group
 			// rejoined): it is a new arrival. Items that played, failed,
-			// missed or expired stay final, so nothing plays twice.
+			// missed or expired stay final, so nothing plays twice; so do
+			// items the queue cancelled while in the plan (an emergency
+			// replaced by a newer one, a preempted item dropped).
 			delete(a.items, id)
 			known = false
 		}
@@ -127,8 +143,11 @@ func (a *Agent) reconcile() {
 		if rec.Status.Final() {
 			continue
 		}
-		if had && prev.Media.SHA256 != it.Media.SHA256 && rec.Status == protocol.EventReady {
-			rec.Status = protocol.EventReceived // new media: fetch it before playing
+		if had && prev.Media.SHA256 != it.Media.SHA256 {
+			if rec.Status == protocol.EventReady {
+				rec.Status = protocol.EventReceived // new media: fetch it before playing
+			}
+			rec.Resume = 0 // a resume point in other media means nothing
 			a.dirty = true
 		}
 		a.updateReadiness(it, rec)
@@ -159,8 +178,8 @@ func (a *Agent) reconcile() {
 			it = protocol.PlanItem{ID: id}
 		}
 		if !rec.Status.Final() {
-			if a.queue.playing(id) {
-				a.queue.stop()
+			if a.queue.onOutput(id) {
+				a.cutCurrent(cutRemove, "")
 			}
 			a.setStatus(it, rec, protocol.EventCancelled, "removed from the plan")
 		}
@@ -189,10 +208,17 @@ func (a *Agent) pruneTombstones(now time.Time) {
 	}
 }
 
-// updateReadiness moves a received item to ready when its media is decoded,
-// or to failed when its media cannot be decoded; it starts nothing itself.
+// updateReadiness moves a received item to ready when its media is decoded
+// (or at once if it has none), or to failed when its media cannot be
+// decoded; it starts nothing itself.
 func (a *Agent) updateReadiness(it protocol.PlanItem, rec *itemRecord) {
 	if rec.Status != protocol.EventReceived && rec.Status != protocol.EventReady {
+		return
+	}
+	if !hasMedia(it) { // a tone-only item: the box makes its sound itself
+		if rec.Status == protocol.EventReceived {
+			a.setStatus(it, rec, protocol.EventReady, "")
+		}
 		return
 	}
 	ms := a.mediaFor(it.Media.SHA256)
@@ -203,7 +229,9 @@ func (a *Agent) updateReadiness(it protocol.PlanItem, rec *itemRecord) {
 		rec.Status = protocol.EventReceived // the decoded file went missing: fetch again
 		a.dirty = true
 	}
-	if ms.broken && rec.Status == protocol.EventReceived {
+	// An emergency with broken media still sounds its alert tone, and
+	// reports the media when it has played.
+	if ms.broken && rec.Status == protocol.EventReceived && it.Priority != protocol.Emergency {
 		a.setStatus(it, rec, protocol.EventFailed, "media cannot be played: "+ms.lastErr)
 	}
 }

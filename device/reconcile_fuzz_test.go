@@ -13,16 +13,17 @@ import (
 
 // allowed is the answer-back state machine every item must follow.
 var allowed = map[protocol.EventType][]protocol.EventType{
-	"":                      {protocol.EventReceived},
-	protocol.EventReceived:  {protocol.EventReady, protocol.EventFailed, protocol.EventMissed, protocol.EventExpired, protocol.EventCancelled},
+	"": {protocol.EventReceived},
+	// An emergency may start before its media is fetched.
+	protocol.EventReceived:  {protocol.EventReady, protocol.EventFailed, protocol.EventMissed, protocol.EventExpired, protocol.EventCancelled, protocol.EventPlaying},
 	protocol.EventReady:     {protocol.EventPlaying, protocol.EventExpired, protocol.EventMissed, protocol.EventCancelled, protocol.EventReady},
-	protocol.EventPlaying:   {protocol.EventPlayed, protocol.EventFailed, protocol.EventCancelled},
+	protocol.EventPlaying:   {protocol.EventPlayed, protocol.EventFailed, protocol.EventCancelled, protocol.EventPreempted},
+	protocol.EventPreempted: {protocol.EventPlaying, protocol.EventExpired, protocol.EventMissed, protocol.EventCancelled},
 	protocol.EventCancelled: {protocol.EventReceived},
 	protocol.EventPlayed:    nil,
 	protocol.EventFailed:    nil,
 	protocol.EventMissed:    nil,
 	protocol.EventExpired:   nil,
-	protocol.EventPreempted: nil,
 }
 
 // FuzzReconcile drives the loop's handlers with a script of plans, configs,
@@ -91,15 +92,21 @@ func FuzzReconcile(f *testing.F) {
 				}
 			}
 		}
-		finishPlay := func(fail bool) {
+		// The player finishes what it was given: to the end, with an
+		// error, or cut at some frame if the loop asked.
+		finishPlay := func(how byte) {
 			select {
 			case j := <-a.playReq:
 				playing = append(playing, j.item.ID)
-				var err error
-				if fail {
-					err = errors.New("sink broke")
+				r := playResult{id: j.item.ID, completed: true, messages: 1}
+				switch {
+				case how&1 == 1:
+					r.err, r.completed = errors.New("sink broke"), false
+				case j.cut.Err() != nil && how&2 == 2:
+					r.completed, r.pos = false, int64(how)
 				}
-				a.onPlayed(playResult{id: j.item.ID, err: err})
+				j.stop()
+				a.onPlayed(r)
 			default:
 			}
 		}
@@ -116,7 +123,8 @@ func FuzzReconcile(f *testing.F) {
 						items = append(items, protocol.PlanItem{
 							ID: id, Start: start, Expires: start.Add(time.Duration(5+k) * time.Minute),
 							Priority: protocol.Priority(k % 4), Repeat: 1, Status: protocol.StatusLive,
-							Media: protocol.Media{SHA256: fmt.Sprintf("%064x", k%3), Size: 1, DurationMS: 1},
+							OnPreempt: []string{"", protocol.OnPreemptRestart, protocol.OnPreemptResume, protocol.OnPreemptDrop}[k%4],
+							Media:     protocol.Media{SHA256: fmt.Sprintf("%064x", k%3), Size: 1, DurationMS: 1},
 						})
 					}
 				}
@@ -148,7 +156,7 @@ func FuzzReconcile(f *testing.F) {
 			case 3:
 				finishFetches(arg&1 == 1)
 			case 5:
-				finishPlay(arg&1 == 1)
+				finishPlay(arg)
 			case 6: // time jumps back to before the clock is plausible, or forward again
 				if arg&1 == 1 {
 					clock.Set(time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC))

@@ -90,6 +90,11 @@ type itemRecord struct {
 	// Until is set on finished items that left the plan: the record is
 	// dropped after it.
 	Until time.Time `json:"until,omitempty"`
+	// Runs counts the times playback began (a preempted item plays again).
+	Runs int `json:"runs,omitempty"`
+	// Resume is the frame of its program (in pcm_format) a preempted item
+	// continues from when its on_preempt rule is resume.
+	Resume int64 `json:"resume,omitempty"`
 }
 
 // loadState reads path. A missing file is an empty state; a corrupt one is

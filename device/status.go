@@ -35,7 +35,7 @@ func (a *Agent) currentState(now time.Time) protocol.State {
 		At:         now.UTC(),
 	}
 	if a.queue.state != queueIdle {
-		st.Playing = a.queue.current.ID
+		st.Playing = a.queue.current.item.ID
 	}
 	for _, k := range []string{"sink", "state"} { // stable order
 		if e := a.errs[k]; e != "" {

@@ -1,7 +1,6 @@
 package device
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,47 +12,6 @@ import (
 	"github.com/loa-commune/loa/audio"
 	"github.com/loa-commune/loa/protocol"
 )
-
-func TestQueueOrder(t *testing.T) {
-	at := func(min int) time.Time { return t0.Add(time.Duration(min) * time.Minute) }
-	q := func(id string, p protocol.Priority, start time.Time, arrival uint64) queued {
-		return queued{item: protocol.PlanItem{ID: id, Priority: p, Start: start}, arrival: arrival}
-	}
-	tests := []struct {
-		name string
-		due  []queued
-		want string
-	}{
-		{"higher priority first", []queued{q("n", protocol.Normal, at(0), 1), q("e", protocol.Emergency, at(5), 2)}, "e"},
-		{"then earliest start", []queued{q("b", protocol.Normal, at(2), 1), q("a", protocol.Normal, at(1), 2)}, "a"},
-		{"then first come", []queued{q("b", protocol.High, at(1), 1), q("a", protocol.High, at(1), 2)}, "b"},
-		{"background last", []queued{q("bg", protocol.Background, at(0), 1), q("n", protocol.Normal, at(9), 9)}, "n"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var pq playQueue
-			got, ok := pq.pick(tt.due)
-			if !ok || got.ID != tt.want {
-				t.Fatalf("pick = %s, %v; want %s", got.ID, ok, tt.want)
-			}
-		})
-	}
-	t.Run("busy output waits", func(t *testing.T) {
-		var pq playQueue
-		pq.start(protocol.PlanItem{ID: "x", Priority: protocol.Normal}, t0, func() {})
-		if _, ok := pq.pick([]queued{q("e", protocol.Emergency, at(0), 1)}); ok {
-			t.Fatal("started a second item while one plays")
-		}
-		pq.stop()
-		if pq.state != queueStopping || !pq.playing("x") {
-			t.Fatalf("after stop: %v", pq.state)
-		}
-		pq.finished()
-		if _, ok := pq.pick([]queued{q("e", protocol.Emergency, at(0), 1)}); !ok {
-			t.Fatal("idle output did not start")
-		}
-	})
-}
 
 func TestPlanOrdering(t *testing.T) {
 	var none *heldPlan
@@ -162,8 +120,8 @@ func TestPlayStreams(t *testing.T) {
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	if err := a.play(playJob{ctx: context.Background(), item: it, path: a.pcmPath(sha), volume: 50}); err != nil {
-		t.Fatal(err)
+	if r := a.play(newJob(it, a.pcmPath(sha), 50)); r.err != nil || !r.completed {
+		t.Fatal(r.err)
 	}
 	runtime.ReadMemStats(&after)
 	if got := sink.Frames(); got != int64(len(pcm)/audio.DefaultFormat.BytesPerFrame()) {

@@ -91,3 +91,43 @@ func TestEmergencyFromCLI(t *testing.T) {
 		t.Fatal("cancelling with no active emergency succeeded")
 	}
 }
+
+// TestExerciseIsMarked: a drill says "this is an exercise" and the report
+// marks it, so nobody mistakes it for a real alert afterwards.
+func TestExerciseIsMarked(t *testing.T) {
+	if _, err := exec.LookPath("espeak-ng"); err != nil {
+		t.Skip("espeak-ng is not installed")
+	}
+	c := newCommune(t, "", "")
+	cfg := c.addBox("box-1", "thon-1")
+	played := c.startBox("box-1", cfg)
+	c.waitOnline("box-1")
+	var e struct {
+		ID       string `json:"id"`
+		Exercise bool   `json:"exercise"`
+		Media    string `json:"media"`
+	}
+	c.cli.json(&e, "emergency", "--tone", "storm", "--repeat", "1", "--all", "--exercise", "--yes")
+	if !e.Exercise || e.Media == "" {
+		t.Fatalf("exercise: %+v (want the spoken exercise notice as its media)", e)
+	}
+	eventually(t, 60*time.Second, "the exercise to play", func() bool { return c.report(e.ID)["box-1"].Status == "played" })
+	var rows []struct {
+		Announcement string `json:"announcement"`
+		Exercise     bool   `json:"exercise"`
+	}
+	c.cli.json(&rows, "report")
+	for _, r := range rows {
+		if r.Announcement == e.ID && !r.Exercise {
+			t.Fatalf("report does not mark the exercise: %+v", rows)
+		}
+	}
+	if files, _ := filepath.Glob(filepath.Join(played, e.ID+"-*.wav")); len(files) != 1 {
+		t.Fatalf("box-1 played %v", files)
+	}
+	var audit []auditRow
+	c.cli.json(&audit, "report", "--audit")
+	if len(audit) != 1 || !strings.Contains(audit[0].Details, "exercise") {
+		t.Fatalf("audit: %+v", audit)
+	}
+}

@@ -17,8 +17,10 @@ import (
 
 // BufferSize is the sound card buffer oto is asked for: the latency between
 // oto's mixer and the speaker, and how much a Play waits after oto has
-// taken its last sample.
-const BufferSize = 100 * time.Millisecond
+// taken its last sample. 60 ms keeps a preempted item audible for under
+// 100 ms after the decision (the cut fades over ~30 ms on top of this)
+// while leaving two 30 ms periods against underruns on a busy Pi.
+const BufferSize = 60 * time.Millisecond
 
 // drainMargin is added to BufferSize when waiting for the last samples to
 // leave the card (ALSA rounds buffer sizes, and the mixer works a period at

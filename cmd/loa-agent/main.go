@@ -15,6 +15,9 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	// The box reads quiet hours in the site's time zone; a Raspberry Pi
+	// image may have no zone database, so the agent carries its own.
+	_ "time/tzdata"
 
 	"github.com/loa-commune/loa/audio"
 	"github.com/loa-commune/loa/audio/otosink"

@@ -1,0 +1,60 @@
+package device
+
+import (
+	"time"
+
+	"github.com/loa-commune/loa/protocol"
+)
+
+// schedule makes the decisions due at now: the queue rules on the waiting
+// items (expired, missed, replaced, which starts, which is cut) and the
+// loop applies what it decided.
+func (a *Agent) schedule(now time.Time) {
+	var waiting []candidate
+	for id, it := range a.live {
+		rec := a.items[id]
+		if rec == nil || rec.Status.Final() || a.queue.onOutput(id) {
+			continue
+		}
+		a.updateReadiness(it, rec)
+		if rec.Status.Final() {
+			continue
+		}
+		waiting = append(waiting, a.candidate(it, rec))
+	}
+	d := a.queue.decide(now, waiting, a.quiet)
+	for _, v := range d.final {
+		if it, ok := a.live[v.id]; ok {
+			a.setStatus(it, a.items[v.id], v.event, v.reason)
+		}
+	}
+	if d.cut != cutNone {
+		a.cutCurrent(d.cut, d.by)
+	}
+	if d.start != nil {
+		a.startPlayback(*d.start, now)
+	}
+}
+
+// candidate is the queue's view of a waiting item.
+func (a *Agent) candidate(it protocol.PlanItem, rec *itemRecord) candidate {
+	c := candidate{
+		item:      it,
+		arrival:   rec.Arrival,
+		started:   rec.Started,
+		preempted: rec.Status == protocol.EventPreempted,
+		resume:    rec.Resume,
+	}
+	switch {
+	case !hasMedia(it):
+		c.ready = true
+	case rec.Status == protocol.EventPreempted:
+		c.ready = a.mediaFor(it.Media.SHA256).ready
+	default:
+		c.ready = rec.Status == protocol.EventReady
+	}
+	if !c.ready {
+		c.problem = a.mediaProblem(it.Media.SHA256)
+	}
+	return c
+}
