@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/loa-commune/loa/audio"
@@ -281,24 +280,10 @@ func mergeTargets(a, b store.Targets) store.Targets {
 // audit writes to the audit log; a failure is logged, never fatal to the
 // emergency itself.
 func (s *Server) audit(ctx context.Context, actor, action, rule string, t store.Targets, details string) {
-	e := store.AuditEntry{At: s.opts.Now().UTC(), Actor: actor, Action: action, Rule: rule, Targets: targetsText(t), Details: details}
+	e := store.AuditEntry{At: s.opts.Now().UTC(), Actor: actor, Action: action, Rule: rule, Targets: t.String(), Details: details}
 	if err := s.store.AddAudit(ctx, e); err != nil {
 		s.log.Error("audit log", "err", err)
 	}
-}
-
-func targetsText(t store.Targets) string {
-	var parts []string
-	if t.All {
-		parts = append(parts, "all")
-	}
-	for _, g := range t.Groups {
-		parts = append(parts, "group:"+g)
-	}
-	for _, d := range t.Devices {
-		parts = append(parts, "device:"+d)
-	}
-	return strings.Join(parts, ",")
 }
 
 func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) error {

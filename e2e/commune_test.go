@@ -32,6 +32,7 @@ type reportRow struct {
 	StartedAt    string `json:"started_at"`
 	FinishedAt   string `json:"finished_at"`
 	Reason       string `json:"reason"`
+	Text         string `json:"text"`
 }
 
 // commune is a running controller, its boxes and a CLI pointed at it.

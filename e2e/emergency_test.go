@@ -56,6 +56,9 @@ func TestEmergencyFromCLI(t *testing.T) {
 	}
 	id := active[0].ID
 	eventually(t, 60*time.Second, "the emergency to play on box-1", func() bool { return c.report(id)["box-1"].Status == "played" })
+	if txt := c.report(id)["box-1"].Text; !strings.Contains(txt, "Lũ quét sắp đến") {
+		t.Fatalf("report does not show what the emergency said: %q", txt)
+	}
 	if _, ok := c.report(id)["box-2"]; ok {
 		t.Fatal("box-2 in thon-2 got thon-1's emergency")
 	}
@@ -129,5 +132,21 @@ func TestExerciseIsMarked(t *testing.T) {
 	c.cli.json(&audit, "report", "--audit")
 	if len(audit) != 1 || !strings.Contains(audit[0].Details, "exercise") {
 		t.Fatalf("audit: %+v", audit)
+	}
+}
+
+// TestEmergencyReachesBoxThatComesBack: a box that is off when an
+// emergency starts plays it when it comes back while the emergency is
+// still active.
+func TestEmergencyReachesBoxThatComesBack(t *testing.T) {
+	c := newCommune(t, "", "")
+	cfg := c.addBox("late", "thon-1")
+	var e struct{ ID string }
+	c.cli.json(&e, "emergency", "--tone", "fire", "--repeat", "1", "--group", "thon-1", "--yes")
+	time.Sleep(2 * time.Second) // the box is still off
+	played := c.startBox("late", cfg)
+	eventually(t, 60*time.Second, "the returning box to play the emergency", func() bool { return c.report(e.ID)["late"].Status == "played" })
+	if files, _ := filepath.Glob(filepath.Join(played, e.ID+"-*.wav")); len(files) != 1 {
+		t.Fatalf("returning box wrote %v", files)
 	}
 }

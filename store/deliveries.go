@@ -27,6 +27,7 @@ type Delivery struct {
 	FinishedAt   time.Time `json:"finished_at,omitzero"`
 	Reason       string    `json:"reason"`
 	Exercise     bool      `json:"exercise"` // an exercise (test) broadcast, not a real alert
+	Text         string    `json:"text"`     // what the announcement says, when it was given as text
 }
 
 // AddPending records that item should reach each device, so the report
@@ -137,7 +138,7 @@ func (s *Store) Deliveries(ctx context.Context, announcement string) ([]Delivery
 
 func (s *Store) deliveries(ctx context.Context, where string, args ...any) ([]Delivery, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT d.item, d.announcement, d.device_id, d.status, d.scheduled_at, d.started_at,
-			d.finished_at, d.reason, COALESCE(r.status, '') = 'test'
+			d.finished_at, d.reason, COALESCE(r.status, '') = 'test', COALESCE(r.text, '')
 		FROM deliveries d LEFT JOIN rules r ON r.id = d.announcement `+where+` ORDER BY d.scheduled_at, d.item, d.device_id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read report: %w", err)
@@ -147,7 +148,7 @@ func (s *Store) deliveries(ctx context.Context, where string, args ...any) ([]De
 	for rows.Next() {
 		var d Delivery
 		var sched, started, finished int64
-		if err := rows.Scan(&d.Item, &d.Announcement, &d.Device, &d.Status, &sched, &started, &finished, &d.Reason, &d.Exercise); err != nil {
+		if err := rows.Scan(&d.Item, &d.Announcement, &d.Device, &d.Status, &sched, &started, &finished, &d.Reason, &d.Exercise, &d.Text); err != nil {
 			return nil, err
 		}
 		d.ScheduledAt, d.StartedAt, d.FinishedAt = fromMS(sched), fromMS(started), fromMS(finished)
@@ -183,7 +184,8 @@ func (d Delivery) MarshalJSON() ([]byte, error) {
 		FinishedAt   *time.Time `json:"finished_at"`
 		Reason       string     `json:"reason"`
 		Exercise     bool       `json:"exercise"`
-	}{d.Item, d.Announcement, d.Device, d.Status, d.ScheduledAt, timeOrNull(d.StartedAt), timeOrNull(d.FinishedAt), d.Reason, d.Exercise})
+		Text         string     `json:"text"`
+	}{d.Item, d.Announcement, d.Device, d.Status, d.ScheduledAt, timeOrNull(d.StartedAt), timeOrNull(d.FinishedAt), d.Reason, d.Exercise, d.Text})
 }
 
 // timeOrNull is nil for the zero time, which JSON then writes as null.

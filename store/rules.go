@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/loa-commune/loa/protocol"
@@ -22,6 +23,22 @@ type Targets struct {
 	All     bool     `json:"all,omitempty"`
 	Groups  []string `json:"groups,omitempty"`
 	Devices []string `json:"devices,omitempty"`
+}
+
+// String names the targets as staff type and read them: "all",
+// "group:thon-1,device:loa-7".
+func (t Targets) String() string {
+	var parts []string
+	if t.All {
+		parts = append(parts, "all")
+	}
+	for _, g := range t.Groups {
+		parts = append(parts, "group:"+g)
+	}
+	for _, d := range t.Devices {
+		parts = append(parts, "device:"+d)
+	}
+	return strings.Join(parts, ",")
 }
 
 // Rule is an announcement or a schedule.

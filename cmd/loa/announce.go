@@ -84,27 +84,9 @@ func newAnnounce(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			if !wait {
-				if g.output == "json" {
-					return printJSON(out, a)
-				}
-				fmt.Fprintf(out, "Announcement %s will play at %s on %d box(es): %s\n", a.ID, when(a.Start), len(a.Devices), strings.Join(a.Devices, ", "))
-				return nil
-			}
-			progress := out
-			if g.output == "json" {
-				progress = cmd.ErrOrStderr()
-			} else {
-				fmt.Fprintf(out, "Announcement %s starts at %s on %d box(es); waiting for their answers...\n", a.ID, when(a.Start), len(a.Devices))
-			}
-			final, werr := waitFor(ctx, c, a, timeout, progress)
-			if g.output == "json" {
-				if err := printJSON(out, final); err != nil {
-					return err
-				}
-			}
-			return werr
+			return g.sent(ctx, c, cmd, a, wait, timeout,
+				fmt.Sprintf("Announcement %s will play at %s on %d box(es): %s\n", a.ID, when(a.Start), len(a.Devices), strings.Join(a.Devices, ", ")),
+				fmt.Sprintf("Announcement %s starts at %s on %d box(es); waiting for their answers...\n", a.ID, when(a.Start), len(a.Devices)))
 		}),
 	}
 	cf.register(cmd, true)
@@ -115,6 +97,32 @@ func newAnnounce(g *globals) *cobra.Command {
 	f.BoolVar(&wait, "wait", false, "wait until every box has answered, showing progress")
 	f.DurationVar(&timeout, "timeout", 0, "with --wait, give up after this long (default: until the item expires plus its length)")
 	return cmd
+}
+
+// sent reports a new announcement or emergency: the summary, or with wait
+// the boxes' answers as they come (then, with -o json, the final state).
+func (g *globals) sent(ctx context.Context, c *api.Client, cmd *cobra.Command, a api.Announcement, wait bool, timeout time.Duration, summary, waiting string) error {
+	out := cmd.OutOrStdout()
+	switch {
+	case !wait && g.output == "json":
+		return printJSON(out, a)
+	case !wait:
+		fmt.Fprint(out, summary)
+		return nil
+	}
+	progress := out
+	if g.output == "json" {
+		progress = cmd.ErrOrStderr()
+	} else {
+		fmt.Fprint(out, waiting)
+	}
+	final, werr := waitFor(ctx, c, a, timeout, progress)
+	if g.output == "json" {
+		if err := printJSON(out, final); err != nil {
+			return err
+		}
+	}
+	return werr
 }
 
 // waitFor polls the announcement until every targeted box reported a final
@@ -215,7 +223,7 @@ func newSchedule(g *globals) *cobra.Command {
 				if s.Paused {
 					state = "paused"
 				}
-				rows = append(rows, []string{s.ID, orDash(s.Name), s.Cron, targetText(s.Targets), state, when(s.Next)})
+				rows = append(rows, []string{s.ID, orDash(s.Name), s.Cron, s.Targets.String(), state, when(s.Next)})
 			}
 			return table(cmd.OutOrStdout(), []string{"ID", "NAME", "CRON", "TARGETS", "STATE", "NEXT"}, rows)
 		}),
@@ -243,20 +251,6 @@ func newSchedule(g *globals) *cobra.Command {
 	})
 	cmd.AddCommand(add, list, rm, pause, resume)
 	return cmd
-}
-
-func targetText(t store.Targets) string {
-	var parts []string
-	if t.All {
-		parts = append(parts, "all")
-	}
-	for _, g := range t.Groups {
-		parts = append(parts, "group:"+g)
-	}
-	for _, d := range t.Devices {
-		parts = append(parts, "box:"+d)
-	}
-	return strings.Join(parts, ",")
 }
 
 func newStatus(g *globals) *cobra.Command {
@@ -299,7 +293,7 @@ func newReport(g *globals) *cobra.Command {
 			if g.output == "json" {
 				return printJSON(cmd.OutOrStdout(), rows)
 			}
-			header := []string{"ITEM", "ANNOUNCEMENT", "DEVICE", "STATUS", "STARTED_AT", "FINISHED_AT", "REASON", "EXERCISE"}
+			header := []string{"ITEM", "ANNOUNCEMENT", "DEVICE", "STATUS", "STARTED_AT", "FINISHED_AT", "REASON", "EXERCISE", "TEXT"}
 			var out [][]string
 			for _, r := range rows {
 				ex := ""
@@ -307,9 +301,9 @@ func newReport(g *globals) *cobra.Command {
 					ex = "exercise"
 				}
 				if g.output == "csv" {
-					out = append(out, []string{r.Item, r.Announcement, r.Device, r.Status, rfc(r.StartedAt), rfc(r.FinishedAt), r.Reason, ex})
+					out = append(out, []string{r.Item, r.Announcement, r.Device, r.Status, rfc(r.StartedAt), rfc(r.FinishedAt), r.Reason, ex, r.Text})
 				} else {
-					out = append(out, []string{r.Item, r.Announcement, r.Device, r.Status, when(r.StartedAt), when(r.FinishedAt), orDash(r.Reason), orDash(ex)})
+					out = append(out, []string{r.Item, r.Announcement, r.Device, r.Status, when(r.StartedAt), when(r.FinishedAt), orDash(r.Reason), orDash(ex), orDash(short(r.Text))})
 				}
 			}
 			if g.output == "csv" {

@@ -133,7 +133,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "Announcement %s to %s (%d boxes), now. Answers:\n", a.ID, targetText(a.Targets), len(a.Devices))
+	fmt.Fprintf(out, "Announcement %s to %s (%d boxes), now. Answers:\n", a.ID, a.Targets.String(), len(a.Devices))
 	final, werr := waitFor(ctx, c, a, 2*time.Minute, out)
 	if first := lastStart(final.Deliveries); !first.IsZero() {
 		fmt.Fprintf(out, "Time from announce to every box playing: %d ms\n", first.Sub(sent).Milliseconds())

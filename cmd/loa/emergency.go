@@ -35,7 +35,7 @@ func newEmergency(g *globals) *cobra.Command {
 			}
 			req.Tone, req.Repeat, req.GapSec, req.Exercise = tone, repeat, gapSec, exercise
 			if !yes {
-				if err := confirm(cmd.InOrStdin(), cmd.ErrOrStderr(), targetText(req.Targets)); err != nil {
+				if err := confirm(cmd.InOrStdin(), cmd.ErrOrStderr(), req.Targets.String()); err != nil {
 					return err
 				}
 			}
@@ -43,28 +43,10 @@ func newEmergency(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			if !wait {
-				if g.output == "json" {
-					return printJSON(out, a)
-				}
-				fmt.Fprintf(out, "Emergency %s is sounding on %d box(es): %s\nCancel it with: loa emergency cancel %s\n",
-					a.ID, len(a.Devices), strings.Join(a.Devices, ", "), a.ID)
-				return nil
-			}
-			progress := out
-			if g.output == "json" {
-				progress = cmd.ErrOrStderr()
-			} else {
-				fmt.Fprintf(out, "Emergency %s sent to %d box(es); their answers:\n", a.ID, len(a.Devices))
-			}
-			final, werr := waitFor(ctx, c, a, timeout, progress)
-			if g.output == "json" {
-				if err := printJSON(out, final); err != nil {
-					return err
-				}
-			}
-			return werr
+			return g.sent(ctx, c, cmd, a, wait, timeout,
+				fmt.Sprintf("Emergency %s is sounding on %d box(es): %s\nCancel it with: loa emergency cancel %s\n",
+					a.ID, len(a.Devices), strings.Join(a.Devices, ", "), a.ID),
+				fmt.Sprintf("Emergency %s sent to %d box(es); their answers:\n", a.ID, len(a.Devices)))
 		}),
 	}
 	cf.register(cmd, false)
@@ -116,7 +98,7 @@ func newEmergency(g *globals) *cobra.Command {
 				if e.Exercise {
 					kind = "exercise"
 				}
-				rows = append(rows, []string{e.ID, when(e.Start), targetText(e.Targets), e.Tone, kind, e.Source, orDash(short(e.Text))})
+				rows = append(rows, []string{e.ID, when(e.Start), e.Targets.String(), e.Tone, kind, e.Source, orDash(short(e.Text))})
 			}
 			return table(cmd.OutOrStdout(), []string{"ID", "STARTED", "TARGETS", "TONE", "KIND", "SOURCE", "TEXT"}, rows)
 		}),
