@@ -222,6 +222,21 @@ func (s *Service) planLoop() {
 		if err := s.replan(s.ctx); err != nil && s.ctx.Err() == nil {
 			s.log.Error("publish plans", "err", err)
 		}
+		s.markUnanswered()
+	}
+}
+
+// answerGrace is how long after an item's window closes the controller
+// waits for a box's answer before reporting that it did not sound.
+const answerGrace = 2 * time.Minute
+
+func (s *Service) markUnanswered() {
+	n, err := s.store.MarkUnanswered(s.ctx, s.opts.Now().Add(-answerGrace))
+	switch {
+	case err != nil && s.ctx.Err() == nil:
+		s.log.Error("mark unanswered deliveries", "err", err)
+	case n > 0:
+		s.log.Warn("items did not sound: no answer from their boxes", "deliveries", n)
 	}
 }
 

@@ -121,6 +121,43 @@ func recordEvent(ctx context.Context, tx *sql.Tx, device string, e protocol.Even
 	return err
 }
 
+// NoAnswer is the reason given to deliveries a box never answered for.
+const NoAnswer = "no answer: the box did not report playing it (offline, or it failed to sound)"
+
+// MarkUnanswered gives every delivery that is still pending, received or
+// ready although its item could no longer start before cutoff (its start
+// plus its validity) the status missed, with the reason NoAnswer, so the
+// report shows what did not sound; those of announcements cancelled before
+// cutoff become cancelled. A box that answers later (from its outbox) still
+// overwrites either with what really happened. It returns how many rows it
+// marked missed.
+func (s *Store) MarkUnanswered(ctx context.Context, cutoff time.Time) (int64, error) {
+	var marked int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		// Cancelled before the box said anything: cancelled, not missed.
+		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'cancelled', reason = 'cancelled before the box answered', updated_at = ?
+			WHERE status IN ('pending', 'received', 'ready') AND EXISTS (
+				SELECT 1 FROM rules r WHERE r.id = deliveries.announcement AND r.cancelled_at != 0 AND r.cancelled_at < ?)`,
+			ms(time.Now()), ms(cutoff)); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'missed', reason = ?, updated_at = ?
+			WHERE status IN ('pending', 'received', 'ready') AND EXISTS (
+				SELECT 1 FROM rules r WHERE r.id = deliveries.announcement AND r.cancelled_at = 0
+					AND deliveries.scheduled_at + r.validity_ms < ?)`,
+			NoAnswer, ms(time.Now()), ms(cutoff))
+		if err != nil {
+			return err
+		}
+		marked, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("mark unanswered deliveries: %w", err)
+	}
+	return marked, nil
+}
+
 // Report lists deliveries scheduled in [since, until) (zero bounds are open),
 // oldest first.
 func (s *Store) Report(ctx context.Context, since, until time.Time) ([]Delivery, error) {

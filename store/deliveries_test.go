@@ -292,3 +292,75 @@ func TestReportJSON(t *testing.T) {
 		t.Errorf("report JSON does not read back:\n got %+v\nwant %+v (%v)", back, r, err)
 	}
 }
+
+func TestMarkUnanswered(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	addMedia(t, s, shaA)
+	addDevice(t, s, "loa-1", "thon-1")
+	addDevice(t, s, "loa-2", "thon-1")
+	rule := Rule{ID: "a-1", Kind: KindOnce, Start: t0, Targets: Targets{All: true}, Media: shaA, Priority: protocol.Normal,
+		Repeat: 1, Validity: 15 * time.Minute, CreatedAt: t0}
+	if err := s.AddRule(ctx, rule); err != nil {
+		t.Fatal(err)
+	}
+	item := "a-1-" + strconv.FormatInt(t0.Unix(), 10)
+	if err := s.AddPending(ctx, item, "a-1", t0, []string{"loa-1", "loa-2"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordEvent(ctx, "loa-1", protocol.Event{Item: item, Announcement: "a-1", Type: protocol.EventPlayed, At: t0.Add(time.Minute)}, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.MarkUnanswered(ctx, t0.Add(14*time.Minute)); err != nil || n != 0 {
+		t.Fatalf("inside the window: marked %d, %v", n, err)
+	}
+	if n, err := s.MarkUnanswered(ctx, t0.Add(16*time.Minute)); err != nil || n != 1 {
+		t.Fatalf("after the window: marked %d, %v", n, err)
+	}
+	status := func() map[string]Delivery {
+		rows, err := s.Deliveries(ctx, "a-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]Delivery{}
+		for _, d := range rows {
+			m[d.Device] = d
+		}
+		return m
+	}
+	if got := status(); got["loa-1"].Status != "played" || got["loa-2"].Status != "missed" || got["loa-2"].Reason != NoAnswer {
+		t.Fatalf("after marking: %+v", got)
+	}
+	// The box comes back and delivers what it really did from its outbox.
+	if err := s.RecordEvent(ctx, "loa-2", protocol.Event{Item: item, Announcement: "a-1", Type: protocol.EventPlayed, At: t0.Add(2 * time.Minute)}, t0.Add(20*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got := status()["loa-2"]; got.Status != "played" || got.Reason != "" {
+		t.Fatalf("a late answer does not correct the report: %+v", got)
+	}
+}
+
+func TestMarkUnansweredCancelled(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	addMedia(t, s, shaA)
+	addDevice(t, s, "loa-1", "thon-1")
+	rule := Rule{ID: "a-2", Kind: KindOnce, Start: t0, Targets: Targets{All: true}, Media: shaA, Priority: protocol.Normal,
+		Repeat: 1, Validity: 15 * time.Minute, CreatedAt: t0}
+	if err := s.AddRule(ctx, rule); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddPending(ctx, "a-2-1", "a-2", t0, []string{"loa-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CancelRule(ctx, "a-2", t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.MarkUnanswered(ctx, t0.Add(time.Hour)); err != nil || n != 0 {
+		t.Fatalf("marked %d missed, %v", n, err)
+	}
+	rows, _ := s.Deliveries(ctx, "a-2")
+	if len(rows) != 1 || rows[0].Status != "cancelled" {
+		t.Fatalf("a cancelled announcement's unanswered row: %+v", rows)
+	}
+}
