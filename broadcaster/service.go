@@ -166,7 +166,15 @@ func (s *Service) Close(ctx context.Context) error {
 			s.client.Disconnect(250)
 		}
 		if s.broker != nil {
-			s.closeErr = s.broker.Close()
+			// mochi's Close waits for every client to leave; one stuck
+			// client must not hold up the controller's shutdown past ctx.
+			done := make(chan error, 1)
+			go func() { done <- s.broker.Close() }()
+			select {
+			case s.closeErr = <-done:
+			case <-ctx.Done():
+				s.closeErr = fmt.Errorf("stop the broker: %w", ctx.Err())
+			}
 		}
 	})
 	return s.closeErr
@@ -181,10 +189,24 @@ func (s *Service) onConnect(c paho.Client) {
 	if s.opts.OnTrigger != nil {
 		subs[s.topics.AllTriggers()] = 1
 	}
-	tok := c.SubscribeMultiple(subs, s.handle)
+	s.wg.Add(1)
 	go func() { // paho calls this on its own goroutine; do not block it
-		if tok.WaitTimeout(10*time.Second) && tok.Error() != nil {
-			s.log.Error("subscribe to box topics", "err", tok.Error())
+		defer s.wg.Done()
+		for attempt := 1; ; attempt++ {
+			tok := c.SubscribeMultiple(subs, s.handle)
+			err := waitToken(tok)
+			if err == nil {
+				err = protocol.SubackError(tok.(*paho.SubscribeToken).Result())
+			}
+			if err == nil {
+				return
+			}
+			s.log.Error("subscribe to box topics; trying again", "attempt", attempt, "err", err)
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-time.After(min(time.Duration(attempt)*200*time.Millisecond, 5*time.Second)):
+			}
 		}
 	}()
 	s.log.Info("connected to the MQTT broker")
@@ -338,9 +360,17 @@ func (s *Service) replan(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, g := range groups {
-		if _, ok := plans["group/"+g]; !ok {
-			plans["group/"+g] = nil
+	ids, err := s.store.DeviceIDs(ctx)
+	if err != nil {
+		return err
+	}
+	// Every group and box has a retained plan, if only an empty one: the
+	// broker then has the topic before a box subscribes, and a first plan
+	// published while a box subscribes cannot slip past it (seen with
+	// mochi when both create the topic at once).
+	for _, target := range append(prefixed("group/", groups), prefixed("device/", ids)...) {
+		if _, ok := plans[target]; !ok {
+			plans[target] = nil
 		}
 	}
 	s.mu.Lock()
@@ -509,4 +539,12 @@ func loopbackOf(addr string) string {
 		return "127.0.0.1:" + u.Port()
 	}
 	return u.Host
+}
+
+func prefixed(prefix string, names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = prefix + n
+	}
+	return out
 }

@@ -67,6 +67,7 @@ type Agent struct {
 	// Channels between goroutines; each has one sender side and one reader.
 	inbox     *inbox           // paho → loop
 	out       *outbox          // loop → outbox worker
+	events    *diskOutbox      // answer-back events until the broker has them
 	gate      *sessionGate     // paho → outbox worker: the session may publish
 	connected chan struct{}    // paho on-connect → loop
 	subFailed chan struct{}    // outbox worker → loop
@@ -174,6 +175,12 @@ func New(cfg Config, sink audio.Sink, logger *slog.Logger, clock Clock) (*Agent,
 	}
 	a.restore(st)
 	a.cleanCache()
+	if a.events, err = openDiskOutbox(filepath.Join(cfg.Cache, outboxDirName), a.log); err != nil {
+		return nil, fmt.Errorf("new agent: %w", err)
+	}
+	if n := a.events.len(); n > 0 {
+		a.log.Info("unsent events in the outbox", "count", n)
+	}
 
 	will, err := a.encodeState(protocol.State{Online: false, State: protocol.StateOffline, Volume: a.volume(), Version: Version, At: a.clock.Now().UTC()})
 	if err != nil {
@@ -276,6 +283,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	t.Stop()
 	a.client.Disconnect(250)
+	a.events.close()
 	a.log.Info("agent stopped")
 	return nil
 }
@@ -304,6 +312,7 @@ func (a *Agent) Close(ctx context.Context) error {
 // loop is the agent's one decision maker: every change of plans, media,
 // playback and time is handled here, one at a time.
 func (a *Agent) loop(ctx context.Context) {
+	a.resendEvents() // what an earlier run left in the outbox goes first
 	a.reconcile()
 	a.tick()
 	for {
@@ -391,6 +400,15 @@ func (a *Agent) onConnected() {
 	a.resubAt = time.Time{}
 	a.syncSubs()
 	a.publishState(a.clock.Now())
+	a.resendEvents()
+}
+
+// resendEvents queues the events of the disk outbox that are neither queued
+// nor waiting in paho for an acknowledgement, oldest first, unchanged.
+func (a *Agent) resendEvents() {
+	for _, ev := range a.events.takePending() {
+		a.out.push(op{kind: opPublish, topics: []string{a.topics.DeviceEvents(a.cfg.ID)}, payload: ev.payload, record: ev.id})
+	}
 }
 
 // syncSubs subscribes to what the box must follow and unsubscribes from what

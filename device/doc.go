@@ -13,6 +13,13 @@
 //   - <cache>/state.json: the latest plan per target, the device config and
 //     the local status of every item, written by temp file, fsync and
 //     rename, so a box that boots without network still plays its plan.
+//   - <cache>/outbox/<seq>.ev: every answer-back event, written durably
+//     (temp file, fsync, rename) before it is handed to MQTT and removed
+//     once the broker acknowledged it (outbox.go). What is left is sent
+//     again, oldest first and byte for byte, when the agent starts and on
+//     every reconnect; the controller drops duplicates. It holds at most
+//     10,000 events or 10 MB; when full the oldest non-final events go
+//     first. A corrupt record is logged and removed.
 //   - <cache>/media/<sha256> (verified downloads) and <cache>/pcm/<sha256>.f32
 //     (decoded once into the sink's format), kept under cache_max_mb by
 //     evicting least recently used files no item refers to.
@@ -55,6 +62,9 @@
 //   - the player calls Sink.Play for one item at a time;
 //   - the outbox worker performs MQTT publishes and subscriptions in order,
 //     so a slow network never stalls scheduling.
+//   - one short-lived watcher per event publish waits for paho's
+//     acknowledgement and removes the event's record from the disk outbox
+//     (a mutex guards it); Run ends them before it returns.
 //
 // Run starts all of them and returns only after they have ended; Close
 // cancels Run and waits for it. The Clock decides every time-driven choice,

@@ -131,8 +131,19 @@ func startBrokerServer(t testing.TB, addr string) (*mochi.Server, string) {
 	if err := s.Serve(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() { closeBroker(s) })
 	return s, "tcp://" + l.Address()
+}
+
+// closeBroker closes a test broker, giving up after 5 s: mochi's Close
+// waits for every client to go, and a stuck one must not hang the suite.
+func closeBroker(s *mochi.Server) {
+	done := make(chan struct{})
+	go func() { s.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
 }
 
 // media is one file the test controller serves.
@@ -382,6 +393,7 @@ type boxOpts struct {
 	paced  bool          // the WAV sink plays in real time, so items can be cut
 	sink   audio.Sink    // instead of the WAV sink
 	tone   time.Duration // alert tone length; testTone if zero
+	logTo  io.Writer     // also gets the agent's log
 }
 
 // testTone is how long alert tones play in tests.
@@ -406,7 +418,11 @@ func startBox(t testing.TB, o boxOpts) *box {
 	}
 	cfg := DefaultConfig()
 	cfg.ID, cfg.Site, cfg.Broker, cfg.Server, cfg.Token, cfg.Cache = testID, testSite, o.broker, o.server, testToken, o.cache
-	logger := slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var logOut io.Writer = newTestWriter(t)
+	if o.logTo != nil {
+		logOut = io.MultiWriter(logOut, o.logTo)
+	}
+	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a, err := New(cfg, sink, logger, o.clock)
 	if err != nil {
 		t.Fatal(err)

@@ -267,14 +267,16 @@ type op struct {
 	topics   []string
 	payload  []byte
 	retained bool
-	wait     bool // wait for the broker's acknowledgement (used for the final offline state)
+	wait     bool   // wait for the broker's acknowledgement (used for the final offline state)
+	record   uint64 // the event's record in the disk outbox, removed on acknowledgement; 0 if none
 }
 
 // outbox serialises the loop's MQTT operations onto one goroutine, so a slow
 // network never stalls scheduling. While the box is offline they wait here
-// (and QoS 1 publishes made just before a link drops wait in paho's store);
-// both are in memory only, unbounded: a disk outbox that survives restarts
-// comes later.
+// (and QoS 1 publishes made just before a link drops wait in paho's store),
+// in memory; answer-back events are also kept in the disk outbox
+// (outbox.go) until the broker acknowledges them, so they survive a
+// restart.
 type outbox struct {
 	mu     sync.Mutex
 	ops    []op
@@ -337,7 +339,7 @@ func (a *Agent) runOutbox(ctx context.Context) {
 		if !a.gate.isOpen() {
 			if a.out.isClosed() {
 				if n := a.out.len(); n > 0 {
-					a.log.Warn("stopping offline; dropping unsent MQTT messages", "count", n)
+					a.log.Warn("stopping offline; dropping unsent MQTT messages (events stay in the disk outbox)", "count", n)
 				}
 				return
 			}
@@ -380,6 +382,10 @@ func (a *Agent) execOp(ctx context.Context, x op) {
 	switch x.kind {
 	case opPublish:
 		tok = a.client.Publish(x.topics[0], qosAtLeastOnce, x.retained, x.payload)
+		if x.record != 0 {
+			// The record leaves the disk outbox once the broker has it.
+			a.events.watch(x.record, tok)
+		}
 		if !x.wait {
 			// QoS 1: paho keeps it in its store and resends it after a
 			// reconnect; waiting here would stall everything behind it while
@@ -402,7 +408,11 @@ func (a *Agent) execOp(ctx context.Context, x op) {
 	case opUnsubscribe:
 		tok = a.client.Unsubscribe(x.topics...)
 	}
-	if err := waitToken(ctx, tok); err != nil {
+	err := waitToken(ctx, tok)
+	if st, ok := tok.(*mqtt.SubscribeToken); ok && err == nil {
+		err = protocol.SubackError(st.Result())
+	}
+	if err != nil {
 		a.log.Warn("mqtt operation failed", "op", x.kind.String(), keyTopic, x.topics, keyErr, err)
 		if x.kind == opSubscribe {
 			signal(a.subFailed)

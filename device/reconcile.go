@@ -254,14 +254,19 @@ func (a *Agent) setStatus(it protocol.PlanItem, rec *itemRecord, t protocol.Even
 	a.emit(protocol.Event{Item: it.ID, Announcement: it.Announcement, Type: t, At: now.UTC(), Reason: reason})
 }
 
-// emit queues an answer-back event (QoS 1, not retained).
+// emit writes an answer-back event to the disk outbox, then queues it
+// (QoS 1, not retained). If the disk fails it is sent from memory only.
 func (a *Agent) emit(ev protocol.Event) {
 	b, err := protocol.Encode(protocol.KindEvent, a.cfg.Site, a.nextSeq(), ev.At, ev)
 	if err != nil {
 		a.log.Error("encode event", keyItem, ev.Item, keyErr, err)
 		return
 	}
-	a.out.push(op{kind: opPublish, topics: []string{a.topics.DeviceEvents(a.cfg.ID)}, payload: b})
+	id, err := a.events.add(b, ev.Type.Final())
+	if err != nil {
+		a.log.Error("cannot keep event on disk; sending it from memory", keyItem, ev.Item, keyErr, err)
+	}
+	a.out.push(op{kind: opPublish, topics: []string{a.topics.DeviceEvents(a.cfg.ID)}, payload: b, record: id})
 }
 
 // sortTopics puts first at the front and sorts the rest, so the config is

@@ -50,6 +50,18 @@ func (b *box) connect(broker string) error {
 }
 
 // close waits for the answers in flight, then disconnects.
+// subscribe subscribes, again while the broker refuses (see
+// protocol.SubackError).
+func (b *box) subscribe(subs map[string]byte) {
+	for attempt := 1; attempt <= 20; attempt++ {
+		tok := b.client.SubscribeMultiple(subs, b.onMessage)
+		if tok.WaitTimeout(10*time.Second) && tok.Error() == nil && protocol.SubackError(tok.(*paho.SubscribeToken).Result()) == nil {
+			return
+		}
+		time.Sleep(time.Duration(attempt) * 20 * time.Millisecond)
+	}
+}
+
 func (b *box) close() {
 	if b.client == nil {
 		return
@@ -91,7 +103,7 @@ func (b *box) onMessage(_ paho.Client, m paho.Message) {
 			subs[b.topics.PlanGroup(g)] = 1
 		}
 		if len(subs) > 0 {
-			b.client.SubscribeMultiple(subs, b.onMessage)
+			b.subscribe(subs)
 		}
 		b.mu.Lock()
 		b.groups = cfg.Groups

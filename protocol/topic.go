@@ -133,3 +133,21 @@ func ValidName(s string) error {
 	}
 	return nil
 }
+
+// SubackError reports the filters a broker refused in a SUBACK (codes from
+// 0x80): MQTT clients such as paho count a SUBACK as success whatever its
+// codes, and a broker may refuse for passing reasons (mochi answers 0x91,
+// "packet identifier in use", while it is sending QoS 1 messages to the
+// same client), so callers must check and subscribe again.
+func SubackError(granted map[string]byte) error {
+	var refused []string
+	for filter, code := range granted {
+		if code >= 0x80 {
+			refused = append(refused, fmt.Sprintf("%s (code %#x)", filter, code))
+		}
+	}
+	if len(refused) == 0 {
+		return nil
+	}
+	return fmt.Errorf("the broker refused the subscription to %s", strings.Join(refused, ", "))
+}

@@ -146,6 +146,24 @@ func (s *Store) Groups(ctx context.Context) ([]Group, error) {
 	return out, rows.Err()
 }
 
+// DeviceIDs lists the ids of every device, sorted.
+func (s *Store) DeviceIDs(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM devices ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list devices: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
 // GroupNames lists the names of the groups that have boxes.
 func (s *Store) GroupNames(ctx context.Context) ([]string, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT group_name FROM group_members ORDER BY group_name`)
