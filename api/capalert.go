@@ -152,5 +152,5 @@ func (s *Server) capAudio(ctx context.Context, d capxml.Decision) (string, error
 			return "", err
 		}
 	}
-	return s.storeMedia(ctx, bytes.NewReader(data), "cap: "+short(d.Audio.Desc))
+	return s.storeMedia(ctx, bytes.NewReader(data), "cap: "+messages.Short(d.Audio.Desc))
 }

@@ -198,15 +198,8 @@ func (c *Client) Status(ctx context.Context) ([]store.DeviceStatus, error) {
 
 // Report lists deliveries scheduled in [since, until).
 func (c *Client) Report(ctx context.Context, since, until string) ([]store.Delivery, error) {
-	q := url.Values{}
-	if since != "" {
-		q.Set("since", since)
-	}
-	if until != "" {
-		q.Set("until", until)
-	}
 	var out []store.Delivery
-	return out, c.doJSON(ctx, http.MethodGet, "/v1/report?"+q.Encode(), nil, &out)
+	return out, c.doJSON(ctx, http.MethodGet, "/v1/report?"+spanQuery(since, until), nil, &out)
 }
 
 // Site reads the site's id and time zone.
@@ -235,6 +228,18 @@ func (c *Client) CancelEmergency(ctx context.Context, id string) (CancelResponse
 
 // Audit lists the audit log in [since, until).
 func (c *Client) Audit(ctx context.Context, since, until string) ([]store.AuditEntry, error) {
+	var out []store.AuditEntry
+	return out, c.doJSON(ctx, http.MethodGet, "/v1/audit?"+spanQuery(since, until), nil, &out)
+}
+
+// PostCAP sends a CAP 1.2 alert.
+func (c *Client) PostCAP(ctx context.Context, r io.Reader) (CAPResponse, error) {
+	var out CAPResponse
+	return out, c.do(ctx, http.MethodPost, "/v1/alerts/cap", r, "application/cap+xml", &out)
+}
+
+// spanQuery encodes the since and until parameters that are set.
+func spanQuery(since, until string) string {
 	q := url.Values{}
 	if since != "" {
 		q.Set("since", since)
@@ -242,12 +247,5 @@ func (c *Client) Audit(ctx context.Context, since, until string) ([]store.AuditE
 	if until != "" {
 		q.Set("until", until)
 	}
-	var out []store.AuditEntry
-	return out, c.doJSON(ctx, http.MethodGet, "/v1/audit?"+q.Encode(), nil, &out)
-}
-
-// PostCAP sends a CAP 1.2 alert.
-func (c *Client) PostCAP(ctx context.Context, r io.Reader) (CAPResponse, error) {
-	var out CAPResponse
-	return out, c.do(ctx, http.MethodPost, "/v1/alerts/cap", r, "application/cap+xml", &out)
+	return q.Encode()
 }

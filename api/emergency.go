@@ -56,7 +56,7 @@ func (s *Server) prepareMedia(ctx context.Context, r *store.Rule) error {
 	if _, err := audio.Join(&joined, audio.SpeechFormat, 500*time.Millisecond, parts...); err != nil {
 		return fmt.Errorf("prepare the exercise notice: %w", err)
 	}
-	id, err := s.storeMedia(ctx, &joined, "exercise: "+short(r.Text))
+	id, err := s.storeMedia(ctx, &joined, "exercise: "+messages.Short(r.Text))
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,7 @@ func (s *Server) speak(ctx context.Context, text string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return s.storeMedia(ctx, bytes.NewReader(b), "tts: "+short(text))
+	return s.storeMedia(ctx, bytes.NewReader(b), "tts: "+messages.Short(text))
 }
 
 func (s *Server) storeMedia(ctx context.Context, r io.Reader, name string) (string, error) {
@@ -95,13 +95,6 @@ func (s *Server) storeMedia(ctx context.Context, r io.Reader, name string) (stri
 		return "", err
 	}
 	return f.SHA256, nil
-}
-
-func short(s string) string {
-	if r := []rune(s); len(r) > 40 {
-		return string(r[:40]) + "…"
-	}
-	return s
 }
 
 // startEmergency starts an emergency now: the CLI's `loa emergency`.
@@ -304,7 +297,7 @@ func auditDetails(r store.Rule) string {
 		d += " exercise"
 	}
 	if r.Text != "" {
-		d += " text=" + strconv.Quote(short(r.Text))
+		d += " text=" + strconv.Quote(messages.Short(r.Text))
 	}
 	return d
 }

@@ -131,3 +131,12 @@ type Error struct {
 func New(key Key, args ...any) *Error { return &Error{Key: key, Args: args} }
 
 func (e *Error) Error() string { return T(e.Key, e.Args...) }
+
+// Short cuts a text to its first 40 characters (with an ellipsis) for
+// tables, names and logs.
+func Short(s string) string {
+	if r := []rune(s); len(r) > 40 {
+		return string(r[:40]) + "…"
+	}
+	return s
+}

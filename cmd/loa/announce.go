@@ -303,7 +303,7 @@ func newReport(g *globals) *cobra.Command {
 				if g.output == "csv" {
 					out = append(out, []string{r.Item, r.Announcement, r.Device, r.Status, rfc(r.StartedAt), rfc(r.FinishedAt), r.Reason, ex, r.Text})
 				} else {
-					out = append(out, []string{r.Item, r.Announcement, r.Device, r.Status, when(r.StartedAt), when(r.FinishedAt), orDash(r.Reason), orDash(ex), orDash(short(r.Text))})
+					out = append(out, []string{r.Item, r.Announcement, r.Device, r.Status, when(r.StartedAt), when(r.FinishedAt), orDash(r.Reason), orDash(ex), orDash(messages.Short(r.Text))})
 				}
 			}
 			if g.output == "csv" {

@@ -98,7 +98,7 @@ func newEmergency(g *globals) *cobra.Command {
 				if e.Exercise {
 					kind = "exercise"
 				}
-				rows = append(rows, []string{e.ID, when(e.Start), e.Targets.String(), e.Tone, kind, e.Source, orDash(short(e.Text))})
+				rows = append(rows, []string{e.ID, when(e.Start), e.Targets.String(), e.Tone, kind, e.Source, orDash(messages.Short(e.Text))})
 			}
 			return table(cmd.OutOrStdout(), []string{"ID", "STARTED", "TARGETS", "TONE", "KIND", "SOURCE", "TEXT"}, rows)
 		}),
@@ -120,11 +120,4 @@ func confirm(in io.Reader, out io.Writer, target string) error {
 		return errors.New(messages.T(messages.NotConfirmed))
 	}
 	return nil
-}
-
-func short(s string) string {
-	if r := []rune(s); len(r) > 40 {
-		return string(r[:40]) + "…"
-	}
-	return s
 }
