@@ -90,7 +90,9 @@ func (s *Server) rule(ctx context.Context, req AnnounceRequest, kind string) (st
 		r.Cron = strings.TrimSpace(req.Cron)
 		r.ID = newID("s-")
 	default:
-		r.Start = now.UTC().Truncate(time.Second)
+		// "Now" starts on the next whole second at least syncLead away, so
+		// every box has the plan before the start and starts together.
+		r.Start = now.UTC().Add(syncLead).Truncate(time.Second).Add(time.Second)
 		if req.At != "" {
 			t, err := ParseTime(req.At, loc, now)
 			if err != nil {
@@ -108,6 +110,13 @@ func (s *Server) rule(ctx context.Context, req AnnounceRequest, kind string) (st
 	}
 	return r, nil
 }
+
+// syncLead is the least time between a "now" announcement and its start:
+// enough for the plan to reach boxes on a slow link and for their sound
+// cards to open, so that neighbouring speakers start the same sample
+// together instead of as the plan reaches each (an echo). Emergencies do
+// not wait.
+const syncLead = time.Second
 
 func (s *Server) checkTargets(ctx context.Context, t store.Targets) error {
 	if !t.All && len(t.Groups) == 0 && len(t.Devices) == 0 {

@@ -97,7 +97,7 @@ func TestAnnounceTimes(t *testing.T) {
 		at   string
 		want time.Time
 	}{
-		{"", e.now.UTC()},
+		{"", e.now.UTC().Add(2 * time.Second)}, // now: on a whole second at least 1 s ahead, for a synchronised start
 		{"06:00", local("2026-03-01 06:00")},
 		{"05:00", local("2026-03-02 05:00")},                          // earlier than now: the next 05:00
 		{"05:29:30", local("2026-03-01 05:29").Add(30 * time.Second)}, // within the minute: now

@@ -50,3 +50,14 @@ type Sink interface {
 	Play(ctx context.Context, name string, pcm io.Reader) error
 	Close() error
 }
+
+// TimedSink is a Sink that can make the first frame of pcm heard at a given
+// moment: it opens its output early and writes the silence that puts the
+// first frame there, through its own buffers (otosink.Sink).
+type TimedSink interface {
+	Sink
+	// PlayAt is Play with the first frame heard at at (a time.Now()-based
+	// time, so the monotonic clock measures the wait); if at has passed,
+	// it starts at once.
+	PlayAt(ctx context.Context, name string, at time.Time, pcm io.Reader) error
+}

@@ -55,7 +55,8 @@ type Agent struct {
 	cfg         Config
 	sink        audio.Sink
 	log         *slog.Logger
-	clock       Clock
+	clock       *syncedClock // the controller's time as estimated; every decision uses it
+	sync        *timeSync
 	topics      protocol.Topics
 	format      audio.Format
 	client      mqtt.Client
@@ -70,6 +71,7 @@ type Agent struct {
 	events    *diskOutbox      // answer-back events until the broker has them
 	gate      *sessionGate     // paho → outbox worker: the session may publish
 	connected chan struct{}    // paho on-connect → loop
+	syncKick  chan struct{}    // paho on-connect → time sync
 	subFailed chan struct{}    // outbox worker → loop
 	fetchReq  chan fetchJob    // loop → fetch workers (capacity fetchWorkers)
 	fetchRes  chan fetchResult // fetch workers → loop
@@ -133,7 +135,7 @@ func New(cfg Config, sink audio.Sink, logger *slog.Logger, clock Clock) (*Agent,
 		cfg:         cfg,
 		sink:        sink,
 		log:         logger.With(keyDevice, cfg.ID, keySite, cfg.Site),
-		clock:       clock,
+		clock:       &syncedClock{base: clock},
 		topics:      protocol.NewTopics(cfg.Site),
 		format:      sink.Format(),
 		statePath:   filepath.Join(cfg.Cache, stateFileName),
@@ -143,6 +145,7 @@ func New(cfg Config, sink audio.Sink, logger *slog.Logger, clock Clock) (*Agent,
 		out:         newOutbox(),
 		gate:        newSessionGate(),
 		connected:   make(chan struct{}, 1),
+		syncKick:    make(chan struct{}, 1),
 		subFailed:   make(chan struct{}, 1),
 		fetchReq:    make(chan fetchJob, fetchWorkers),
 		fetchRes:    make(chan fetchResult, fetchWorkers),
@@ -155,6 +158,7 @@ func New(cfg Config, sink audio.Sink, logger *slog.Logger, clock Clock) (*Agent,
 		done:        make(chan struct{}),
 		sinkFades:   sinkFadesOnCancel(sink),
 	}
+	a.sync = newTimeSync(a.clock)
 	a.tones = newToneCache(a.format, alertToneLength)
 	a.http = &http.Client{Transport: &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
@@ -251,6 +255,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		wg.Go(func() { a.runFetcher(ctx) })
 	}
 	wg.Go(func() { a.runPlayer(ctx) })
+	wg.Go(func() { a.runTimeSync(ctx, a.syncKick) })
 	outCtx, outCancel := context.WithCancel(context.Background())
 	defer outCancel()
 	outDone := make(chan struct{})
@@ -325,6 +330,9 @@ func (a *Agent) loop(ctx context.Context) {
 			a.applyInbox()
 		case <-a.connected:
 			a.onConnected()
+		case <-a.sync.changed:
+			a.log.Info("clock synchronised with the controller", "offset", a.clock.Offset(), "now", a.clock.Now().UTC())
+			a.publishState(a.clock.Now())
 		case <-a.subFailed:
 			if a.client.IsConnectionOpen() && a.resubAt.IsZero() {
 				a.resubAt = a.clock.Now().Add(resubscribeWait)
@@ -377,7 +385,10 @@ func (a *Agent) nextWake(now time.Time) time.Duration {
 			if rec == nil || rec.Status.Final() || a.queue.onOutput(id) {
 				continue
 			}
-			if it.Start.After(a.lastTick) {
+			switch cue := it.Start.Add(-cueLead); {
+			case cue.After(a.lastTick):
+				consider(cue)
+			case it.Start.After(a.lastTick):
 				consider(it.Start)
 			}
 			if exp := it.Expires.Add(time.Millisecond); exp.After(a.lastTick) {
@@ -418,7 +429,7 @@ func (a *Agent) syncSubs() {
 	if !a.client.IsConnectionOpen() {
 		return // onConnected will do it
 	}
-	want := map[string]bool{a.topics.DeviceConfig(a.cfg.ID): true}
+	want := map[string]bool{a.topics.DeviceConfig(a.cfg.ID): true, a.topics.TimeResponse(a.cfg.ID): true}
 	if a.config != nil {
 		want[a.topics.PlanAll()] = true
 		want[a.topics.PlanDevice(a.cfg.ID)] = true

@@ -32,3 +32,15 @@ type sysTimer struct{ t *time.Timer }
 
 func (t sysTimer) C() <-chan time.Time { return t.t.C }
 func (t sysTimer) Stop() bool          { return t.t.Stop() }
+
+// SkewedClock is the system clock off by Skew: a box whose clock is wrong,
+// as loa-agent --clock-skew makes it to try time sync.
+type SkewedClock struct{ Skew time.Duration }
+
+var _ Clock = SkewedClock{}
+
+// Now returns time.Now() + Skew.
+func (c SkewedClock) Now() time.Time { return time.Now().Add(c.Skew) }
+
+// NewTimer returns a time.Timer.
+func (SkewedClock) NewTimer(d time.Duration) Timer { return sysTimer{time.NewTimer(d)} }

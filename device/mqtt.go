@@ -46,6 +46,7 @@ func (a *Agent) newMQTTOptions(will []byte) *mqtt.ClientOptions {
 	o.SetOnConnectHandler(func(mqtt.Client) {
 		a.log.Info("connected to broker", keyBroker, a.cfg.Broker)
 		signal(a.connected)
+		signal(a.syncKick)
 	})
 	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 		a.gate.set(false)
@@ -170,6 +171,11 @@ func (a *Agent) handleMessage(topic string, payload []byte) {
 			return
 		}
 		m.env, m.config = env, &c
+	case protocol.TopicTimeResponse:
+		if arg == a.cfg.ID {
+			a.onTimeResponse(payload)
+		}
+		return
 	default:
 		log.Warn("ignoring message on a topic the agent does not read")
 		return

@@ -30,6 +30,10 @@ const (
 	// the last moments before it were fading, so a moment is played twice
 	// rather than lost.
 	resumeRewind = 100 * time.Millisecond
+	// cueLead is how long before its start an item goes on an idle
+	// output, so that a sound card opens in time to put its first sample
+	// exactly on the start (the boxes of a village then start together).
+	cueLead = time.Second
 	// cutBackstop bounds how long a sink that is faded through its PCM may
 	// take to return after a cut before its context is cancelled.
 	cutBackstop = 500 * time.Millisecond
@@ -48,6 +52,9 @@ type playJob struct {
 	path   string // decoded PCM; "" for a tone-only item
 	volume int
 	from   int64 // program frame to start from (resume)
+	// at is when the first sample must be heard (time.Now()-based); zero
+	// for at once.
+	at time.Time
 }
 
 // sinkFadesOnCancel reports whether s fades its sound out by itself when
@@ -125,7 +132,13 @@ func (a *Agent) startPlayback(c candidate, now time.Time) {
 	case it.Priority == protocol.Emergency && hasMedia(it) && !c.ready:
 		reason = "media not fetched yet: starting with the alert tone"
 	}
-	a.setStatus(it, rec, protocol.EventPlaying, reason)
+	var at time.Time
+	eventAt := now
+	if wait := it.Start.Sub(now); wait > 0 && c.resume == 0 && !c.preempted {
+		// Cued: the output opens now, the sound starts at the item's start.
+		at, eventAt = time.Now().Add(wait), it.Start
+	}
+	a.setStatusAt(it, rec, protocol.EventPlaying, reason, eventAt)
 	path := ""
 	if hasMedia(it) {
 		path = a.pcmPath(it.Media.SHA256)
@@ -136,7 +149,7 @@ func (a *Agent) startPlayback(c candidate, now time.Time) {
 	if rec.Runs > 1 {
 		name = fmt.Sprintf("%s#%d", it.ID, rec.Runs)
 	}
-	a.playReq <- playJob{ctx: sinkCtx, stop: stop, cut: cutCtx, item: it, name: name, path: path, volume: a.volumeFor(it), from: c.resume}
+	a.playReq <- playJob{ctx: sinkCtx, stop: stop, cut: cutCtx, item: it, name: name, path: path, volume: a.volumeFor(it), from: c.resume, at: at}
 	a.publishState(now)
 }
 
@@ -229,6 +242,9 @@ func (a *Agent) play(j playJob) playResult {
 		backstop *time.Timer
 	)
 	began := time.Now()
+	if !j.at.IsZero() {
+		began = j.at
+	}
 	stopWatch := context.AfterFunc(j.cut, func() {
 		mu.Lock()
 		defer mu.Unlock()
@@ -245,7 +261,7 @@ func (a *Agent) play(j playJob) playResult {
 			backstop = time.AfterFunc(cutBackstop, j.stop)
 		}
 	})
-	err = a.sink.Play(j.ctx, j.name, fader)
+	err = a.playOnSink(j, fader)
 	stopWatch()
 	mu.Lock()
 	defer mu.Unlock()
@@ -273,6 +289,27 @@ func (a *Agent) play(j playJob) playResult {
 		res.err = fmt.Errorf("play %s: %w", j.item.ID, err)
 	}
 	return res
+}
+
+// playOnSink plays pcm on the sink, its first frame at j.at if set: a
+// TimedSink aligns it itself; for others the player waits until then.
+func (a *Agent) playOnSink(j playJob, pcm io.Reader) error {
+	if j.at.IsZero() {
+		return a.sink.Play(j.ctx, j.name, pcm)
+	}
+	if ts, ok := a.sink.(audio.TimedSink); ok {
+		return ts.PlayAt(j.ctx, j.name, j.at, pcm)
+	}
+	t := time.NewTimer(time.Until(j.at))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-j.cut.Done():
+		return nil // cut before it began: nothing was heard
+	case <-j.ctx.Done():
+		return j.ctx.Err()
+	}
+	return a.sink.Play(j.ctx, j.name, pcm)
 }
 
 // program is the sound of one play of an item: the chime if asked, then

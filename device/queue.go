@@ -96,9 +96,9 @@ type candidate struct {
 
 func (c candidate) emergency() bool { return c.item.Priority == protocol.Emergency }
 
-// due reports whether c may start at now.
-func (c candidate) due(now time.Time) bool {
-	return !c.item.Start.After(now) && !now.After(c.item.Expires) && (c.ready || c.emergency())
+// due reports whether c may start at t (its window's end is checked apart).
+func (c candidate) due(t time.Time) bool {
+	return !c.item.Start.After(t) && (c.ready || c.emergency())
 }
 
 // order ranks waiting candidates: the first plays first.
@@ -163,16 +163,23 @@ func (q *playQueue) onOutput(id string) bool {
 }
 
 // decide makes every decision due at now about the waiting items (those not
-// on the output, not final), given the quiet hours.
-func (q *playQueue) decide(now time.Time, waiting []candidate, quiet quietHours) decision {
+// on the output, not final), given the quiet hours. An idle output takes an
+// item up to cue before its start, so that the player can open the sound
+// card and start its first sample on time (the candidate's start is then
+// in the future).
+func (q *playQueue) decide(now time.Time, cue time.Duration, waiting []candidate, quiet quietHours) decision {
 	var d decision
 	var due []candidate
+	dueBy := now
+	if q.state == queueIdle {
+		dueBy = now.Add(cue)
+	}
 	for _, c := range waiting {
 		switch {
 		case now.After(c.item.Expires):
 			d.final = append(d.final, expiry(c))
-		case !c.due(now):
-		case !c.emergency() && quiet.contains(now):
+		case !c.due(dueBy):
+		case !c.emergency() && quiet.contains(later(now, c.item.Start)):
 			d.final = append(d.final, verdict{c.item.ID, protocol.EventMissed, "quiet hours"})
 		default:
 			due = append(due, c)

@@ -262,7 +262,7 @@ func TestQueue(t *testing.T) {
 					}
 					continue
 				}
-				d := q.decide(t0.Add(st.at), st.waiting, tt.quiet)
+				d := q.decide(t0.Add(st.at), 0, st.waiting, tt.quiet)
 				var final []string
 				for _, v := range d.final {
 					final = append(final, fmt.Sprintf("%s %s", v.id, v.event))

@@ -238,7 +238,12 @@ func (a *Agent) updateReadiness(it protocol.PlanItem, rec *itemRecord) {
 
 // setStatus records and reports what happened to an item.
 func (a *Agent) setStatus(it protocol.PlanItem, rec *itemRecord, t protocol.EventType, reason string) {
-	now := a.clock.Now()
+	a.setStatusAt(it, rec, t, reason, a.clock.Now())
+}
+
+// setStatusAt is setStatus for an event that happens at now (a cued item
+// starts playing at its start, a moment after the decision).
+func (a *Agent) setStatusAt(it protocol.PlanItem, rec *itemRecord, t protocol.EventType, reason string, now time.Time) {
 	rec.Status, rec.Reason, rec.Updated = t, reason, now.UTC()
 	a.dirty = true
 	log := a.log.With(keyItem, it.ID, keyEvent, string(t))

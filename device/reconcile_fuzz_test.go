@@ -38,7 +38,7 @@ func FuzzReconcile(f *testing.F) {
 	f.Add([]byte{0, 0x81, 5, 2, 2, 3, 0, 0x00, 2, 10, 0, 0x81, 2, 200})
 	f.Fuzz(func(t *testing.T, script []byte) {
 		a := fuzzAgent(t)
-		clock := a.clock.(*fakeClock)
+		clock := a.clock.base.(*fakeClock)
 		a.runCtx = context.Background()
 		ids := []string{"i0", "i1", "i2", "i3", "i4", "i5", "i6", "i7"}
 		targets := []string{"all", "group/g1", "group/g2", "device/" + testID}

@@ -22,7 +22,7 @@ func (a *Agent) schedule(now time.Time) {
 		}
 		waiting = append(waiting, a.candidate(it, rec))
 	}
-	d := a.queue.decide(now, waiting, a.quiet)
+	d := a.queue.decide(now, cueLead, waiting, a.quiet)
 	for _, v := range d.final {
 		if it, ok := a.live[v.id]; ok {
 			a.setStatus(it, a.items[v.id], v.event, v.reason)

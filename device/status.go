@@ -34,6 +34,10 @@ func (a *Agent) currentState(now time.Time) protocol.State {
 		CacheBytes: a.cacheBytes,
 		At:         now.UTC(),
 	}
+	if a.clock.Synced() {
+		ms := a.clock.Offset().Milliseconds()
+		st.ClockOffsetMS = &ms
+	}
 	if a.queue.state != queueIdle {
 		st.Playing = a.queue.current.item.ID
 	}

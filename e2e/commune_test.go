@@ -22,6 +22,8 @@ type statusRow struct {
 	Playing  *string  `json:"playing"`
 	Volume   int      `json:"volume"`
 	LastSeen string   `json:"last_seen"`
+	// ClockOffsetMS is what the box's time sync measured; nil before.
+	ClockOffsetMS *int64 `json:"clock_offset_ms"`
 }
 
 type reportRow struct {

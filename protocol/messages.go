@@ -228,16 +228,19 @@ const (
 // State is a box's retained heartbeat. The MQTT will publishes
 // {online:false, state:offline}.
 type State struct {
-	Online       bool      `json:"online"`
-	State        string    `json:"state"`
-	Playing      string    `json:"playing,omitempty"` // item id
-	Volume       int       `json:"volume"`
-	UptimeSec    int64     `json:"uptime_sec"`
-	Version      string    `json:"version,omitempty"`
-	CacheBytes   int64     `json:"cache_bytes"`
-	TemperatureC *float64  `json:"temperature_c,omitempty"`
-	Error        string    `json:"error,omitempty"`
-	At           time.Time `json:"at"`
+	Online       bool     `json:"online"`
+	State        string   `json:"state"`
+	Playing      string   `json:"playing,omitempty"` // item id
+	Volume       int      `json:"volume"`
+	UptimeSec    int64    `json:"uptime_sec"`
+	Version      string   `json:"version,omitempty"`
+	CacheBytes   int64    `json:"cache_bytes"`
+	TemperatureC *float64 `json:"temperature_c,omitempty"`
+	// ClockOffsetMS is the controller's clock minus the box's, in
+	// milliseconds, as the box's time sync measured it; nil until synced.
+	ClockOffsetMS *int64    `json:"clock_offset_ms,omitempty"`
+	Error         string    `json:"error,omitempty"`
+	At            time.Time `json:"at"`
 }
 
 // Validate checks the state name.

@@ -246,7 +246,10 @@ type DeviceStatus struct {
 	Version    string    `json:"version,omitempty"`
 	UptimeSec  int64     `json:"uptime_sec,omitempty"`
 	CacheBytes int64     `json:"cache_bytes,omitempty"`
-	Error      string    `json:"error,omitempty"`
+	// ClockOffsetMS is the controller's clock minus the box's, as the box
+	// measured it; nil until it has synced.
+	ClockOffsetMS *int64 `json:"clock_offset_ms,omitempty"`
+	Error         string `json:"error,omitempty"`
 }
 
 // MarshalJSON writes last_seen as null for a box never heard from, rather
@@ -262,12 +265,12 @@ func (d DeviceStatus) MarshalJSON() ([]byte, error) {
 // RecordState stores a box's heartbeat. Unknown devices are ignored with
 // ErrNotFound.
 func (s *Store) RecordState(ctx context.Context, id string, st protocol.State, seen time.Time) error {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO device_state(device_id, online, state, playing, volume, version, uptime_sec, cache_bytes, error, last_seen)
-		SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM devices WHERE id = ?
+	res, err := s.db.ExecContext(ctx, `INSERT INTO device_state(device_id, online, state, playing, volume, version, uptime_sec, cache_bytes, clock_offset_ms, error, last_seen)
+		SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM devices WHERE id = ?
 		ON CONFLICT(device_id) DO UPDATE SET online=excluded.online, state=excluded.state, playing=excluded.playing,
 			volume=excluded.volume, version=excluded.version, uptime_sec=excluded.uptime_sec,
-			cache_bytes=excluded.cache_bytes, error=excluded.error, last_seen=excluded.last_seen`,
-		st.Online, st.State, st.Playing, st.Volume, st.Version, st.UptimeSec, st.CacheBytes, st.Error, ms(seen), id)
+			cache_bytes=excluded.cache_bytes, clock_offset_ms=excluded.clock_offset_ms, error=excluded.error, last_seen=excluded.last_seen`,
+		st.Online, st.State, st.Playing, st.Volume, st.Version, st.UptimeSec, st.CacheBytes, st.ClockOffsetMS, st.Error, ms(seen), id)
 	if err != nil {
 		return fmt.Errorf("record state of %s: %w", id, err)
 	}
@@ -281,7 +284,7 @@ func (s *Store) Status(ctx context.Context) ([]DeviceStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT device_id, online, state, playing, volume, version, uptime_sec, cache_bytes, error, last_seen FROM device_state`)
+	rows, err := s.db.QueryContext(ctx, `SELECT device_id, online, state, playing, volume, version, uptime_sec, cache_bytes, clock_offset_ms, error, last_seen FROM device_state`)
 	if err != nil {
 		return nil, fmt.Errorf("read device state: %w", err)
 	}
@@ -291,12 +294,13 @@ func (s *Store) Status(ctx context.Context) ([]DeviceStatus, error) {
 		state, playing, v, e    string
 		volume                  int
 		uptime, cache, lastSeen int64
+		offset                  sql.NullInt64
 	}
 	seen := map[string]st{}
 	for rows.Next() {
 		var id string
 		var x st
-		if err := rows.Scan(&id, &x.online, &x.state, &x.playing, &x.volume, &x.v, &x.uptime, &x.cache, &x.e, &x.lastSeen); err != nil {
+		if err := rows.Scan(&id, &x.online, &x.state, &x.playing, &x.volume, &x.v, &x.uptime, &x.cache, &x.offset, &x.e, &x.lastSeen); err != nil {
 			return nil, err
 		}
 		seen[id] = x
@@ -310,6 +314,9 @@ func (s *Store) Status(ctx context.Context) ([]DeviceStatus, error) {
 		if x, ok := seen[d.ID]; ok {
 			ds.Online, ds.State, ds.Version, ds.Error = x.online, x.state, x.v, x.e
 			ds.UptimeSec, ds.CacheBytes, ds.LastSeen = x.uptime, x.cache, fromMS(x.lastSeen)
+			if x.offset.Valid {
+				ds.ClockOffsetMS = &x.offset.Int64
+			}
 			if !x.online {
 				ds.State = protocol.StateOffline
 			}

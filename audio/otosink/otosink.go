@@ -30,7 +30,7 @@ const drainMargin = 50 * time.Millisecond
 // openTimeout bounds how long New waits for ALSA to open the device.
 const openTimeout = 10 * time.Second
 
-var _ audio.Sink = (*Sink)(nil)
+var _ audio.TimedSink = (*Sink)(nil)
 
 // The one oto context of the process.
 var (
@@ -97,15 +97,50 @@ func (s *Sink) Format() audio.Format { return s.format }
 // sound out over one buffer period, stops it and returns ctx.Err(); pcm is
 // not read after Play returns.
 func (s *Sink) Play(ctx context.Context, name string, pcm io.Reader) error {
+	return s.play(ctx, name, pcm, time.Time{})
+}
+
+// PlayAt is Play with the first sample of pcm heard at at: the player opens
+// at once and plays the silence that puts the first sample there, counting
+// what oto and the card hold (see cardLatency). Call it at least lead
+// before at for a sample-accurate start.
+func (s *Sink) PlayAt(ctx context.Context, name string, at time.Time, pcm io.Reader) error {
+	return s.play(ctx, name, pcm, at)
+}
+
+// Timing of an aligned start.
+const (
+	// playerBuffer is how far oto's player reads ahead of the mixer. Small,
+	// so that the mixer asks for data at the card's steady rhythm (just
+	// after each period is taken) rather than in bursts.
+	playerBuffer = 2 * BufferSize
+	// cardLatency is how long a sample takes from the moment oto's mixer
+	// takes it to the speaker: the mixer takes a period (half the buffer)
+	// and writes it behind a full card buffer.
+	cardLatency = BufferSize + BufferSize/2
+	// alignChunk is the most silence one read returns while the start is
+	// still far: the decision falls within one chunk of the start.
+	alignChunk = 5 * time.Millisecond
+	// Lead is how long before the start PlayAt should be called.
+	Lead = 500 * time.Millisecond
+)
+
+func (s *Sink) play(ctx context.Context, name string, pcm io.Reader, at time.Time) error {
 	if s.closed.Load() {
 		return audio.ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	var p *oto.Player
+	if !at.IsZero() {
+		queued := func() int64 { return int64(p.BufferedSize()) }
+		pcm = audio.NewStartAligner(s.format, at, pcm, queued, cardLatency, alignChunk, nil)
+	}
 	src := &gatedReader{r: pcm}
-	p := s.ctx.NewPlayer(src)
+	p = s.ctx.NewPlayer(src)
 	defer p.Close()
+	p.SetBufferSize(int(s.format.Bytes(playerBuffer)))
 	p.Play()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"github.com/loa-commune/loa/audio"
 )
@@ -13,7 +14,7 @@ import (
 // ErrNoCgo is returned by New in a build without cgo.
 var ErrNoCgo = errors.New("otosink: built without cgo: no sound card output")
 
-var _ audio.Sink = (*Sink)(nil)
+var _ audio.TimedSink = (*Sink)(nil)
 
 // Sink plays on the default ALSA device; in this build (no cgo) it cannot be
 // created.
@@ -30,3 +31,11 @@ func (s *Sink) Play(ctx context.Context, name string, pcm io.Reader) error { ret
 
 // Close does nothing.
 func (s *Sink) Close() error { return nil }
+
+// PlayAt fails with ErrNoCgo.
+func (s *Sink) PlayAt(ctx context.Context, name string, at time.Time, pcm io.Reader) error {
+	return ErrNoCgo
+}
+
+// Lead is how long before the start PlayAt should be called.
+const Lead = 500 * time.Millisecond

@@ -53,6 +53,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		cache    = fs.String("cache", "", "folder for state and the media cache (default "+device.DefaultCacheDir+")")
 		output   = fs.String("output", "", "sound output: alsa, alsa:DEVICE, wav:DIR or null (default "+device.DefaultOutput+")")
 		logLevel = fs.String("log-level", "info", "log level: debug, info, warn or error")
+		skew     = fs.Duration("clock-skew", 0, "run the agent's clock this far off the system clock (e.g. 200ms, -1h): to try time sync")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -106,7 +107,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer sink.Close()
-	agent, err := device.New(cfg, sink, logger, device.SystemClock{})
+	var clock device.Clock = device.SystemClock{}
+	if *skew != 0 {
+		clock = device.SkewedClock{Skew: *skew}
+	}
+	agent, err := device.New(cfg, sink, logger, clock)
 	if err != nil {
 		return err
 	}
