@@ -12,10 +12,14 @@ deps-build:
 deps-test:
 	@scripts/deps.sh test
 
+# The agent believes no clock earlier than its build (a Pi without a
+# real-time clock boots in 1970): the date of the last commit.
+AGENT_LDFLAGS = -X github.com/loa-commune/loa/device.BuildDate=$(shell git log -1 --format=%cs 2>/dev/null || date -u +%F)
+
 # The controller and CLI build without cgo; the agent needs cgo for ALSA.
 build: deps-build
 	CGO_ENABLED=0 $(GO) build -o bin/loa ./cmd/loa
-	CGO_ENABLED=1 $(GO) build -o bin/loa-agent ./cmd/loa-agent
+	CGO_ENABLED=1 $(GO) build -ldflags "$(AGENT_LDFLAGS)" -o bin/loa-agent ./cmd/loa-agent
 
 demo: build
 	bin/loa demo
@@ -35,7 +39,7 @@ bench: build
 pi:
 	CGO_ENABLED=1 GOARCH=arm64 CC=aarch64-linux-gnu-gcc \
 	PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig \
-	$(GO) build -o bin/loa-agent-arm64 ./cmd/loa-agent
+	$(GO) build -ldflags "$(AGENT_LDFLAGS)" -o bin/loa-agent-arm64 ./cmd/loa-agent
 
 clean:
 	rm -rf bin demo-out loa

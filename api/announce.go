@@ -91,8 +91,12 @@ func (s *Server) rule(ctx context.Context, req AnnounceRequest, kind string) (st
 		r.ID = newID("s-")
 	default:
 		// "Now" starts on the next whole second at least syncLead away, so
-		// every box has the plan before the start and starts together.
-		r.Start = now.UTC().Add(syncLead).Truncate(time.Second).Add(time.Second)
+		// every box has the plan before the start and starts together; an
+		// emergency starts at once.
+		r.Start = now.UTC().Truncate(time.Second)
+		if r.Priority != protocol.Emergency {
+			r.Start = now.UTC().Add(syncLead).Truncate(time.Second).Add(time.Second)
+		}
 		if req.At != "" {
 			t, err := ParseTime(req.At, loc, now)
 			if err != nil {

@@ -27,6 +27,12 @@ const (
 // scheduled until NTP has set the clock past this.
 var DefaultMinValidTime = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
+// BuildDate (YYYY-MM-DD) is set by the build (make build:
+// -ldflags "-X github.com/loa-commune/loa/device.BuildDate=2026-11-28"). A
+// clock earlier than the agent's own build is certainly wrong, so it moves
+// the plausibility threshold past DefaultMinValidTime.
+var BuildDate string
+
 // Config is what one loudspeaker box needs to know before it can reach its
 // controller. It is loaded as defaults, then a YAML file (LoadConfig), then
 // command-line flags (set by the caller), then checked with Validate.
@@ -53,7 +59,8 @@ type Config struct {
 	Output string `yaml:"output"`
 	// Heartbeat is how often the retained state is republished (±10 %).
 	Heartbeat time.Duration `yaml:"heartbeat"`
-	// MinValidTime overrides DefaultMinValidTime when set.
+	// MinValidTime overrides the plausibility threshold (the build date, or
+	// DefaultMinValidTime) when set.
 	MinValidTime time.Time `yaml:"min_valid_time"`
 }
 
@@ -178,8 +185,11 @@ func ParseOutput(s string) (Output, error) {
 
 // minValidTime is the configured plausibility threshold.
 func (c *Config) minValidTime() time.Time {
-	if c.MinValidTime.IsZero() {
-		return DefaultMinValidTime
+	if !c.MinValidTime.IsZero() {
+		return c.MinValidTime
 	}
-	return c.MinValidTime
+	if built, err := time.Parse(time.DateOnly, BuildDate); err == nil && built.After(DefaultMinValidTime) {
+		return built
+	}
+	return DefaultMinValidTime
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -134,5 +135,43 @@ func BenchmarkStartSkew(b *testing.B) {
 			b.ReportMetric(float64(skews[len(skews)-1])/1e6, "ms-skew-max")
 			b.Logf("skews %v", skews)
 		})
+	}
+}
+
+// TestBoxWithClockIn1970 runs a box whose clock is 57 years behind (a Pi
+// without a real-time clock, before NTP): it must not schedule by that
+// clock, and once time sync has measured the controller's clock it plays a
+// scheduled announcement at its start, reported at the controller's time.
+func TestBoxWithClockIn1970(t *testing.T) {
+	c := newCommune(t, "", "")
+	cfg := c.addBox("speaker", "thon-1")
+	behind := time.Since(time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC))
+	played := filepath.Join(c.dir, "speaker", "played")
+	proc(t, c.dir, "speaker", "loa-agent", "--config", cfg, "--cache", filepath.Join(c.dir, "speaker", "cache"),
+		"--output", "wav:"+played, "--clock-skew", (-behind).String())
+	c.waitOnline("speaker")
+	eventually(t, 30*time.Second, "the box to measure its clock", func() bool {
+		st := c.status()["speaker"]
+		return st.ClockOffsetMS != nil && st.State == "idle"
+	})
+	if got, want := time.Duration(*c.status()["speaker"].ClockOffsetMS)*time.Millisecond, behind; got < want-time.Second || got > want+time.Second {
+		t.Fatalf("offset %v, want about %v", got, want)
+	}
+	var media struct{ ID string }
+	c.cli.json(&media, "media", "add", "testdata/short.mp3")
+	start := time.Now().Add(3 * time.Second).UTC().Truncate(time.Second)
+	var a struct{ ID string }
+	c.cli.json(&a, "announce", "--media", media.ID, "--device", "speaker", "--at", start.Format("2006-01-02T15:04:05Z"))
+	eventually(t, 30*time.Second, "the box to play it", func() bool { return c.report(a.ID)["speaker"].Status == "played" })
+	began, err := time.Parse(time.RFC3339, c.report(a.ID)["speaker"].StartedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := began.Sub(start); d < -time.Second || d > time.Second {
+		t.Fatalf("started at %v, %v from its start %v", began, d, start)
+	}
+	if !fileExists(filepath.Join(played, c.report(a.ID)["speaker"].Item+".wav")) {
+		entries, _ := os.ReadDir(played)
+		t.Fatalf("no recording of the item; the box wrote %v", entries)
 	}
 }
