@@ -28,6 +28,9 @@ const (
 	syncBurst    = 8
 	syncSpacing  = 100 * time.Millisecond
 	syncInterval = time.Minute
+	// syncRetry is the interval until a first estimate is made (the answers
+	// of a burst sent before the subscription took effect are lost).
+	syncRetry = 5 * time.Second
 	// syncKeep is how many recent samples the estimate uses.
 	syncKeep = 32
 	// syncMinSamples answers are needed before the estimate is used.
@@ -170,7 +173,7 @@ func (s *timeSync) onResponse(r protocol.TimeResponse, at time.Time) (time.Durat
 }
 
 // runTimeSync sends a burst of requests after every connect (kick) and
-// every syncInterval, until ctx ends.
+// every syncInterval (syncRetry until synced), until ctx ends.
 func (a *Agent) runTimeSync(ctx context.Context, kick <-chan struct{}) {
 	t := time.NewTimer(syncInterval)
 	defer t.Stop()
@@ -190,7 +193,11 @@ func (a *Agent) runTimeSync(ctx context.Context, kick <-chan struct{}) {
 			}
 			a.sendTimeRequest()
 		}
-		t.Reset(syncInterval)
+		if a.clock.Synced() {
+			t.Reset(syncInterval)
+		} else {
+			t.Reset(syncRetry)
+		}
 	}
 }
 
