@@ -136,7 +136,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	fmt.Fprintf(out, "Announcement %s to %s (%d boxes), now. Answers:\n", a.ID, a.Targets.String(), len(a.Devices))
 	final, werr := waitFor(ctx, c, a, 2*time.Minute, out)
 	if first := lastStart(final.Deliveries); !first.IsZero() {
-		fmt.Fprintf(out, "Time from announce to every box playing: %d ms\n", first.Sub(sent).Milliseconds())
+		fmt.Fprintf(out, "Time from announce to every box playing: %d ms (a \"now\" announcement starts on the next whole second at least 1 s ahead, so that every box starts it together)\n", first.Sub(sent).Milliseconds())
 	}
 	fmt.Fprintln(out, "\nReport (loa report):")
 	rows, err := c.Report(ctx, "", "")
