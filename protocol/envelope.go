@@ -34,7 +34,8 @@ const (
 var ErrBadMessage = errors.New("bad message")
 
 // Envelope is what every MQTT payload is: version, kind, site, issue time,
-// the sender's sequence number, the body and (later) a signature.
+// the sender's sequence number, the body and, from the controller,
+// signatures (sign.go).
 type Envelope struct {
 	V      int             `json:"v"`
 	Kind   Kind            `json:"kind"`
@@ -42,7 +43,7 @@ type Envelope struct {
 	Issued time.Time       `json:"issued"`
 	Seq    uint64          `json:"seq"`
 	Body   json.RawMessage `json:"body"`
-	Sig    string          `json:"sig,omitempty"`
+	Sigs   []Signature     `json:"sigs,omitempty"`
 }
 
 // Encode wraps body in an envelope and marshals it.
@@ -87,15 +88,20 @@ func Decode(data []byte, site string, want Kind, v any) (Envelope, error) {
 	if err != nil {
 		return e, err
 	}
+	return e, decodeBody(e, want, v)
+}
+
+// decodeBody unmarshals and validates e's body into v.
+func decodeBody(e Envelope, want Kind, v any) error {
 	if err := strictUnmarshal(e.Body, v); err != nil {
-		return e, fmt.Errorf("%w: %s body: %v", ErrBadMessage, want, err)
+		return fmt.Errorf("%w: %s body: %v", ErrBadMessage, want, err)
 	}
 	if val, ok := v.(interface{ Validate() error }); ok {
 		if err := val.Validate(); err != nil {
-			return e, fmt.Errorf("%w: %s body: %v", ErrBadMessage, want, err)
+			return fmt.Errorf("%w: %s body: %v", ErrBadMessage, want, err)
 		}
 	}
-	return e, nil
+	return nil
 }
 
 // strictUnmarshal decodes one JSON value. Unknown fields are allowed so that a
