@@ -208,7 +208,7 @@ func (s *Server) storeRule(ctx context.Context, rule store.Rule) (Announcement, 
 	}
 	s.bc.Replan() // before the bookkeeping below: boxes first
 	if rule.Priority == protocol.Emergency {
-		s.audit(ctx, rule.Source, store.AuditEmergencyStart, rule.ID, rule.Targets, auditDetails(rule))
+		s.audit(ctx, staffActor(ctx, rule.Source), store.AuditEmergencyStart, rule.ID, rule.Targets, auditDetails(rule))
 	}
 	if rule.Kind == store.KindOnce {
 		devices, err := s.targetDevices(ctx, rule.Targets)

@@ -232,6 +232,53 @@ func (c *Client) Audit(ctx context.Context, since, until string) ([]store.AuditE
 	return out, c.doJSON(ctx, http.MethodGet, "/v1/audit?"+spanQuery(since, until), nil, &out)
 }
 
+// AuditRequests lists the mutating API requests in [since, until), each with
+// its token's name as the actor.
+func (c *Client) AuditRequests(ctx context.Context, since, until string) ([]store.AuditEntry, error) {
+	q := spanQuery(since, until)
+	if q != "" {
+		q += "&"
+	}
+	var out []store.AuditEntry
+	return out, c.doJSON(ctx, http.MethodGet, "/v1/audit?"+q+"requests=only", nil, &out)
+}
+
+// Tokens lists the staff API tokens, revoked ones included.
+func (c *Client) Tokens(ctx context.Context) ([]TokenInfo, error) {
+	var out []TokenInfo
+	return out, c.doJSON(ctx, http.MethodGet, "/v1/tokens", nil, &out)
+}
+
+// AddToken makes a staff API token; the answer holds its secret, shown once.
+func (c *Client) AddToken(ctx context.Context, req AddTokenRequest) (AddTokenResponse, error) {
+	var out AddTokenResponse
+	return out, c.doJSON(ctx, http.MethodPost, "/v1/tokens", req, &out)
+}
+
+// RevokeToken revokes the live token called name.
+func (c *Client) RevokeToken(ctx context.Context, name string) (TokenInfo, error) {
+	var out TokenInfo
+	return out, c.doJSON(ctx, http.MethodDelete, "/v1/tokens/"+url.PathEscape(name), nil, &out)
+}
+
+// Keys reports the controller's signing keys and any rotation under way.
+func (c *Client) Keys(ctx context.Context) (KeysInfo, error) {
+	var out KeysInfo
+	return out, c.doJSON(ctx, http.MethodGet, "/v1/keys", nil, &out)
+}
+
+// RotateKeys starts a rotation of the signing key.
+func (c *Client) RotateKeys(ctx context.Context) (KeysInfo, error) {
+	var out KeysInfo
+	return out, c.doJSON(ctx, http.MethodPost, "/v1/keys/rotate", nil, &out)
+}
+
+// FinishKeys ends a rotation: the next key becomes the only one.
+func (c *Client) FinishKeys(ctx context.Context, force bool) (KeysInfo, error) {
+	var out KeysInfo
+	return out, c.doJSON(ctx, http.MethodPost, "/v1/keys/finish", FinishKeysRequest{Force: force}, &out)
+}
+
 // PostCAP sends a CAP 1.2 alert.
 func (c *Client) PostCAP(ctx context.Context, r io.Reader) (CAPResponse, error) {
 	var out CAPResponse

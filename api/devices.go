@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/loa-commune/loa/auth"
+	"github.com/loa-commune/loa/brokerconf"
 	"github.com/loa-commune/loa/messages"
 	"github.com/loa-commune/loa/protocol"
 	"github.com/loa-commune/loa/store"
@@ -48,6 +49,11 @@ func (s *Server) addDevice(w http.ResponseWriter, r *http.Request) error {
 		return fail(http.StatusBadRequest, messages.BadVolume, fmt.Sprint(vol))
 	}
 	token := auth.NewToken()
+	// An external mosquitto cannot check auth.Hash: keep its own hash too (`loa broker config`).
+	brokerHash, err := brokerconf.MosquittoHash(token)
+	if err != nil {
+		return err
+	}
 	d := store.Device{ID: req.ID, Name: req.Name, Groups: req.Groups, Volume: vol, CreatedAt: s.opts.Now().UTC()}
 	if err := s.store.AddDevice(r.Context(), d, auth.Hash(token)); err != nil {
 		if errors.Is(err, store.ErrExists) {
@@ -55,7 +61,10 @@ func (s *Server) addDevice(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	d, err := s.store.Device(r.Context(), req.ID)
+	if err := s.store.SetBrokerHash(r.Context(), req.ID, brokerHash); err != nil {
+		return err
+	}
+	d, err = s.store.Device(r.Context(), req.ID)
 	if err != nil {
 		return err
 	}
@@ -69,6 +78,12 @@ func (s *Server) agentConfig(id, token string) string {
 	fmt.Fprintf(&b, "# loa-agent config for box %s. Keep it secret: the token is this box's password.\n", id)
 	fmt.Fprintf(&b, "id: %s\nsite: %s\nbroker: %s\nserver: %s\ntoken: %s\n", id, s.opts.Site, s.opts.BrokerURL, s.opts.ServerURL, token)
 	b.WriteString("cache: /var/lib/loa-agent\noutput: alsa\n")
+	if s.opts.Keys != nil {
+		b.WriteString("# The controller's public keys: the box obeys only messages they signed.\ncontroller_keys:\n")
+		for _, k := range s.opts.Keys.Trusted() {
+			fmt.Fprintf(&b, "  - %s\n", k)
+		}
+	}
 	return b.String()
 }
 

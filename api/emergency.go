@@ -149,7 +149,7 @@ func (s *Server) cancelEmergency(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(r, &req); err != nil {
 		return err
 	}
-	res, err := s.CancelEmergencies(r.Context(), req.ID, "cli", "cancelled by staff")
+	res, err := s.CancelEmergencies(r.Context(), req.ID, actor(r.Context(), "cli"), "cancelled by staff")
 	if err != nil {
 		return err
 	}
@@ -279,16 +279,37 @@ func (s *Server) audit(ctx context.Context, actor, action, rule string, t store.
 	}
 }
 
+// auditLog lists the audit log. By default it leaves out the per-request
+// entries (action "request"), so it reads as who started and cancelled
+// emergencies and why; requests=include adds them, requests=only shows just
+// them.
 func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) error {
 	since, until, err := s.span(r)
 	if err != nil {
 		return err
 	}
+	var keep func(store.AuditEntry) bool
+	switch q := r.URL.Query().Get("requests"); q {
+	case "", "exclude":
+		keep = func(e store.AuditEntry) bool { return e.Action != store.AuditRequest }
+	case "include":
+		keep = func(store.AuditEntry) bool { return true }
+	case "only":
+		keep = func(e store.AuditEntry) bool { return e.Action == store.AuditRequest }
+	default:
+		return fail(http.StatusBadRequest, messages.BadRequest, "requests must be exclude, include or only, not "+strconv.Quote(q))
+	}
 	entries, err := s.store.Audit(r.Context(), since, until)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, entries)
+	out := entries[:0]
+	for _, e := range entries {
+		if keep(e) {
+			out = append(out, e)
+		}
+	}
+	return writeJSON(w, http.StatusOK, out)
 }
 
 func auditDetails(r store.Rule) string {

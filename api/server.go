@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/loa-commune/loa/audio"
@@ -34,8 +33,11 @@ type Options struct {
 	AdminToken string
 	// BrokerURL and ServerURL are how boxes reach the controller; they go
 	// into the agent configs that `loa device add` writes.
-	BrokerURL     string
-	ServerURL     string
+	BrokerURL string
+	ServerURL string
+	// Keys are the controller's signing keys: their public halves go into
+	// agent configs, and admins rotate them. Nil in tests of other parts.
+	Keys          KeyManager
 	DefaultVolume int
 	// Validity is how long after its start an item may still start.
 	Validity time.Duration
@@ -79,36 +81,48 @@ func NewServer(opts Options, st *store.Store, ms *media.Store, bc Broadcaster, l
 		opts.EmergencyValidity = time.Hour
 	}
 	s := &Server{opts: opts, store: st, media: ms, bc: bc, log: log, mux: http.NewServeMux()}
-	admin := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
-		s.mux.HandleFunc(pattern, s.adminOnly(h))
-	}
-	admin("GET /v1/devices", s.listDevices)
-	admin("POST /v1/devices", s.addDevice)
-	admin("DELETE /v1/devices/{id}", s.removeDevice)
-	admin("PUT /v1/devices/{id}/volume", s.setVolume)
-	admin("GET /v1/groups", s.listGroups)
-	admin("POST /v1/groups/{group}/members", s.addMembers)
-	admin("POST /v1/groups/{group}/remove", s.removeMembers)
-	admin("GET /v1/media", s.listMedia)
-	admin("POST /v1/media", s.addMedia)
-	admin("DELETE /v1/media/{id}", s.removeMedia)
-	s.mux.HandleFunc("GET /v1/media/{id}", s.wrap(s.getMedia)) // admin or box
-	admin("POST /v1/announcements", s.announce)
-	admin("GET /v1/announcements/{id}", s.getAnnouncement)
-	admin("DELETE /v1/announcements/{id}", s.cancelAnnouncement)
-	admin("GET /v1/schedules", s.listSchedules)
-	admin("POST /v1/schedules", s.addSchedule)
-	admin("DELETE /v1/schedules/{id}", s.removeSchedule)
-	admin("POST /v1/schedules/{id}/pause", s.pauseSchedule(true))
-	admin("POST /v1/schedules/{id}/resume", s.pauseSchedule(false))
-	admin("POST /v1/emergencies", s.startEmergency)
-	admin("GET /v1/emergencies", s.listEmergencies)
-	admin("POST /v1/emergencies/cancel", s.cancelEmergency)
-	admin("GET /v1/audit", s.auditLog)
-	admin("POST /v1/alerts/cap", s.capAlert)
-	admin("GET /v1/status", s.status)
-	admin("GET /v1/report", s.report)
-	admin("GET /v1/site", s.site)
+	// Every route and the least role it needs (see auth.Role: admin ⊇
+	// operator ⊇ viewer; trigger only posts alerts, which operator and admin
+	// may also do). docs/design.md lists the same table.
+	const (
+		viewer   = auth.RoleViewer
+		operator = auth.RoleOperator
+		admin    = auth.RoleAdmin
+		trigger  = auth.RoleTrigger
+	)
+	s.handle("GET /v1/devices", viewer, s.listDevices)
+	s.handle("POST /v1/devices", admin, s.addDevice)
+	s.handle("DELETE /v1/devices/{id}", admin, s.removeDevice)
+	s.handle("PUT /v1/devices/{id}/volume", admin, s.setVolume)
+	s.handle("GET /v1/groups", viewer, s.listGroups)
+	s.handle("POST /v1/groups/{group}/members", admin, s.addMembers)
+	s.handle("POST /v1/groups/{group}/remove", admin, s.removeMembers)
+	s.handle("GET /v1/media", viewer, s.listMedia)
+	s.handle("POST /v1/media", operator, s.addMedia)
+	s.handle("DELETE /v1/media/{id}", operator, s.removeMedia)
+	s.mux.HandleFunc("GET /v1/media/{id}", s.wrap(s.getMedia)) // viewer or a box (HTTP Basic)
+	s.handle("POST /v1/announcements", operator, s.announce)
+	s.handle("GET /v1/announcements/{id}", viewer, s.getAnnouncement)
+	s.handle("DELETE /v1/announcements/{id}", operator, s.cancelAnnouncement)
+	s.handle("GET /v1/schedules", viewer, s.listSchedules)
+	s.handle("POST /v1/schedules", operator, s.addSchedule)
+	s.handle("DELETE /v1/schedules/{id}", operator, s.removeSchedule)
+	s.handle("POST /v1/schedules/{id}/pause", operator, s.pauseSchedule(true))
+	s.handle("POST /v1/schedules/{id}/resume", operator, s.pauseSchedule(false))
+	s.handle("POST /v1/emergencies", operator, s.startEmergency)
+	s.handle("GET /v1/emergencies", viewer, s.listEmergencies)
+	s.handle("POST /v1/emergencies/cancel", operator, s.cancelEmergency)
+	s.handle("GET /v1/audit", viewer, s.auditLog)
+	s.handle("POST /v1/alerts/cap", trigger, s.capAlert)
+	s.handle("GET /v1/status", viewer, s.status)
+	s.handle("GET /v1/report", viewer, s.report)
+	s.handle("GET /v1/site", anyRole, s.site)
+	s.handle("GET /v1/tokens", admin, s.listTokens)
+	s.handle("POST /v1/tokens", admin, s.addToken)
+	s.handle("DELETE /v1/tokens/{name}", admin, s.revokeToken)
+	s.handle("GET /v1/keys", viewer, s.keys)
+	s.handle("POST /v1/keys/rotate", admin, s.rotateKeys)
+	s.handle("POST /v1/keys/finish", admin, s.finishKeys)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	return s
 }
@@ -141,20 +155,6 @@ func (s *Server) wrap(h func(http.ResponseWriter, *http.Request) error) http.Han
 		}
 		writeJSON(w, he.status, ErrorResponse{Error: he.err.Error(), Code: string(he.err.Key)})
 	}
-}
-
-func (s *Server) adminOnly(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
-	return s.wrap(func(w http.ResponseWriter, r *http.Request) error {
-		if !s.isAdmin(r) {
-			return fail(http.StatusUnauthorized, messages.Unauthorized)
-		}
-		return h(w, r)
-	})
-}
-
-func (s *Server) isAdmin(r *http.Request) bool {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && auth.Equal(strings.TrimSpace(tok), s.opts.AdminToken)
 }
 
 func (s *Server) isDevice(r *http.Request) bool {
@@ -233,9 +233,15 @@ func (s *Server) addMedia(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getMedia(w http.ResponseWriter, r *http.Request) error {
-	if !s.isAdmin(r) && !s.isDevice(r) {
-		w.Header().Set("WWW-Authenticate", `Basic realm="loa"`)
-		return fail(http.StatusUnauthorized, messages.Unauthorized)
+	if !s.isDevice(r) {
+		p, err := s.authenticate(r)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Basic realm="loa"`)
+			return err
+		}
+		if !p.role.Allows(auth.RoleViewer) {
+			return fail(http.StatusForbidden, messages.Forbidden, p.name, p.role, auth.RoleViewer, auth.RoleViewer)
+		}
 	}
 	id := r.PathValue("id")
 	if protocol.ValidSHA256(id) != nil {

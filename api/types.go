@@ -103,3 +103,37 @@ type ErrorResponse struct {
 	Error string `json:"error"`
 	Code  string `json:"code"`
 }
+
+// AddTokenRequest makes a staff API token.
+type AddTokenRequest struct {
+	Name string `json:"name"`
+	// Role is admin, operator, viewer or trigger.
+	Role string `json:"role"`
+	// Expires is how long the token works, as a Go duration ("720h");
+	// empty: until it is revoked.
+	Expires string `json:"expires,omitempty"`
+}
+
+// Token statuses.
+const (
+	TokenActive  = "active"
+	TokenExpired = "expired"
+	TokenRevoked = "revoked"
+)
+
+// TokenInfo is a staff API token as the API shows it; never its secret.
+type TokenInfo struct {
+	Name       string    `json:"name"`
+	Role       string    `json:"role"`
+	Status     string    `json:"status"` // active, expired or revoked
+	CreatedAt  time.Time `json:"created_at"`
+	ExpiresAt  time.Time `json:"expires_at,omitzero"`
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+	RevokedAt  time.Time `json:"revoked_at,omitzero"`
+}
+
+// AddTokenResponse carries the new token's secret, shown this once.
+type AddTokenResponse struct {
+	Token  TokenInfo `json:"token"`
+	Secret string    `json:"secret"`
+}

@@ -40,6 +40,14 @@ func (s *Service) handle(_ paho.Client, m paho.Message) {
 			log.Warn("ignored a bad event message", "err", err)
 			return
 		}
+		if ev.Type == protocol.EventRejected {
+			log.Warn("a box rejected a message not from this controller", "reason", ev.Reason)
+			err := s.store.AddAudit(s.ctx, store.AuditEntry{At: now, Actor: "device:" + id, Action: store.AuditRejected, Details: ev.Reason})
+			if err != nil {
+				log.Error("audit a rejection", "err", err)
+			}
+			return
+		}
 		select {
 		case s.events <- store.DeviceEvent{Device: id, Event: ev, Received: now}:
 		case <-s.ctx.Done():
@@ -55,9 +63,9 @@ func (s *Service) handle(_ paho.Client, m paho.Message) {
 			return
 		}
 		resp := protocol.TimeResponse{ID: req.ID, Sent: req.Sent, Received: now.UTC()}
-		payload, err := protocol.Encode(protocol.KindTimeResponse, s.opts.Site, s.seq.Add(1), now, resp)
-		if err == nil {
-			s.client.Publish(s.topics.TimeResponse(id), 0, false, payload) // best effort: the box asks again
+		topic := s.topics.TimeResponse(id)
+		if payload, err := s.encode(topic, protocol.KindTimeResponse, now, resp); err == nil {
+			s.client.Publish(topic, 0, false, payload) // best effort: the box asks again
 		}
 	}
 }

@@ -45,8 +45,18 @@ type Options struct {
 	// not subscribed to.
 	OnTrigger func(source string, payload []byte)
 
+	// Keys signs everything the controller publishes to boxes; nil
+	// publishes unsigned messages (tests of the broker alone).
+	Keys Signer
+
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+}
+
+// Signer is what the broadcaster needs of the controller's keys.
+type Signer interface {
+	Signers() []*protocol.Signer // sign with all of these
+	Trusted() []string           // the keys boxes must trust, for their config
 }
 
 // Service is the controller's MQTT side.
@@ -82,7 +92,7 @@ func New(opts Options, st *store.Store, log *slog.Logger) *Service {
 	if opts.Location == nil {
 		opts.Location = time.UTC
 	}
-	return &Service{
+	s := &Service{
 		opts: opts, store: st, log: log,
 		sched:     scheduler.New(opts.Location, opts.Horizon),
 		topics:    protocol.NewTopics(opts.Site),
@@ -91,6 +101,11 @@ func New(opts Options, st *store.Store, log *slog.Logger) *Service {
 		published: map[string][32]byte{},
 		pended:    map[string]bool{},
 	}
+	// Boxes refuse a message whose sequence is not newer than the last one
+	// on its topic (a replay); starting from the microsecond clock keeps
+	// the sequence growing across restarts of the controller.
+	s.seq.Store(uint64(time.Now().UnixMicro()))
+	return s
 }
 
 // SetMediaURL sets the base URL boxes fetch media from; call before Open.
@@ -500,6 +515,9 @@ func (s *Service) PublishConfigs(ctx context.Context, ids ...string) error {
 			Name: d.Name, Groups: d.Groups, Volume: d.Volume, EmergencyVolume: s.opts.EmergencyVolume,
 			MediaURL: s.opts.MediaURL, HeartbeatSec: s.opts.HeartbeatSec, Timezone: s.opts.Location.String(),
 		}
+		if s.opts.Keys != nil {
+			cfg.ControllerKeys = s.opts.Keys.Trusted()
+		}
 		if err := s.publish(s.topics.DeviceConfig(d.ID), protocol.KindConfig, cfg, true); err != nil {
 			errs = append(errs, fmt.Errorf("publish config of %s: %w", d.ID, err))
 		}
@@ -514,11 +532,20 @@ func (s *Service) ForgetDevice(id string) error {
 }
 
 func (s *Service) publish(topic string, kind protocol.Kind, body any, retained bool) error {
-	payload, err := protocol.Encode(kind, s.opts.Site, s.seq.Add(1), s.opts.Now(), body)
+	payload, err := s.encode(topic, kind, s.opts.Now(), body)
 	if err != nil {
 		return err
 	}
 	return waitToken(s.client.Publish(topic, 1, retained, payload))
+}
+
+// encode makes the signed envelope of a message to boxes.
+func (s *Service) encode(topic string, kind protocol.Kind, now time.Time, body any) ([]byte, error) {
+	var signers []*protocol.Signer
+	if s.opts.Keys != nil {
+		signers = s.opts.Keys.Signers()
+	}
+	return protocol.EncodeSigned(topic, kind, s.opts.Site, s.seq.Add(1), now, body, signers...)
 }
 
 func waitToken(tok paho.Token) error {

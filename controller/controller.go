@@ -17,6 +17,7 @@ import (
 	"github.com/loa-commune/loa/auth"
 	"github.com/loa-commune/loa/broadcaster"
 	"github.com/loa-commune/loa/media"
+	"github.com/loa-commune/loa/signing"
 	"github.com/loa-commune/loa/store"
 	"github.com/loa-commune/loa/tts"
 )
@@ -30,6 +31,7 @@ type Controller struct {
 	httpSrv     *http.Server
 	httpLn      net.Listener
 	adminToken  string
+	keys        *signing.Keys
 	sensors     atomic.Pointer[sensors]
 	stopSensors context.CancelFunc
 	wg          sync.WaitGroup
@@ -55,6 +57,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 	if c.adminToken, err = auth.LoadOrCreateAdminToken(cfg.Data); err != nil {
 		return c, err
 	}
+	if c.keys, err = signing.LoadOrCreate(cfg.Data); err != nil {
+		return c, err
+	}
 	if c.store, err = store.Open(ctx, filepath.Join(cfg.Data, "loa.db")); err != nil {
 		return c, err
 	}
@@ -71,7 +76,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 	c.bc = broadcaster.New(broadcaster.Options{
 		Site: cfg.Site, Location: loc, Horizon: cfg.Horizon, MQTTListen: cfg.MQTT,
 		BrokerURL: cfg.Broker, BrokerUsername: cfg.BrokerUsername, BrokerPassword: cfg.BrokerPassword,
-		HeartbeatSec: cfg.HeartbeatSec, EmergencyVolume: cfg.EmergencyVolume,
+		HeartbeatSec: cfg.HeartbeatSec, EmergencyVolume: cfg.EmergencyVolume, Keys: c.keys,
 		OnTrigger: func(source string, payload []byte) {
 			if sn := c.sensors.Load(); sn != nil { // nil until the API exists, a moment after connecting
 				sn.handle(source, payload)
@@ -85,7 +90,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 	}
 	serverURL, brokerURL := cfg.publicURLs(c.httpLn.Addr().String(), c.bc.BrokerAddr())
 	handler := api.NewServer(api.Options{
-		Site: cfg.Site, AdminToken: c.adminToken, BrokerURL: brokerURL, ServerURL: serverURL,
+		Site: cfg.Site, AdminToken: c.adminToken, BrokerURL: brokerURL, ServerURL: serverURL, Keys: c.keys,
 		DefaultVolume: cfg.DefaultVolume, Validity: cfg.Validity,
 		StaleAfter:        time.Duration(3*cfg.HeartbeatSec+10) * time.Second,
 		EmergencyValidity: cfg.EmergencyValidity, Speech: tts.New(cfg.TTS),

@@ -57,6 +57,7 @@ type Agent struct {
 	log         *slog.Logger
 	clock       *syncedClock // the controller's time as estimated; every decision uses it
 	sync        *timeSync
+	trust       *trust // paho's goroutine checks messages; the loop updates keys
 	topics      protocol.Topics
 	format      audio.Format
 	client      mqtt.Client
@@ -100,7 +101,8 @@ type Agent struct {
 	resubAt     time.Time
 	subscribed  map[string]bool
 	cacheBytes  int64
-	errs        map[string]string // component → last error, cleared on success
+	errs        map[string]string    // component → last error, cleared on success
+	rejectedAt  map[string]time.Time // topic → last rejection reported
 	dirty       bool
 	published   protocol.State // last state sent
 	nextBeat    time.Time
@@ -155,6 +157,7 @@ func New(cfg Config, sink audio.Sink, logger *slog.Logger, clock Clock) (*Agent,
 		media:       map[string]*mediaState{},
 		subscribed:  map[string]bool{},
 		errs:        map[string]string{},
+		rejectedAt:  map[string]time.Time{},
 		done:        make(chan struct{}),
 		sinkFades:   sinkFadesOnCancel(sink),
 	}
@@ -178,6 +181,14 @@ func New(cfg Config, sink audio.Sink, logger *slog.Logger, clock Clock) (*Agent,
 		a.log.Error("state file", keyErr, err)
 	}
 	a.restore(st)
+	keys, _ := trustedKeys(cfg, st)
+	a.trust = newTrust(keys)
+	for target, hp := range a.plans {
+		a.trust.accepted(a.planTopic(target), hp.Seq)
+	}
+	if a.config != nil {
+		a.trust.accepted(a.topics.DeviceConfig(cfg.ID), a.config.Seq)
+	}
 	a.cleanCache()
 	if a.events, err = openDiskOutbox(filepath.Join(cfg.Cache, outboxDirName), a.log); err != nil {
 		return nil, fmt.Errorf("new agent: %w", err)
@@ -480,6 +491,8 @@ func (a *Agent) saveState() {
 		Config:      a.config,
 		Plans:       a.plans,
 		Items:       a.items,
+
+		ProvisionedKeys: a.cfg.ControllerKeys,
 	}
 	if err := st.save(a.statePath); err != nil {
 		a.errs["state"] = err.Error()

@@ -59,6 +59,11 @@ type Config struct {
 	Output string `yaml:"output"`
 	// Heartbeat is how often the retained state is republished (±10 %).
 	Heartbeat time.Duration `yaml:"heartbeat"`
+	// ControllerKeys are the controller's public keys ("ed25519:…", as
+	// `loa device add` writes them): the box obeys only plans, configs and
+	// time answers they signed. A signed config may replace them (a key
+	// rotation); the box keeps the new ones in its state file.
+	ControllerKeys []string `yaml:"controller_keys"`
 	// MinValidTime overrides the plausibility threshold (the build date, or
 	// DefaultMinValidTime) when set.
 	MinValidTime time.Time `yaml:"min_valid_time"`
@@ -138,6 +143,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Token == "" {
 		return fieldErr("token", "no device token set: pass --token SECRET or set token: in the config file (loa device add prints it)")
+	}
+	if len(c.ControllerKeys) == 0 {
+		return fieldErr("controller_keys", "no controller key set: use the config file `loa device add ID --write-config FILE` writes, or pass --controller-key ed25519:…")
+	}
+	if _, err := protocol.NewKeyring(c.ControllerKeys...); err != nil {
+		return &FieldError{Field: "controller_keys", Err: err}
 	}
 	if c.Cache == "" {
 		return fieldErr("cache", "no cache folder set: pass --cache DIR or set cache: in the config file")

@@ -12,6 +12,7 @@ import (
 func validConfig() Config {
 	c := DefaultConfig()
 	c.ID, c.Site, c.Broker, c.Server, c.Token, c.Cache = "box-1", "xa-an-binh", "tcp://127.0.0.1:1883", "http://127.0.0.1:8080", "t", "/tmp/x"
+	c.ControllerKeys = testKeys
 	return c
 }
 
@@ -41,6 +42,9 @@ func TestConfigValidate(t *testing.T) {
 		{"alsa device", func(c *Config) { c.Output = "alsa:hw:1,0" }, ""},
 		{"null", func(c *Config) { c.Output = "null" }, ""},
 		{"short heartbeat", func(c *Config) { c.Heartbeat = time.Millisecond }, "heartbeat"},
+		{"no controller key", func(c *Config) { c.ControllerKeys = nil }, "controller_keys"},
+		{"bad controller key", func(c *Config) { c.ControllerKeys = []string{"ed25519:nope"} }, "controller_keys"},
+		{"two controller keys", func(c *Config) { c.ControllerKeys = append(testKeys, testKeys...) }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -81,6 +85,8 @@ cache: /var/lib/loa
 output: wav:/tmp/out
 heartbeat: 15s
 min_valid_time: 2025-06-01T00:00:00Z
+controller_keys:
+  - ` + testKeys[0] + `
 `
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)

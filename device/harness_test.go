@@ -3,6 +3,7 @@ package device
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -284,11 +285,23 @@ func (ctl *controller) publishRaw(topic string, payload []byte, retained bool) {
 
 func (ctl *controller) publish(topic string, kind protocol.Kind, issued time.Time, body any) {
 	ctl.t.Helper()
-	b, err := protocol.Encode(kind, testSite, ctl.seq.Add(1), issued, body)
+	ctl.publishRaw(topic, signed(ctl.t, topic, kind, testSite, ctl.seq.Add(1), issued, body), true)
+}
+
+// testSigner is the test controller's key; test boxes trust it.
+var testSigner = protocol.NewSigner(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize)))
+
+// testKeys is the controller_keys setting of test boxes.
+var testKeys = []string{protocol.FormatPublicKey(testSigner.Public())}
+
+// signed is a message on topic as the test controller sends it.
+func signed(t testing.TB, topic string, kind protocol.Kind, site string, seq uint64, issued time.Time, body any) []byte {
+	t.Helper()
+	b, err := protocol.EncodeSigned(topic, kind, site, seq, issued, body, testSigner)
 	if err != nil {
-		ctl.t.Fatal(err)
+		t.Fatal(err)
 	}
-	ctl.publishRaw(topic, b, true)
+	return b
 }
 
 func (ctl *controller) config(issued time.Time, c protocol.DeviceConfig) {
@@ -418,6 +431,7 @@ func startBox(t testing.TB, o boxOpts) *box {
 	}
 	cfg := DefaultConfig()
 	cfg.ID, cfg.Site, cfg.Broker, cfg.Server, cfg.Token, cfg.Cache = testID, testSite, o.broker, o.server, testToken, o.cache
+	cfg.ControllerKeys = testKeys
 	var logOut io.Writer = newTestWriter(t)
 	if o.logTo != nil {
 		logOut = io.MultiWriter(logOut, o.logTo)

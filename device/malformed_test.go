@@ -17,12 +17,14 @@ import (
 // badPayloads are messages a box must shrug off on any topic it reads.
 func badPayloads(t testing.TB, target string, good protocol.PlanItem) map[string][]byte {
 	t.Helper()
+	tp := protocol.NewTopics(testSite)
+	topic := tp.DeviceConfig(testID)
+	if target != "config" {
+		topic = tp.Root() + "/plan/" + target
+	}
+	// Signed like the controller's, so each fails for its own reason.
 	enc := func(kind protocol.Kind, site string, body any) []byte {
-		b, err := protocol.Encode(kind, site, 99, t0.Add(time.Hour), body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
+		return signed(t, topic, kind, site, 99, t0.Add(time.Hour), body)
 	}
 	plan := func(mut func(*protocol.PlanItem)) protocol.Plan {
 		it := good
@@ -129,6 +131,7 @@ func fuzzAgent(t testing.TB) *Agent {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.ID, cfg.Site, cfg.Broker, cfg.Server, cfg.Token, cfg.Cache = testID, testSite, "tcp://127.0.0.1:1", "http://127.0.0.1:1", testToken, t.TempDir()
+	cfg.ControllerKeys = testKeys
 	a, err := New(cfg, nullSink{}, nil, newFakeClock(t0))
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +155,7 @@ func snapshot(t testing.TB, a *Agent) string {
 // would, then checks the agent's invariants.
 func feed(t *testing.T, a *Agent, topic string, data []byte, kind protocol.Kind, body any) {
 	before := snapshot(t, a)
-	a.handleMessage(topic, data)
+	a.handleMessage(topic, data, false)
 	a.applyInbox()
 	a.out.next() // drop what would be published
 	_, decodeErr := protocol.Decode(data, testSite, kind, body)
@@ -182,12 +185,10 @@ func feed(t *testing.T, a *Agent, topic string, data []byte, kind protocol.Kind,
 func fuzzSeeds(f *testing.F, target string) {
 	m := media{data: []byte("x"), sha: strings.Repeat("ab", 32)}
 	good := item("seed-item", t0.Add(time.Hour), time.Hour, m)
-	b, err := protocol.Encode(protocol.KindPlan, testSite, 1, t0, protocol.Plan{Target: target, Generated: t0, Items: []protocol.PlanItem{good}})
-	if err != nil {
-		f.Fatal(err)
-	}
+	tp := protocol.NewTopics(testSite)
+	b := signed(f, tp.Root()+"/plan/"+target, protocol.KindPlan, testSite, 1, t0, protocol.Plan{Target: target, Generated: t0, Items: []protocol.PlanItem{good}})
 	f.Add(uint8(0), b)
-	c, _ := protocol.Encode(protocol.KindConfig, testSite, 1, t0, protocol.DeviceConfig{Groups: []string{"thon-1"}, Volume: 40})
+	c := signed(f, tp.DeviceConfig(testID), protocol.KindConfig, testSite, 1, t0, protocol.DeviceConfig{Groups: []string{"thon-1"}, Volume: 40})
 	f.Add(uint8(3), c)
 	for name, p := range badPayloads(f, target, good) {
 		if name != "huge" {
@@ -203,8 +204,8 @@ func FuzzPlanMessage(f *testing.F) {
 	a := fuzzAgent(f)
 	tp := protocol.NewTopics(testSite)
 	// Join a group so group plans are taken.
-	c, _ := protocol.Encode(protocol.KindConfig, testSite, 1, t0, protocol.DeviceConfig{Groups: []string{"thon-1"}, Volume: 40})
-	a.handleMessage(tp.DeviceConfig(testID), c)
+	c := signed(f, tp.DeviceConfig(testID), protocol.KindConfig, testSite, 1, t0, protocol.DeviceConfig{Groups: []string{"thon-1"}, Volume: 40})
+	a.handleMessage(tp.DeviceConfig(testID), c, false)
 	a.applyInbox()
 	f.Fuzz(func(t *testing.T, which uint8, data []byte) {
 		topics := []string{tp.PlanAll(), tp.PlanGroup("thon-1"), tp.PlanDevice(testID), tp.PlanGroup("thon-9")}

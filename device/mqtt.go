@@ -3,8 +3,9 @@ package device
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,7 +21,6 @@ const (
 	mqttRetryInterval    = 5 * time.Second
 	mqttMaxReconnectWait = 2 * time.Minute
 	mqttOpTimeout        = 20 * time.Second
-	mqttReconnectJitter  = 2 * time.Second
 	qosAtLeastOnce       = 1
 )
 
@@ -53,14 +53,13 @@ func (a *Agent) newMQTTOptions(will []byte) *mqtt.ClientOptions {
 		a.log.Warn("lost broker connection; reconnecting", keyBroker, a.cfg.Broker, keyErr, err)
 	})
 	o.SetStore(&gateStore{Store: mqtt.NewMemoryStore(), gate: a.gate, connected: func() bool { return a.client.IsConnectionOpen() }})
-	o.SetReconnectingHandler(func(mqtt.Client, *mqtt.ClientOptions) {
-		// paho's backoff is the same on every box; a random extra wait
-		// keeps a village of boxes from reconnecting in step when the
-		// controller comes back.
-		d := rand.N(mqttReconnectJitter)
-		a.log.Debug("reconnecting to broker", keyBroker, a.cfg.Broker, "jitter", d)
-		time.Sleep(d)
-	})
+	// paho's backoff is the same on every box; a random wait before each
+	// reconnect attempt (reconnect.go) keeps the boxes of a district from
+	// coming back in the same second when the broker restarts. The first
+	// connect at start is not delayed.
+	o.SetConnectionNotificationHandler(DefaultReconnectPolicy().Handler(a.done, func(attempt int, d time.Duration) {
+		a.log.Debug("reconnecting to broker", keyBroker, a.cfg.Broker, "attempt", attempt, "wait", d)
+	}))
 	return o
 }
 
@@ -118,7 +117,7 @@ func signal(c chan struct{}) {
 }
 
 func (a *Agent) onMQTTMessage(_ mqtt.Client, m mqtt.Message) {
-	a.handleMessage(m.Topic(), m.Payload())
+	a.handleMessage(m.Topic(), m.Payload(), m.Retained())
 }
 
 // inMsg is a decoded, valid message waiting for the loop.
@@ -129,12 +128,15 @@ type inMsg struct {
 	env    protocol.Envelope
 	plan   *protocol.Plan
 	config *protocol.DeviceConfig
+	// rejection says why a message on topic (less rejectPrefix) was
+	// refused as not the controller's.
+	rejection string
 }
 
 // handleMessage decodes one MQTT message and queues it for the loop. It runs
 // on paho's goroutine, so it never blocks and never touches loop state;
 // whatever does not decode is logged and dropped.
-func (a *Agent) handleMessage(topic string, payload []byte) {
+func (a *Agent) handleMessage(topic string, payload []byte, retained bool) {
 	log := a.log.With(keyTopic, topic)
 	kind, arg, err := a.topics.Parse(topic)
 	if err != nil {
@@ -149,15 +151,16 @@ func (a *Agent) handleMessage(topic string, payload []byte) {
 			return
 		}
 		var p protocol.Plan
-		env, err := protocol.Decode(payload, a.cfg.Site, protocol.KindPlan, &p)
+		env, err := a.trust.check(topic, payload, a.cfg.Site, protocol.KindPlan, true, &p)
 		if err != nil {
-			log.Warn("ignoring plan", keyErr, err, keyBytes, len(payload))
+			a.refuse(log, "plan", topic, err, retained, len(payload))
 			return
 		}
 		if want := planTarget(kind, arg, a.cfg.ID); p.Target != want {
 			log.Warn("ignoring plan whose target does not match its topic", "target", p.Target, "want", want)
 			return
 		}
+		a.trust.accepted(topic, env.Seq)
 		m.env, m.plan = env, &p
 	case protocol.TopicDeviceConfig:
 		if arg != a.cfg.ID {
@@ -165,15 +168,16 @@ func (a *Agent) handleMessage(topic string, payload []byte) {
 			return
 		}
 		var c protocol.DeviceConfig
-		env, err := protocol.Decode(payload, a.cfg.Site, protocol.KindConfig, &c)
+		env, err := a.trust.check(topic, payload, a.cfg.Site, protocol.KindConfig, true, &c)
 		if err != nil {
-			log.Warn("ignoring device config", keyErr, err, keyBytes, len(payload))
+			a.refuse(log, "device config", topic, err, retained, len(payload))
 			return
 		}
+		a.trust.accepted(topic, env.Seq)
 		m.env, m.config = env, &c
 	case protocol.TopicTimeResponse:
 		if arg == a.cfg.ID {
-			a.onTimeResponse(payload)
+			a.onTimeResponse(topic, payload)
 		}
 		return
 	default:
@@ -181,6 +185,38 @@ func (a *Agent) handleMessage(topic string, payload []byte) {
 		return
 	}
 	a.inbox.put(m)
+}
+
+// refuse logs a message that is not applied; one that is not the
+// controller's goes to the loop to be reported (a replay only when live:
+// a retained message may legitimately arrive after a newer live one).
+func (a *Agent) refuse(log *slog.Logger, what, topic string, err error, retained bool, size int) {
+	switch {
+	case errors.Is(err, errDuplicate):
+		log.Debug("ignoring "+what+" already applied", keyErr, err)
+	case rejected(err):
+		log.Warn("rejecting "+what+" not from the controller", keyErr, err, keyBytes, size)
+		if !retained || !errors.Is(err, errReplay) {
+			a.inbox.put(inMsg{topic: rejectPrefix + topic, rejection: err.Error()})
+		}
+	default:
+		log.Warn("ignoring "+what, keyErr, err, keyBytes, size)
+	}
+}
+
+// rejectPrefix keys rejections in the inbox apart from the messages of the
+// same topic.
+const rejectPrefix = "rejected "
+
+// planTopic is the topic of a plan target ("all", "group/<g>", "device/<id>").
+func (a *Agent) planTopic(target string) string {
+	if g, ok := strings.CutPrefix(target, "group/"); ok {
+		return a.topics.PlanGroup(g)
+	}
+	if target == "all" {
+		return a.topics.PlanAll()
+	}
+	return a.topics.PlanDevice(a.cfg.ID)
 }
 
 // planTarget is the Plan.Target a plan on this topic must carry.

@@ -12,6 +12,10 @@ import (
 // applyInbox applies every message waiting in the inbox.
 func (a *Agent) applyInbox() {
 	for _, m := range a.inbox.take() {
+		if m.rejection != "" {
+			a.reportRejection(strings.TrimPrefix(m.topic, rejectPrefix), m.rejection)
+			continue
+		}
 		if m.config != nil {
 			a.applyConfig(m)
 		} else {
@@ -29,6 +33,11 @@ func (a *Agent) applyConfig(m inMsg) {
 	}
 	a.setConfig(&heldConfig{Issued: m.env.Issued, Seq: m.env.Seq, Config: *m.config})
 	a.dirty = true
+	if len(m.config.ControllerKeys) > 0 {
+		// Validate checked them; a rotation adds the next key, then drops the old.
+		keys, _ := protocol.NewKeyring(m.config.ControllerKeys...)
+		a.trust.setKeys(keys)
+	}
 	for target := range a.plans {
 		if g, ok := strings.CutPrefix(target, "group/"); ok && !slices.Contains(m.config.Groups, g) {
 			a.log.Info("left group; dropping its plan", "group", g)

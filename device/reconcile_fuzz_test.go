@@ -134,11 +134,8 @@ func FuzzReconcile(f *testing.F) {
 					gen = gen.Add(-time.Second) // sometimes stale
 				}
 				topic := a.topics.Root() + "/plan/" + target
-				b, err := protocol.Encode(protocol.KindPlan, testSite, uint64(i), gen, protocol.Plan{Target: target, Generated: gen, Items: items})
-				if err != nil {
-					t.Fatal(err)
-				}
-				a.handleMessage(topic, b)
+				b := signed(t, topic, protocol.KindPlan, testSite, uint64(i), gen, protocol.Plan{Target: target, Generated: gen, Items: items})
+				a.handleMessage(topic, b, false)
 				a.applyInbox()
 			case 1: // config: arg's bits pick groups
 				var groups []string
@@ -148,8 +145,8 @@ func FuzzReconcile(f *testing.F) {
 				if arg&2 != 0 {
 					groups = append(groups, "g2")
 				}
-				b, _ := protocol.Encode(protocol.KindConfig, testSite, uint64(i), t0.Add(time.Duration(i)*time.Second), protocol.DeviceConfig{Groups: groups, Volume: int(arg) % 101})
-				a.handleMessage(a.topics.DeviceConfig(testID), b)
+				b := signed(t, a.topics.DeviceConfig(testID), protocol.KindConfig, testSite, uint64(i), t0.Add(time.Duration(i)*time.Second), protocol.DeviceConfig{Groups: groups, Volume: int(arg) % 101})
+				a.handleMessage(a.topics.DeviceConfig(testID), b, false)
 				a.applyInbox()
 			case 2: // time passes
 				clock.Advance(time.Duration(arg) * time.Minute / 4)

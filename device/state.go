@@ -38,6 +38,10 @@ type savedState struct {
 	// Items holds the local status of every item in the merged plan, and of
 	// finished items that left it (kept a while so that they never play twice).
 	Items map[string]*itemRecord `json:"items"`
+	// ProvisionedKeys are the controller keys of the config file when the
+	// held config was accepted: if the file names others, the box was
+	// provisioned again and trusts the file (see trustedKeys).
+	ProvisionedKeys []string `json:"provisioned_keys,omitempty"`
 }
 
 // heldConfig is a device config with the envelope fields that order it.

@@ -213,12 +213,14 @@ func (a *Agent) sendTimeRequest() {
 	a.client.Publish(a.topics.TimeRequest(a.cfg.ID), 0, false, b)
 }
 
-// onTimeResponse runs on paho's goroutine.
-func (a *Agent) onTimeResponse(payload []byte) {
+// onTimeResponse runs on paho's goroutine. Answers are signed like plans
+// (a forged clock would move every start); a replayed one matches no
+// outstanding request.
+func (a *Agent) onTimeResponse(topic string, payload []byte) {
 	at := time.Now()
 	var r protocol.TimeResponse
-	if _, err := protocol.Decode(payload, a.cfg.Site, protocol.KindTimeResponse, &r); err != nil {
-		a.log.Warn("ignoring time response", keyErr, err, keyBytes, len(payload))
+	if _, err := a.trust.check(topic, payload, a.cfg.Site, protocol.KindTimeResponse, false, &r); err != nil {
+		a.refuse(a.log.With(keyTopic, topic), "time response", topic, err, false, len(payload))
 		return
 	}
 	old := a.clock.Offset()

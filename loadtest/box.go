@@ -8,6 +8,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/loa-commune/loa/device"
 	"github.com/loa-commune/loa/protocol"
 )
 
@@ -17,7 +18,12 @@ import (
 type box struct {
 	id, token, site string
 	topics          protocol.Topics
+	policy          device.ReconnectPolicy // the agent's wait before each reconnect attempt
 	client          paho.Client
+	stop            chan struct{} // closed by close: ends waits and retries
+	stopOnce        sync.Once
+	sessions        atomic.Int64 // connections made, the first included
+	attempts        atomic.Int64 // reconnect attempts
 	seq             atomic.Uint64
 	ready           atomic.Bool
 	events          atomic.Int64
@@ -27,14 +33,25 @@ type box struct {
 	mu      sync.Mutex
 	sent    []paho.Token         // answers not yet confirmed by the broker
 	seen    map[string]time.Time // item id → first arrival
+	last    map[string]time.Time // item id → latest arrival in a plan
 	groups  []string
 	gotPlan bool
+	lostAt  time.Time // the connection was last lost
+	backAt  time.Time // the first session after lostAt began
 }
 
 func (b *box) connect(broker string) error {
+	b.stop = make(chan struct{})
 	opts := paho.NewClientOptions().AddBroker(broker).SetClientID("loa-" + b.site + "-" + b.id).
 		SetUsername(b.id).SetPassword(b.token).SetCleanSession(true).SetAutoReconnect(true).
-		SetKeepAlive(60 * time.Second).SetOrderMatters(false)
+		SetKeepAlive(60 * time.Second).SetOrderMatters(false).
+		SetConnectionNotificationHandler(b.policy.Handler(b.stop, func(int, time.Duration) { b.attempts.Add(1) })).
+		SetConnectionLostHandler(func(paho.Client, error) {
+			b.mu.Lock()
+			b.lostAt = time.Now()
+			b.mu.Unlock()
+		}).
+		SetOnConnectHandler(b.onConnect)
 	b.client = paho.NewClient(opts)
 	tok := b.client.Connect()
 	if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
@@ -49,23 +66,80 @@ func (b *box) connect(broker string) error {
 	return nil
 }
 
-// close waits for the answers in flight, then disconnects.
+// onConnect runs on a goroutine of paho's at every new session. The
+// session is clean, like the agent's after the embedded broker restarts, so
+// after a reconnect the box subscribes again to what it follows (and the
+// broker hands it the retained config and plans), as the agent does.
+func (b *box) onConnect(paho.Client) {
+	now := time.Now()
+	b.mu.Lock()
+	if b.backAt.Before(b.lostAt) {
+		b.backAt = now
+	}
+	groups := b.groups
+	b.mu.Unlock()
+	if b.sessions.Add(1) == 1 {
+		return // connect subscribes
+	}
+	subs := map[string]byte{b.topics.DeviceConfig(b.id): 1, b.topics.PlanAll(): 1, b.topics.PlanDevice(b.id): 1}
+	for _, g := range groups {
+		subs[b.topics.PlanGroup(g)] = 1
+	}
+	b.subscribe(subs)
+}
+
+// reconnect is when the box last lost its connection and when it was back
+// (zero while it is not).
+func (b *box) reconnect() (lost, back time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.backAt.Before(b.lostAt) {
+		return b.lostAt, time.Time{}
+	}
+	return b.lostAt, b.backAt
+}
+
+// planHad reports whether a plan holding an item of announcement arrived
+// after t.
+func (b *box) planHad(announcement string, t time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for id, at := range b.last {
+		if ofAnnouncement(id, announcement) && at.After(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// ofAnnouncement reports whether item id is an occurrence of announcement
+// ("<announcement>-<unix start>").
+func ofAnnouncement(id, announcement string) bool {
+	return len(id) > len(announcement) && id[:len(announcement)] == announcement && id[len(announcement)] == '-'
+}
+
 // subscribe subscribes, again while the broker refuses (see
-// protocol.SubackError).
+// protocol.SubackError), until the box is closed.
 func (b *box) subscribe(subs map[string]byte) {
 	for attempt := 1; attempt <= 20; attempt++ {
 		tok := b.client.SubscribeMultiple(subs, b.onMessage)
 		if tok.WaitTimeout(10*time.Second) && tok.Error() == nil && protocol.SubackError(tok.(*paho.SubscribeToken).Result()) == nil {
 			return
 		}
-		time.Sleep(time.Duration(attempt) * 20 * time.Millisecond)
+		select {
+		case <-b.stop:
+			return
+		case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
+		}
 	}
 }
 
+// close waits for the answers in flight, then disconnects.
 func (b *box) close() {
 	if b.client == nil {
 		return
 	}
+	b.stopOnce.Do(func() { close(b.stop) })
 	b.mu.Lock()
 	sent := b.sent
 	b.mu.Unlock()
@@ -79,7 +153,7 @@ func (b *box) arrival(announcement string) (time.Time, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for id, at := range b.seen {
-		if len(id) > len(announcement) && id[:len(announcement)] == announcement && id[len(announcement)] == '-' {
+		if ofAnnouncement(id, announcement) {
 			return at, true
 		}
 	}
@@ -119,6 +193,7 @@ func (b *box) onMessage(_ paho.Client, m paho.Message) {
 		var fresh []protocol.PlanItem
 		b.mu.Lock()
 		for _, it := range p.Items {
+			b.last[it.ID] = now
 			if _, ok := b.seen[it.ID]; !ok {
 				b.seen[it.ID] = now
 				fresh = append(fresh, it)

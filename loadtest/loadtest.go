@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/loa-commune/loa/api"
+	"github.com/loa-commune/loa/device"
 	"github.com/loa-commune/loa/protocol"
 	"github.com/loa-commune/loa/store"
 )
@@ -58,48 +59,17 @@ func Run(ctx context.Context, c *api.Client, o Options, log *slog.Logger) (Resul
 		res.Kind = "emergency"
 	}
 	t0 := time.Now()
-	boxes := make([]*box, o.Boxes)
-	for i := range boxes {
-		id := fmt.Sprintf("sim-%05d", i)
-		group := fmt.Sprintf("simg-%03d", i%o.Groups)
-		r, err := c.AddDevice(ctx, api.AddDeviceRequest{ID: id, Groups: []string{group}})
-		if err != nil {
-			return res, fmt.Errorf("register %s: %w", id, err)
-		}
-		boxes[i] = &box{id: id, token: r.Token, topics: protocol.NewTopics(o.Site), site: o.Site, seen: map[string]time.Time{}}
+	boxes, err := register(ctx, c, o.Boxes, o.Groups, o.Site, device.DefaultReconnectPolicy())
+	if err != nil {
+		return res, err
 	}
 	res.RegisterTime = time.Since(t0)
 	log.Info("registered", "boxes", o.Boxes, "took", res.RegisterTime)
 
 	t0 = time.Now()
-	defer func() {
-		for _, b := range boxes {
-			b.close()
-		}
-	}()
-	var connectErr error
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 50) // do not stampede the broker
-	for _, b := range boxes {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := b.connect(o.Broker); err != nil {
-				mu.Lock()
-				connectErr = errors.Join(connectErr, err)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if connectErr != nil {
-		return res, connectErr
-	}
-	if err := waitAll(ctx, boxes, o.Timeout, func(b *box) bool { return b.ready.Load() }); err != nil {
-		return res, fmt.Errorf("boxes did not get their config and plans: %w", err)
+	defer closeAll(boxes)
+	if err := connectAll(ctx, boxes, o.Broker, o.Timeout); err != nil {
+		return res, err
 	}
 	res.ConnectTime = time.Since(t0)
 	log.Info("connected", "boxes", o.Boxes, "took", res.ConnectTime)
@@ -151,6 +121,70 @@ func Run(ctx context.Context, c *api.Client, o Options, log *slog.Logger) (Resul
 		res.P50, res.P95, res.P99, res.Max = res.Latencies[n*50/100], res.Latencies[n*95/100], res.Latencies[n*99/100], res.Latencies[n-1]
 	}
 	return res, nil
+}
+
+// register adds n simulated boxes to the controller behind c, spread over
+// groups, each following policy when it reconnects.
+func register(ctx context.Context, c *api.Client, n, groups int, site string, policy device.ReconnectPolicy) ([]*box, error) {
+	boxes := make([]*box, n)
+	for i := range boxes {
+		id := fmt.Sprintf("sim-%05d", i)
+		group := fmt.Sprintf("simg-%03d", i%groups)
+		r, err := c.AddDevice(ctx, api.AddDeviceRequest{ID: id, Groups: []string{group}})
+		if err != nil {
+			return nil, fmt.Errorf("register %s: %w", id, err)
+		}
+		boxes[i] = &box{id: id, token: r.Token, topics: protocol.NewTopics(site), site: site, policy: policy,
+			seen: map[string]time.Time{}, last: map[string]time.Time{}}
+	}
+	return boxes, nil
+}
+
+// connectAll connects the boxes, 50 at a time, and waits until every one
+// has its config and plans.
+func connectAll(ctx context.Context, boxes []*box, broker string, timeout time.Duration) error {
+	var connectErr error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 50) // do not stampede the broker
+	for _, b := range boxes {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := b.connect(broker); err != nil {
+				mu.Lock()
+				connectErr = errors.Join(connectErr, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if connectErr != nil {
+		return connectErr
+	}
+	if err := waitAll(ctx, boxes, timeout, func(b *box) bool { return b.ready.Load() }); err != nil {
+		return fmt.Errorf("boxes did not get their config and plans: %w", err)
+	}
+	return nil
+}
+
+// closeAll closes every box, 50 at a time (each waits for its answers in
+// flight).
+func closeAll(boxes []*box) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 50)
+	for _, b := range boxes {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			b.close()
+		}()
+	}
+	wg.Wait()
 }
 
 func totalEvents(boxes []*box) int64 {

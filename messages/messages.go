@@ -35,6 +35,16 @@ const (
 	Internal          Key = "internal"
 	ServerUnreachable Key = "server_unreachable"
 	NoToken           Key = "no_token"
+	Forbidden         Key = "forbidden"
+	TokenExpired      Key = "token_expired"
+	TokenRevoked      Key = "token_revoked"
+	TokenExists       Key = "token_exists"
+	UnknownToken      Key = "unknown_token"
+	ReservedToken     Key = "reserved_token"
+	BadRole           Key = "bad_role"
+	BadExpiry         Key = "bad_expiry"
+	NoKeyRotation     Key = "no_key_rotation"
+	KeyBoxesWaiting   Key = "key_boxes_waiting"
 	WaitTimeout       Key = "wait_timeout"
 	WaitFailed        Key = "wait_failed"
 	BadTone           Key = "bad_tone"
@@ -47,6 +57,12 @@ const (
 	BadCAP            Key = "bad_cap"
 	CAPExpired        Key = "cap_expired"
 	CAPNoArea         Key = "cap_no_area"
+	StormEmbeddedOnly Key = "storm_embedded_only"
+	BrokerFormat      Key = "broker_format"
+	BrokerNoPassword  Key = "broker_no_password"
+	BrokerNoDatabase  Key = "broker_no_database"
+	BrokerLeftOut     Key = "broker_left_out"
+	BrokerWrongData   Key = "broker_wrong_data"
 )
 
 var english = map[Key]string{
@@ -74,6 +90,16 @@ var english = map[Key]string{
 	Internal:          "the controller failed: %s (see its log)",
 	ServerUnreachable: "cannot reach the Loa controller at %s: is `loa serve` running? (set --server or LOA_SERVER)",
 	NoToken:           "no admin token: pass --token, set LOA_TOKEN, or run on the controller machine with --data pointing at its data folder",
+	Forbidden:         "token %q has the %s role, and this needs %s: ask an admin for a token with that role (`loa token add NAME --role %s`)",
+	TokenExpired:      "token %q expired at %s: ask an admin for a new one (`loa token add`)",
+	TokenRevoked:      "token %q was revoked: ask an admin for a new one (`loa token add`)",
+	TokenExists:       "a token named %q already exists: choose another name, or revoke it first with `loa token revoke %s`",
+	UnknownToken:      "no active token named %q: see `loa token list`",
+	ReservedToken:     "%q is the name of the bootstrap admin token (admin.token in the controller's data folder): choose another name; to replace that token, delete the file and restart `loa serve`",
+	BadRole:           "unknown role %q: use admin, operator, viewer or trigger",
+	BadExpiry:         "the expiry must be a positive duration like 720h (30 days), not %q",
+	NoKeyRotation:     "no key rotation is in progress: start one with `loa key rotate`",
+	KeyBoxesWaiting:   "%d boxes were not heard from since the rotation started and may not know the new key yet: %v. Wait until they are online, or finish with --force and provision them again",
 	WaitTimeout:       "gave up waiting after %s: %d of %d boxes answered; see `loa report` later",
 	WaitFailed:        "%d of %d boxes did not play it; see `loa report`",
 	BadTone:           "unknown alert tone %q: use siren, flood, storm, fire or other",
@@ -86,6 +112,12 @@ var english = map[Key]string{
 	BadCAP:            "this is not a valid CAP 1.2 alert, nothing was changed: %s",
 	CAPExpired:        "this CAP alert has already expired, nothing was broadcast: %s",
 	CAPNoArea:         "%s: add its area to cap.areas in the controller config",
+	StormEmbeddedOnly: "--storm restarts the controller's embedded broker: leave out --broker",
+	BrokerFormat:      "unknown broker format %q: only mosquitto is supported",
+	BrokerNoPassword:  "the controller has no broker password: set broker_password in the controller config and pass it with --config (for example broker_password: %s), then run this again and restart `loa serve` with that config",
+	BrokerNoDatabase:  "warning: no controller database at %s yet, so only the controller user was written: run this again once `loa serve` has started and boxes are added (--data is the controller's data folder)",
+	BrokerLeftOut:     "warning: left out %s: no broker password is stored for them (registered before Loa kept one), so they cannot connect through this broker; remove and add them again (`loa device rm ID`, `loa device add ID`) and install their new agent configs",
+	BrokerWrongData:   "no controller database at %s, yet %s already lets %d boxes in: nothing was written (point --data at the controller's data folder)",
 }
 
 var vietnamese = map[Key]string{
@@ -102,6 +134,16 @@ var vietnamese = map[Key]string{
 	NoActiveEmergency: "không có báo động khẩn cấp nào đang phát để huỷ",
 	ConfirmEmergency:  "BÁO ĐỘNG KHẨN CẤP tại %s. Mọi loa ở đó sẽ phát còi báo động ngay.\nGõ %q để xác nhận: ",
 	NotConfirmed:      "chưa xác nhận: không có gì được gửi (thêm --yes để bỏ qua câu hỏi này)",
+	Forbidden:         "mã %q có vai trò %s, việc này cần vai trò %s: nhờ quản trị viên cấp mã có vai trò đó (`loa token add TÊN --role %s`)",
+	TokenExpired:      "mã %q đã hết hạn lúc %s: nhờ quản trị viên cấp mã mới (`loa token add`)",
+	TokenRevoked:      "mã %q đã bị thu hồi: nhờ quản trị viên cấp mã mới (`loa token add`)",
+	TokenExists:       "đã có mã mang tên %q: chọn tên khác, hoặc thu hồi mã đó trước bằng `loa token revoke %s`",
+	UnknownToken:      "không có mã nào đang dùng mang tên %q: xem `loa token list`",
+	ReservedToken:     "%q là tên của mã quản trị ban đầu (tệp admin.token trong thư mục dữ liệu của máy chủ): chọn tên khác; muốn thay mã đó, xoá tệp rồi khởi động lại `loa serve`",
+	BadRole:           "không có vai trò %q: dùng admin, operator, viewer hoặc trigger",
+	BadExpiry:         "thời hạn phải là một khoảng thời gian dương như 720h (30 ngày), không phải %q",
+	NoKeyRotation:     "không có việc đổi khoá nào đang diễn ra: bắt đầu bằng `loa key rotate`",
+	KeyBoxesWaiting:   "%d hộp chưa liên lạc từ khi bắt đầu đổi khoá nên có thể chưa biết khoá mới: %v. Chờ các hộp trực tuyến, hoặc dùng --force rồi cấu hình lại các hộp đó",
 }
 
 // T formats the message for key in the language chosen by LOA_LANG

@@ -195,6 +195,10 @@ type DeviceConfig struct {
 	HeartbeatSec    int      `json:"heartbeat_sec,omitempty"`
 	QuietHours      string   `json:"quiet_hours,omitempty"` // "22:00-05:00" in the site's zone
 	Timezone        string   `json:"timezone,omitempty"`
+	// ControllerKeys are the public keys (FormatPublicKey) the box must
+	// trust from now on; during a key rotation, the old and the new one.
+	// Empty: keep the keys it has.
+	ControllerKeys []string `json:"controller_keys,omitempty"`
 }
 
 // Validate checks the config's ranges and names.
@@ -204,6 +208,14 @@ func (c *DeviceConfig) Validate() error {
 	}
 	if len(c.Groups) > MaxGroups {
 		return fmt.Errorf("more than %d groups", MaxGroups)
+	}
+	if len(c.ControllerKeys) > maxSignatures {
+		return fmt.Errorf("more than %d controller keys", maxSignatures)
+	}
+	for _, k := range c.ControllerKeys {
+		if _, err := ParsePublicKey(k); err != nil {
+			return err
+		}
 	}
 	for _, g := range c.Groups {
 		if err := ValidName(g); err != nil {
@@ -266,6 +278,10 @@ const (
 	EventPreempted EventType = "preempted"
 	EventExpired   EventType = "expired"
 	EventCancelled EventType = "cancelled"
+	// EventRejected is about no item: the box refused a message on one of
+	// its topics as not from the controller (unsigned, badly signed,
+	// replayed). Reason says which and why.
+	EventRejected EventType = "rejected"
 )
 
 // Final reports whether no further event is expected for the item after e.
@@ -280,7 +296,7 @@ func (e EventType) Final() bool {
 func (e EventType) valid() bool {
 	switch e {
 	case EventReceived, EventReady, EventPlaying, EventPlayed, EventFailed, EventMissed,
-		EventPreempted, EventExpired, EventCancelled:
+		EventPreempted, EventExpired, EventCancelled, EventRejected:
 		return true
 	}
 	return false
@@ -297,7 +313,11 @@ type Event struct {
 
 // Validate checks the item id and the event type.
 func (e *Event) Validate() error {
-	if err := ValidItemID(e.Item); err != nil {
+	if e.Type == EventRejected {
+		if e.Item != "" || e.Reason == "" {
+			return errors.New("a rejection names no item and says why")
+		}
+	} else if err := ValidItemID(e.Item); err != nil {
 		return err
 	}
 	if !e.Type.valid() {

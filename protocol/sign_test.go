@@ -56,7 +56,9 @@ func TestSignedEnvelope(t *testing.T) {
 		{"unsigned", unsigned, topic, keys, false},
 		{"signed by another key", forged, topic, keys, false},
 		{"moved to another box's topic", good, topics.PlanGroup("thon-2"), keys, false},
-		{"body altered", tamper(func(e *Envelope) { e.Body = json.RawMessage(`{"target":"group/thon-1","generated":"2026-03-01T07:00:00Z","items":[]}`) }), topic, keys, false},
+		{"body altered", tamper(func(e *Envelope) {
+			e.Body = json.RawMessage(`{"target":"group/thon-1","generated":"2026-03-01T07:00:00Z","items":[]}`)
+		}), topic, keys, false},
 		{"sequence altered", tamper(func(e *Envelope) { e.Seq++ }), topic, keys, false},
 		{"issue time altered", tamper(func(e *Envelope) { e.Issued = e.Issued.Add(time.Hour) }), topic, keys, false},
 		{"signature truncated", tamper(func(e *Envelope) { e.Sigs[0].Sig = e.Sigs[0].Sig[:10] }), topic, keys, false},

@@ -12,6 +12,9 @@ const (
 	AuditEmergencyCancel = "emergency.cancel"
 	AuditTrigger         = "trigger"
 	AuditCAP             = "cap"
+	// AuditRejected: a box refused a message as not from the controller
+	// (forged, replayed or for another box): someone is attacking.
+	AuditRejected = "box.rejected"
 )
 
 // AuditEntry is one line of the audit log: who did what to which rule, when.

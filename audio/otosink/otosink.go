@@ -110,10 +110,11 @@ func (s *Sink) PlayAt(ctx context.Context, name string, at time.Time, pcm io.Rea
 
 // Timing of an aligned start.
 const (
-	// playerBuffer is how far oto's player reads ahead of the mixer. Small,
-	// so that the mixer asks for data at the card's steady rhythm (just
-	// after each period is taken) rather than in bursts.
-	playerBuffer = 2 * BufferSize
+	// playerBuffer is how far oto's player reads ahead of the mixer: four
+	// times the card's buffer rides out a busy moment of the Go runtime
+	// (oto's default is 500 ms), and keeps the aligner's reads close to the
+	// card's rhythm.
+	playerBuffer = 4 * BufferSize
 	// cardLatency is how long a sample takes from the moment oto's mixer
 	// takes it to the speaker: the mixer takes a period (half the buffer)
 	// and writes it behind a full card buffer.

@@ -53,6 +53,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		cache    = fs.String("cache", "", "folder for state and the media cache (default "+device.DefaultCacheDir+")")
 		output   = fs.String("output", "", "sound output: alsa, alsa:DEVICE, wav:DIR or null (default "+device.DefaultOutput+")")
 		logLevel = fs.String("log-level", "info", "log level: debug, info, warn or error")
+		ctlKey   = fs.String("controller-key", "", "the controller's public key, ed25519:… (`loa device add` writes it into the config file)")
 		skew     = fs.Duration("clock-skew", 0, "run the agent's clock this far off the system clock (e.g. 200ms, -1h): to try time sync")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -91,6 +92,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			cfg.Cache = *cache
 		case "output":
 			cfg.Output = *output
+		case "controller-key":
+			cfg.ControllerKeys = []string{*ctlKey}
 		}
 	})
 	if err := cfg.Validate(); err != nil {

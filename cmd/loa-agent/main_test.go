@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
@@ -25,6 +26,12 @@ import (
 	"github.com/loa-commune/loa/protocol"
 )
 
+// testSigner plays the controller; the agent is given its public key.
+var (
+	testSigner = protocol.NewSigner(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, ed25519.SeedSize)))
+	testKey    = protocol.FormatPublicKey(testSigner.Public())
+)
+
 func TestErrorsSayWhatToDo(t *testing.T) {
 	dir := t.TempDir()
 	tests := []struct {
@@ -34,10 +41,11 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 	}{
 		{"nothing", nil, "pass --config FILE"},
 		{"no broker", []string{"--id", "b1", "--site", "s1"}, "no broker set: pass --broker tcp://HOST:1883 or set broker: in the config file"},
-		{"bad output", []string{"--id", "b1", "--site", "s1", "--broker", "tcp://h:1883", "--server", "http://h", "--token", "t", "--output", "hdmi"}, "alsa, alsa:DEVICE, wav:DIR, null"},
+		{"no controller key", []string{"--id", "b1", "--site", "s1", "--broker", "tcp://h:1883", "--server", "http://h", "--token", "t"}, "no controller key set"},
+		{"bad output", []string{"--id", "b1", "--site", "s1", "--broker", "tcp://h:1883", "--server", "http://h", "--token", "t", "--controller-key", testKey, "--output", "hdmi"}, "alsa, alsa:DEVICE, wav:DIR, null"},
 		{"missing file", []string{"--config", filepath.Join(dir, "nope.yaml")}, "read config"},
 		{"stray argument", []string{"--id", "b1", "extra"}, `unexpected argument "extra"`},
-		{"bad level", []string{"--id", "b1", "--site", "s1", "--broker", "tcp://h:1883", "--server", "http://h", "--token", "t", "--cache", dir, "--output", "null", "--log-level", "loud"}, "--log-level"},
+		{"bad level", []string{"--id", "b1", "--site", "s1", "--broker", "tcp://h:1883", "--server", "http://h", "--token", "t", "--controller-key", testKey, "--cache", dir, "--output", "null", "--log-level", "loud"}, "--log-level"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,7 +98,7 @@ func TestPlaysWithWAVOutput(t *testing.T) {
 	tp := protocol.NewTopics(site)
 	now := time.Now().UTC()
 	pub := func(topic string, kind protocol.Kind, body any) {
-		b, err := protocol.Encode(kind, site, 1, now, body)
+		b, err := protocol.EncodeSigned(topic, kind, site, 1, now, body, testSigner)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +116,7 @@ func TestPlaysWithWAVOutput(t *testing.T) {
 	conf := filepath.Join(dir, "agent.yaml")
 	os.WriteFile(conf, []byte(strings.Join([]string{
 		"id: " + id, "site: " + site, "broker: tcp://" + l.Address(), "server: " + srv.URL,
-		"token: " + token, "cache: " + filepath.Join(dir, "cache"), "output: null", "",
+		"token: " + token, "cache: " + filepath.Join(dir, "cache"), "output: null", "controller_keys: [" + testKey + "]", "",
 	}, "\n")), 0o600)
 	out := filepath.Join(dir, "out")
 	ctx, cancel := context.WithCancel(context.Background())

@@ -36,11 +36,12 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.server, "server", envOr("LOA_SERVER", "http://127.0.0.1:8080"), "controller URL (env LOA_SERVER)")
-	pf.StringVar(&g.token, "token", os.Getenv("LOA_TOKEN"), "admin token (env LOA_TOKEN); by default read from DATA/admin.token")
+	pf.StringVar(&g.token, "token", os.Getenv("LOA_TOKEN"), "API token (env LOA_TOKEN); by default the admin token read from DATA/admin.token")
 	pf.StringVar(&g.data, "data", envOr("LOA_DATA", "loa-data"), "the controller's data folder (env LOA_DATA)")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json (report also csv)")
 	root.AddCommand(newServe(g), newDemo(), newDevice(g), newGroup(g), newMedia(g), newAnnounce(g),
-		newSchedule(g), newEmergency(g), newAlert(g), newBench(g), newStatus(g), newReport(g))
+		newSchedule(g), newEmergency(g), newAlert(g), newBench(g), newStatus(g), newReport(g), newToken(g), newKey(g))
+	root.AddCommand(newBroker(g))
 	return root
 }
 
