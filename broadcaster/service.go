@@ -70,8 +70,11 @@ type Service struct {
 	broker *embeddedBroker
 	client paho.Client
 	seq    atomic.Uint64
-	kick   chan struct{}
-	events chan store.DeviceEvent // to ingestLoop
+	// connects counts connections to the broker; after the first, retained
+	// messages are published again.
+	connects atomic.Int64
+	kick     chan struct{}
+	events   chan store.DeviceEvent // to ingestLoop
 
 	mu        sync.Mutex
 	published map[string][32]byte // plan topic → hash of the items last published
@@ -204,6 +207,7 @@ func (s *Service) onConnect(c paho.Client) {
 	if s.opts.OnTrigger != nil {
 		subs[s.topics.AllTriggers()] = 1
 	}
+	again := s.connects.Add(1) > 1
 	s.wg.Add(1)
 	go func() { // paho calls this on its own goroutine; do not block it
 		defer s.wg.Done()
@@ -214,6 +218,9 @@ func (s *Service) onConnect(c paho.Client) {
 				err = protocol.SubackError(tok.(*paho.SubscribeToken).Result())
 			}
 			if err == nil {
+				if again {
+					s.republish()
+				}
 				return
 			}
 			s.log.Error("subscribe to box topics; trying again", "attempt", attempt, "err", err)
@@ -225,6 +232,19 @@ func (s *Service) onConnect(c paho.Client) {
 		}
 	}()
 	s.log.Info("connected to the MQTT broker")
+}
+
+// republish sends every retained config and plan again after a reconnect:
+// a broker restarted without persistence has lost them, and a box that
+// connects to it then would get nothing.
+func (s *Service) republish() {
+	s.mu.Lock()
+	clear(s.published)
+	s.mu.Unlock()
+	if err := s.PublishConfigs(s.ctx); err != nil {
+		s.log.Error("publish configs again after reconnecting", "err", err)
+	}
+	s.Replan()
 }
 
 // Replan asks the planning loop to recompute and publish plans soon. It

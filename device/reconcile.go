@@ -34,9 +34,13 @@ func (a *Agent) applyConfig(m inMsg) {
 	a.setConfig(&heldConfig{Issued: m.env.Issued, Seq: m.env.Seq, Config: *m.config})
 	a.dirty = true
 	if len(m.config.ControllerKeys) > 0 {
-		// Validate checked them; a rotation adds the next key, then drops the old.
+		// Validate checked them; a rotation adds the next key, then drops the
+		// old. The heartbeat at once tells the controller this box has them.
 		keys, _ := protocol.NewKeyring(m.config.ControllerKeys...)
-		a.trust.setKeys(keys)
+		if a.trust.setKeys(keys) {
+			a.log.Info("controller keys changed", "keys", m.config.ControllerKeys)
+			defer a.publishState(a.clock.Now())
+		}
 	}
 	for target := range a.plans {
 		if g, ok := strings.CutPrefix(target, "group/"); ok && !slices.Contains(m.config.Groups, g) {

@@ -36,11 +36,19 @@ var errDuplicate = errors.New("already accepted")
 
 func newTrust(keys protocol.Keyring) *trust { return &trust{keys: keys, last: map[string]uint64{}} }
 
-// setKeys replaces the trusted keys (a signed config announced new ones).
-func (t *trust) setKeys(k protocol.Keyring) {
+// setKeys replaces the trusted keys (a signed config announced new ones)
+// and reports whether they changed.
+func (t *trust) setKeys(k protocol.Keyring) bool {
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	changed := len(k) != len(t.keys)
+	for id := range k {
+		if _, ok := t.keys[id]; !ok {
+			changed = true
+		}
+	}
 	t.keys = k
-	t.mu.Unlock()
+	return changed
 }
 
 // accepted records that seq was accepted on topic: once a message passed
