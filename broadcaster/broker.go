@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -18,18 +19,23 @@ import (
 // TokenLookup returns the stored token hash of a device.
 type TokenLookup func(ctx context.Context, deviceID string) (string, error)
 
+// GroupLookup returns the groups of a device.
+type GroupLookup func(ctx context.Context, deviceID string) ([]string, error)
+
 // embeddedBroker is mochi-mqtt listening on TCP, allowing only the
 // controller and registered boxes.
 type embeddedBroker struct {
 	server   *mqtt.Server
 	listener *listeners.TCP
+	access   *accessHook
 }
 
-func startBroker(addr string, topics protocol.Topics, controllerSecret string, lookup TokenLookup, log *slog.Logger) (*embeddedBroker, error) {
+func startBroker(addr string, topics protocol.Topics, controllerSecret string, lookup TokenLookup, groups GroupLookup, log *slog.Logger) (*embeddedBroker, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumMessageExpiryInterval = 0 // retained plans must not expire
 	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: log.With("part", "broker"), InlineClient: false})
-	if err := srv.AddHook(&accessHook{topics: topics, secret: controllerSecret, lookup: lookup, log: log}, nil); err != nil {
+	access := &accessHook{topics: topics, secret: controllerSecret, lookup: lookup, groups: groups, log: log, member: map[string]map[string]bool{}}
+	if err := srv.AddHook(access, nil); err != nil {
 		return nil, fmt.Errorf("broker hook: %w", err)
 	}
 	l := listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})
@@ -39,7 +45,7 @@ func startBroker(addr string, topics protocol.Topics, controllerSecret string, l
 	if err := srv.Serve(); err != nil {
 		return nil, fmt.Errorf("start broker: %w", err)
 	}
-	return &embeddedBroker{server: srv, listener: l}, nil
+	return &embeddedBroker{server: srv, listener: l, access: access}, nil
 }
 
 func (b *embeddedBroker) Addr() string { return b.listener.Address() }
@@ -52,7 +58,44 @@ type accessHook struct {
 	topics protocol.Topics
 	secret string
 	lookup TokenLookup
+	groups GroupLookup
 	log    *slog.Logger
+
+	// member caches each box's groups: mochi checks every delivery, and a
+	// plan goes to every box at once. forget drops what changed.
+	mu     sync.Mutex
+	member map[string]map[string]bool
+}
+
+// inGroup reports whether box id belongs to group g.
+func (h *accessHook) inGroup(id, g string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m, ok := h.member[id]
+	if !ok {
+		groups, err := h.groups(context.Background(), id)
+		if err != nil {
+			return false // unknown box, or the store failed: refuse, retry next time
+		}
+		m = map[string]bool{}
+		for _, x := range groups {
+			m[x] = true
+		}
+		h.member[id] = m
+	}
+	return m[g]
+}
+
+// forget drops the cached groups of ids (all boxes when none).
+func (h *accessHook) forget(ids ...string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(ids) == 0 {
+		clear(h.member)
+	}
+	for _, id := range ids {
+		delete(h.member, id)
+	}
 }
 
 func (h *accessHook) ID() string { return "loa-access" }
@@ -95,8 +138,10 @@ func (h *accessHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool 
 		return false
 	}
 	switch kind {
-	case protocol.TopicPlanAll, protocol.TopicPlanGroup:
-		return !strings.ContainsAny(arg, "+#")
+	case protocol.TopicPlanAll:
+		return true
+	case protocol.TopicPlanGroup: // its own villages' plans only
+		return !strings.ContainsAny(arg, "+#") && h.inGroup(user, arg)
 	case protocol.TopicPlanDevice, protocol.TopicDeviceConfig, protocol.TopicTimeResponse:
 		return arg == user
 	}

@@ -132,7 +132,7 @@ func (s *Service) Open(ctx context.Context) error {
 	brokerURL, user, pass := s.opts.BrokerURL, s.opts.BrokerUsername, s.opts.BrokerPassword
 	if brokerURL == "" {
 		secret := auth.NewToken()
-		b, err := startBroker(s.opts.MQTTListen, s.topics, secret, s.store.DeviceTokenHash, s.log)
+		b, err := startBroker(s.opts.MQTTListen, s.topics, secret, s.store.DeviceTokenHash, s.deviceGroups, s.log)
 		if err != nil {
 			return err
 		}
@@ -509,9 +509,20 @@ func targetDevices(target string, devices []store.Device) []string {
 	return ids
 }
 
+// deviceGroups is the broker's view of a box's groups (its ACL on group
+// plans).
+func (s *Service) deviceGroups(ctx context.Context, id string) ([]string, error) {
+	d, err := s.store.Device(ctx, id)
+	return d.Groups, err
+}
+
 // PublishConfigs publishes the retained config of the boxes named, or of
-// every registered box when none is named.
+// every registered box when none is named. Their groups may have changed:
+// the broker forgets what it knew of them.
 func (s *Service) PublishConfigs(ctx context.Context, ids ...string) error {
+	if s.broker != nil {
+		s.broker.access.forget(ids...)
+	}
 	var devices []store.Device
 	if len(ids) == 0 {
 		all, err := s.store.Devices(ctx)
@@ -547,6 +558,9 @@ func (s *Service) PublishConfigs(ctx context.Context, ids ...string) error {
 
 // ForgetDevice clears a removed box's retained config.
 func (s *Service) ForgetDevice(id string) error {
+	if s.broker != nil {
+		s.broker.access.forget(id)
+	}
 	tok := s.client.Publish(s.topics.DeviceConfig(id), 1, true, []byte{})
 	return waitToken(tok)
 }

@@ -320,6 +320,8 @@ func TestBoxKeptToItsOwnTopics(t *testing.T) {
 		topics.TimeResponse("loa-2"),
 		topics.DeviceState("loa-2"),
 		topics.DeviceEvents("loa-2"),
+		topics.PlanGroup("thon-2"), // another village's plan
+		topics.Root() + "/plan/group/+",
 		topics.Root() + "/device/+/config",
 		topics.Root() + "/#",
 		"#",
@@ -332,6 +334,9 @@ func TestBoxKeptToItsOwnTopics(t *testing.T) {
 	}
 	if code := subscribe(t, c, &b, topics.DeviceConfig("loa-1")); code >= 0x80 {
 		t.Fatalf("own config refused: %#x", code)
+	}
+	if code := subscribe(t, c, &b, topics.PlanGroup("thon-1")); code >= 0x80 {
+		t.Fatalf("own village's plan refused: %#x", code)
 	}
 	eventually(t, "own config", func() bool { return len(b.on(topics.DeviceConfig("loa-1"))) > 0 })
 
@@ -353,7 +358,7 @@ func TestBoxKeptToItsOwnTopics(t *testing.T) {
 	// (paho hands a message to every matching handler, refused filters
 	// included, so the own config may come more than once.)
 	for _, topic := range b.topics() {
-		if topic != topics.DeviceConfig("loa-1") {
+		if topic != topics.DeviceConfig("loa-1") && topic != topics.PlanGroup("thon-1") {
 			t.Errorf("loa-1 received a message on %s", topic)
 		}
 	}
