@@ -104,9 +104,18 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 		if i == 0 && speaker {
 			output = "alsa"
 		}
+		// The config `device add` made, as a technician copies it to the box
+		// (it holds the controller's public key); flags set the demo's paths.
+		if err := os.MkdirAll(boxDir, 0o755); err != nil {
+			return err
+		}
+		boxConfig := filepath.Join(boxDir, "agent.yaml")
+		if err := os.WriteFile(boxConfig, []byte(res.AgentConfig), 0o600); err != nil {
+			return err
+		}
 		cmd, err := startAgent(agentBin, boxDir, output, []string{
-			"--id", b.id, "--site", cfg.Site, "--broker", "tcp://" + ctrl.BrokerAddr(), "--server", server,
-			"--token", res.Token, "--cache", filepath.Join(boxDir, "cache"),
+			"--config", boxConfig, "--broker", "tcp://" + ctrl.BrokerAddr(), "--server", server,
+			"--cache", filepath.Join(boxDir, "cache"),
 		})
 		if err != nil {
 			return err
