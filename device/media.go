@@ -59,6 +59,9 @@ type fetchResult struct {
 	sha       string
 	err       error
 	permanent bool
+	// progressed is true when a failed attempt still added to the partial
+	// download: the link works, it is only cut now and then.
+	progressed bool
 }
 
 func (a *Agent) mediaDir() string            { return filepath.Join(a.cfg.Cache, "media") }
@@ -179,6 +182,11 @@ func (a *Agent) onFetched(r fetchResult) {
 		a.log.Error("media cannot be played", keySHA, r.sha, keyErr, r.err)
 	default:
 		ms.attempts++
+		if r.progressed {
+			// A link that cuts every few seconds but moves data is retried
+			// at once (well, at the shortest wait), not ever more slowly.
+			ms.attempts = 1
+		}
 		ms.lastErr = r.err.Error()
 		ms.nextTry = now.Add(backoff(ms.attempts))
 		a.log.Warn("media download failed; will retry", keySHA, r.sha, keyTry, ms.attempts, "retry_at", ms.nextTry, keyErr, r.err)
@@ -211,9 +219,11 @@ func (a *Agent) runFetcher(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case j := <-a.fetchReq:
+			before := a.partSize(j.sha)
 			perm, err := a.fetch(ctx, j)
+			progressed := err != nil && a.partSize(j.sha) > before
 			select {
-			case a.fetchRes <- fetchResult{sha: j.sha, err: err, permanent: perm}:
+			case a.fetchRes <- fetchResult{sha: j.sha, err: err, permanent: perm, progressed: progressed}:
 			case <-ctx.Done():
 				return
 			}
@@ -288,6 +298,15 @@ func (a *Agent) download(ctx context.Context, j fetchJob) error {
 		return err
 	}
 	return syncDir(a.mediaDir())
+}
+
+// partSize is how much of sha's partial download is on disk.
+func (a *Agent) partSize(sha string) int64 {
+	fi, err := os.Stat(a.mediaPath(sha) + partSuffix)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }
 
 // restart empties a partial download.

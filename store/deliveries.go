@@ -103,6 +103,12 @@ func recordEvent(ctx context.Context, tx *sql.Tx, device string, e protocol.Even
 		return err
 	}
 	if protocol.EventType(status).Final() && !e.Type.Final() {
+		if e.Type == protocol.EventPlaying && started == 0 {
+			// Resent out of order after the final answer: it still says
+			// when the item began.
+			_, err = tx.ExecContext(ctx, `UPDATE deliveries SET started_at = ? WHERE item = ? AND device_id = ?`, ms(e.At), e.Item, device)
+			return err
+		}
 		return nil
 	}
 	at := ms(e.At)

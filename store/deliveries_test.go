@@ -100,6 +100,28 @@ func TestRecordEventPreemptedThenResumed(t *testing.T) {
 	}
 }
 
+// TestRecordEventPlayingAfterPlayed: answers resent after a reconnect may
+// come in any order; a playing answer after the final one still gives the
+// start, and changes nothing else.
+func TestRecordEventPlayingAfterPlayed(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	addDevice(t, s, "loa-1")
+	it := item("a-1", t0)
+	for _, e := range []protocol.Event{
+		event(it, protocol.EventPlayed, t0.Add(2*time.Minute), ""),
+		event(it, protocol.EventPlaying, t0, ""),
+	} {
+		if err := s.RecordEvent(ctx, "loa-1", e, t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := report(t, s)[0]
+	if d.Status != "played" || !d.StartedAt.Equal(t0) || !d.FinishedAt.Equal(t0.Add(2*time.Minute)) {
+		t.Fatalf("%+v: want played, started at the late playing answer", d)
+	}
+}
+
 func TestRecordEventFailedKeepsReason(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t)
