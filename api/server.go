@@ -57,6 +57,9 @@ type Options struct {
 	// CAP maps CAP alerts to emergencies.
 	CAP capxml.Config
 	Now func() time.Time
+
+	// Limits bound each client's request rate (ratelimit.go).
+	Limits Limits
 }
 
 // Server serves the HTTP API.
@@ -67,6 +70,8 @@ type Server struct {
 	bc    Broadcaster
 	log   *slog.Logger
 	mux   *http.ServeMux
+
+	limits *rateLimits // ratelimit.go
 }
 
 // NewServer wires the handlers.
@@ -80,7 +85,7 @@ func NewServer(opts Options, st *store.Store, ms *media.Store, bc Broadcaster, l
 	if opts.EmergencyValidity <= 0 {
 		opts.EmergencyValidity = time.Hour
 	}
-	s := &Server{opts: opts, store: st, media: ms, bc: bc, log: log, mux: http.NewServeMux()}
+	s := &Server{opts: opts, store: st, media: ms, bc: bc, log: log, mux: http.NewServeMux(), limits: newRateLimits(opts.Limits, log)}
 	// Every route and the least role it needs (see auth.Role: admin ⊇
 	// operator ⊇ viewer; trigger only posts alerts, which operator and admin
 	// may also do). docs/design.md lists the same table.
@@ -127,8 +132,12 @@ func NewServer(opts Options, st *store.Store, ms *media.Store, bc Broadcaster, l
 	return s
 }
 
-// ServeHTTP serves the API.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP serves the API to clients within their rate limits.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.admit(w, r) {
+		s.mux.ServeHTTP(w, r)
+	}
+}
 
 // httpError is an error with the status to answer.
 type httpError struct {

@@ -3,10 +3,17 @@ package broadcaster
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"math"
+	"net"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -14,6 +21,7 @@ import (
 
 	"github.com/loa-commune/loa/auth"
 	"github.com/loa-commune/loa/protocol"
+	"github.com/loa-commune/loa/triggers"
 )
 
 // TokenLookup returns the stored token hash of a device.
@@ -28,15 +36,34 @@ type embeddedBroker struct {
 	server   *mqtt.Server
 	listener *listeners.TCP
 	access   *accessHook
+	limits   *limitHook
 }
+
+// maxPacketBytes bounds every packet the embedded broker reads, before it
+// sets memory aside for it; a client that sends a bigger one is
+// disconnected. The largest packets are the controller's plans (at most
+// protocol.MaxPayload, or boxes refuse them) with their topic and
+// properties; what boxes and sensors may send is bounded far lower, by
+// Limits.MaxMessageBytes.
+const maxPacketBytes = protocol.MaxPayload + 64<<10
 
 func startBroker(addr string, topics protocol.Topics, controllerSecret string, lookup TokenLookup, groups GroupLookup, log *slog.Logger) (*embeddedBroker, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumMessageExpiryInterval = 0 // retained plans must not expire
-	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: log.With("part", "broker"), InlineClient: false})
-	access := &accessHook{topics: topics, secret: controllerSecret, lookup: lookup, groups: groups, log: log, member: map[string]map[string]bool{}}
+	caps.MaximumPacketSize = maxPacketBytes
+	every := DefaultLimits().LogEvery
+	conns := newDropLog(log, "broker closed a connection", "broker closed connections", every)
+	srvLog := slog.New(&connLogHandler{Handler: log.With("part", "broker").Handler(), conns: conns})
+	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: srvLog, InlineClient: false})
+	refused := newDropLog(log, "broker refused a client", "broker refused clients", every)
+	access := &accessHook{topics: topics, secret: controllerSecret, lookup: lookup, groups: groups, log: log, member: map[string]map[string]bool{},
+		refused: refused}
 	if err := srv.AddHook(access, nil); err != nil {
 		return nil, fmt.Errorf("broker hook: %w", err)
+	}
+	limits := newLimitHook(topics, DefaultLimits(), log, refused, conns)
+	if err := srv.AddHook(limits, nil); err != nil {
+		return nil, fmt.Errorf("broker limits hook: %w", err)
 	}
 	l := listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})
 	if err := srv.AddListener(l); err != nil {
@@ -45,11 +72,12 @@ func startBroker(addr string, topics protocol.Topics, controllerSecret string, l
 	if err := srv.Serve(); err != nil {
 		return nil, fmt.Errorf("start broker: %w", err)
 	}
-	return &embeddedBroker{server: srv, listener: l, access: access}, nil
+	return &embeddedBroker{server: srv, listener: l, access: access, limits: limits}, nil
 }
 
 func (b *embeddedBroker) Addr() string { return b.listener.Address() }
 
+// Close stops the broker; its hooks' Stop logs the last drop summaries.
 func (b *embeddedBroker) Close() error { return b.server.Close() }
 
 // accessHook authenticates clients and keeps each box to its own topics.
@@ -60,6 +88,10 @@ type accessHook struct {
 	lookup TokenLookup
 	groups GroupLookup
 	log    *slog.Logger
+
+	// refused logs refused clients: a storm of reconnects with bad
+	// credentials is summarised, not logged once per attempt.
+	refused *dropLog
 
 	// member caches each box's groups: mochi checks every delivery, and a
 	// plan goes to every box at once. forget drops what changed.
@@ -110,12 +142,12 @@ func (h *accessHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) b
 		return auth.Equal(pass, h.secret)
 	}
 	if protocol.ValidName(user) != nil {
-		h.log.Warn("broker refused a client with a bad username", "remote", cl.Net.Remote)
+		h.refused.add("from "+hostOf(cl.Net.Remote), dropBadUsername, nil)
 		return false
 	}
 	hash, err := h.lookup(context.Background(), user)
 	if err != nil || !auth.Check(pass, hash) {
-		h.log.Warn("broker refused a client", "device", user, "remote", cl.Net.Remote)
+		h.refused.add(user+" from "+hostOf(cl.Net.Remote), dropBadCredentials, nil)
 		return false
 	}
 	return true
@@ -146,4 +178,421 @@ func (h *accessHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool 
 		return arg == user
 	}
 	return false
+}
+
+// Limits bound what one box or sensor may publish through the embedded
+// broker. What is over them, or what the controller would refuse anyway
+// (a payload that does not decode), is dropped in the broker: it never
+// reaches the controller's client, is never retained, and is logged as one
+// summary line per LogEvery, not one line per message.
+type Limits struct {
+	// MessagesPerSec and MessageBurst are each client's rate over all its
+	// topics: a box sends a heartbeat every 30 s, a burst of 8 time
+	// requests a minute and a few events per item, but after a day offline
+	// it sends its whole outbox at once.
+	MessagesPerSec float64 `yaml:"messages_per_sec"`
+	MessageBurst   int     `yaml:"message_burst"`
+	// ReadingsPerSec and ReadingBurst are each sensor's rate on its trigger
+	// topic; readings over it are dropped (a newer one follows).
+	ReadingsPerSec float64 `yaml:"readings_per_sec"`
+	ReadingBurst   int     `yaml:"reading_burst"`
+	// MaxMessageBytes is the largest payload a box or sensor may publish;
+	// their messages are well under a kilobyte.
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// LogEvery: the first drop is logged at once, then at most one summary
+	// line per LogEvery while drops go on.
+	LogEvery time.Duration `yaml:"log_every"`
+}
+
+// DefaultLimits are many times what a working box or sensor sends.
+func DefaultLimits() Limits {
+	return Limits{
+		MessagesPerSec: 10, MessageBurst: 500,
+		ReadingsPerSec: 1, ReadingBurst: 10,
+		MaxMessageBytes: 64 << 10,
+		LogEvery:        time.Minute,
+	}
+}
+
+// Validate checks every limit; the error names the field.
+func (l Limits) Validate() error {
+	var errs []error
+	for _, r := range []struct {
+		name string
+		v    float64
+	}{{"messages_per_sec", l.MessagesPerSec}, {"readings_per_sec", l.ReadingsPerSec}} {
+		if !(r.v > 0) || math.IsInf(r.v, 0) {
+			errs = append(errs, fmt.Errorf("%s: %v is not a positive number", r.name, r.v))
+		}
+	}
+	for _, b := range []struct {
+		name string
+		v    int
+	}{{"message_burst", l.MessageBurst}, {"reading_burst", l.ReadingBurst}} {
+		if b.v < 1 {
+			errs = append(errs, fmt.Errorf("%s: %d is less than 1", b.name, b.v))
+		}
+	}
+	if l.MaxMessageBytes < 1 || l.MaxMessageBytes > protocol.MaxPayload {
+		errs = append(errs, fmt.Errorf("max_message_bytes: %d is not within 1..%d", l.MaxMessageBytes, protocol.MaxPayload))
+	}
+	if l.LogEvery < time.Second {
+		errs = append(errs, fmt.Errorf("log_every: %v is shorter than 1s", l.LogEvery))
+	}
+	return errors.Join(errs...)
+}
+
+// SetBrokerLimits changes the embedded broker's limits (DefaultLimits until
+// then). With an external broker it does nothing: configure that broker.
+// Call it after Open.
+func (s *Service) SetBrokerLimits(l Limits) error {
+	if err := l.Validate(); err != nil {
+		return err
+	}
+	if s.broker != nil {
+		s.broker.limits.set(l)
+	}
+	return nil
+}
+
+// hostOf is the host of a remote address: a client reconnecting from new
+// ports is still one client.
+func hostOf(remote string) string {
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		return host
+	}
+	return remote
+}
+
+// Reasons a message, a client or a connection was dropped, as the logs
+// name them.
+const (
+	dropOverRate       = "over_rate"
+	dropReadingsRate   = "readings_over_rate"
+	dropOversized      = "oversized"
+	dropMalformed      = "malformed"
+	dropBadUsername    = "bad_username"
+	dropBadCredentials = "bad_credentials"
+	dropPacketTooLarge = "packet_too_large"
+	dropBadConnect     = "bad_connect"
+	dropConnError      = "connection_error"
+)
+
+// connLogHandler passes the broker's log on, but for the line mochi writes
+// for every connection that ends in an error (level WARN, no message): a
+// flood of junk connections would repeat it, so those go to a dropLog.
+// Refused logins are left out: the access hook logs them.
+type connLogHandler struct {
+	slog.Handler
+	conns *dropLog
+}
+
+func (h *connLogHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level != slog.LevelWarn || r.Message != "" {
+		return h.Handler.Handle(ctx, r)
+	}
+	var err string
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "error" {
+			err = a.Value.String()
+		}
+		return true
+	})
+	switch {
+	case strings.Contains(err, packets.ErrBadUsernameOrPassword.Reason):
+	case strings.Contains(err, packets.ErrPacketTooLarge.Reason):
+		h.conns.add("", dropPacketTooLarge, errors.New(err))
+	case strings.HasPrefix(err, "read connection"):
+		h.conns.add("", dropBadConnect, errors.New(err))
+	default:
+		h.conns.add("", dropConnError, errors.New(err))
+	}
+	return nil
+}
+
+func (h *connLogHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &connLogHandler{Handler: h.Handler.WithAttrs(as), conns: h.conns}
+}
+
+func (h *connLogHandler) WithGroup(name string) slog.Handler {
+	return &connLogHandler{Handler: h.Handler.WithGroup(name), conns: h.conns}
+}
+
+// limitHook drops what boxes and sensors publish over their Limits, and
+// what does not decode, before the broker delivers or retains it.
+type limitHook struct {
+	mqtt.HookBase
+	topics  protocol.Topics
+	site    string
+	limits  atomic.Pointer[Limits]
+	now     func() time.Time
+	drops   *dropLog
+	refused *dropLog // the access hook's, stopped with this one
+	conns   *dropLog // the broker's log's, likewise
+
+	mu      sync.Mutex
+	clients map[string]*clientRate // by username: one box, however many connections
+	swept   time.Time
+}
+
+// clientRate is one client's token buckets.
+type clientRate struct {
+	all, readings tokenBucket
+	seen          time.Time
+}
+
+// tokenBucket holds tokens, refilled at a rate up to a burst.
+type tokenBucket struct {
+	tokens float64
+	at     time.Time
+}
+
+// take refills the bucket to now and takes a token if there is one.
+func (b *tokenBucket) take(now time.Time, perSec float64, burst int) bool {
+	if b.at.IsZero() {
+		b.tokens, b.at = float64(burst), now
+	} else if dt := now.Sub(b.at); dt > 0 {
+		b.tokens, b.at = min(float64(burst), b.tokens+dt.Seconds()*perSec), now
+	}
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+func newLimitHook(topics protocol.Topics, l Limits, log *slog.Logger, refused, conns *dropLog) *limitHook {
+	h := &limitHook{
+		topics: topics, site: strings.TrimPrefix(topics.Root(), "loa/"), now: time.Now,
+		drops:   newDropLog(log, "broker dropped a message from a box", "broker dropped messages from boxes", l.LogEvery),
+		refused: refused, conns: conns,
+		clients: map[string]*clientRate{},
+	}
+	h.limits.Store(&l)
+	return h
+}
+
+func (h *limitHook) set(l Limits) {
+	h.limits.Store(&l)
+	for _, d := range []*dropLog{h.drops, h.refused, h.conns} {
+		d.setEvery(l.LogEvery)
+	}
+}
+
+func (h *limitHook) ID() string { return "loa-limits" }
+
+func (h *limitHook) Provides(b byte) bool { return b == mqtt.OnPublish }
+
+// Stop logs the last summaries when the broker stops.
+func (h *limitHook) Stop() error {
+	for _, d := range []*dropLog{h.drops, h.refused, h.conns} {
+		d.stop()
+	}
+	return nil
+}
+
+// OnPublish runs after the ACL check, so the topic is the client's own.
+// Cheap checks come first, so a flood costs little: size, then rate, then
+// decoding. A dropped message is acknowledged (the client need not send it
+// again), except an answer-back event over the rate: that one is left
+// unacknowledged, so the box keeps it in its outbox and sends it again on
+// its next connection.
+func (h *limitHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	user := string(cl.Properties.Username)
+	if cl.Net.Inline || user == auth.ControllerUser {
+		return pk, nil
+	}
+	l := h.limits.Load()
+	kind, _, err := h.topics.Parse(pk.TopicName)
+	if err != nil {
+		return pk, nil // the ACL check refuses it
+	}
+	if len(pk.Payload) > l.MaxMessageBytes {
+		h.drops.add(user, dropOversized, fmt.Errorf("%d bytes on %s, more than %d", len(pk.Payload), kind, l.MaxMessageBytes))
+		return pk, packets.CodeSuccessIgnore
+	}
+	if reason := h.take(user, kind == protocol.TopicTrigger, l); reason != "" {
+		h.drops.add(user, reason, nil)
+		if kind == protocol.TopicDeviceEvents && pk.FixedHeader.Qos > 0 {
+			return pk, packets.ErrRejectPacket
+		}
+		return pk, packets.CodeSuccessIgnore
+	}
+	if len(pk.Payload) == 0 {
+		return pk, nil // clears a retained message; the controller ignores it
+	}
+	if err := h.decode(kind, pk.Payload); err != nil {
+		h.drops.add(user, dropMalformed, fmt.Errorf("%s: %w", kind, err))
+		return pk, packets.CodeSuccessIgnore
+	}
+	return pk, nil
+}
+
+// take takes a token for a message of user, and one for a reading on its
+// trigger topic; it returns why not, or "".
+func (h *limitHook) take(user string, reading bool, l *Limits) string {
+	now := h.now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.sweep(now, l)
+	c := h.clients[user]
+	if c == nil {
+		c = &clientRate{}
+		h.clients[user] = c
+	}
+	c.seen = now
+	if reading && !c.readings.take(now, l.ReadingsPerSec, l.ReadingBurst) {
+		return dropReadingsRate
+	}
+	if !c.all.take(now, l.MessagesPerSec, l.MessageBurst) {
+		return dropOverRate
+	}
+	return ""
+}
+
+// sweep drops, at most once a minute, the buckets of clients idle for so
+// long that they are full again: a fresh bucket is the same.
+func (h *limitHook) sweep(now time.Time, l *Limits) {
+	if now.Sub(h.swept) < time.Minute {
+		return
+	}
+	h.swept = now
+	idle := time.Duration(max(float64(l.MessageBurst)/l.MessagesPerSec, float64(l.ReadingBurst)/l.ReadingsPerSec) * float64(time.Second))
+	for user, c := range h.clients {
+		if now.Sub(c.seen) > idle {
+			delete(h.clients, user)
+		}
+	}
+}
+
+// decode checks a payload as the controller's ingest (and, for readings,
+// its sensors) will: what fails here would only be logged and dropped there.
+func (h *limitHook) decode(kind protocol.TopicKind, payload []byte) error {
+	var err error
+	switch kind {
+	case protocol.TopicDeviceState:
+		_, err = protocol.Decode(payload, h.site, protocol.KindState, &protocol.State{})
+	case protocol.TopicDeviceEvents:
+		_, err = protocol.Decode(payload, h.site, protocol.KindEvent, &protocol.Event{})
+	case protocol.TopicTimeRequest:
+		_, err = protocol.Decode(payload, h.site, protocol.KindTimeRequest, &protocol.TimeRequest{})
+	case protocol.TopicTrigger:
+		_, err = triggers.DecodeReading(payload, h.site)
+	}
+	return err
+}
+
+// dropLog logs what the broker dropped or refused: the first at once (with
+// its reason), then, while more follow, one summary line per interval with
+// the counts by reason and the client that sent the most — never one line
+// per message.
+type dropLog struct {
+	log          *slog.Logger
+	first, after string // the messages of the first line and of summaries
+
+	mu       sync.Mutex
+	every    time.Duration
+	timer    *time.Timer // set while drops are being counted
+	stopped  bool
+	total    int
+	byReason map[string]int
+	byClient map[string]int
+	lastErr  error
+}
+
+// maxClientsCounted bounds the clients a summary counts one by one.
+const maxClientsCounted = 1000
+
+func newDropLog(log *slog.Logger, first, after string, every time.Duration) *dropLog {
+	return &dropLog{log: log, first: first, after: after, every: every}
+}
+
+func (d *dropLog) setEvery(every time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.every = every
+}
+
+func (d *dropLog) add(client, reason string, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return
+	}
+	if d.timer == nil {
+		args := []any{"reason", reason}
+		if client != "" {
+			args = append(args, "client", client)
+		}
+		if err != nil {
+			args = append(args, "err", err)
+		}
+		d.log.Warn(d.first, append(args, "then", "a summary every "+d.every.String())...)
+		d.timer = time.AfterFunc(d.every, d.flush)
+		return
+	}
+	if d.byReason == nil {
+		d.byReason, d.byClient = map[string]int{}, map[string]int{}
+	}
+	d.total++
+	d.byReason[reason]++
+	if _, ok := d.byClient[client]; client != "" && (ok || len(d.byClient) < maxClientsCounted) {
+		d.byClient[client]++
+	}
+	if err != nil {
+		d.lastErr = err
+	}
+}
+
+func (d *dropLog) flush() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return
+	}
+	if d.summarise() {
+		d.timer.Reset(d.every)
+	} else {
+		d.timer = nil // the next drop is logged at once
+	}
+}
+
+// summarise logs and resets the counts; false when there were none.
+func (d *dropLog) summarise() bool {
+	if d.total == 0 {
+		return false
+	}
+	args := []any{"count", d.total}
+	for _, r := range slices.Sorted(maps.Keys(d.byReason)) { // a few fixed reasons
+		args = append(args, r, d.byReason[r])
+	}
+	most, n := "", 0
+	for c, k := range d.byClient {
+		if k > n || (k == n && c < most) {
+			most, n = c, k
+		}
+	}
+	if n > 0 {
+		args = append(args, "clients", len(d.byClient), "most", most, "most_count", n)
+	}
+	if d.lastErr != nil {
+		args = append(args, "last_err", d.lastErr)
+	}
+	d.log.Warn(d.after, args...)
+	d.total, d.byReason, d.byClient, d.lastErr = 0, nil, nil, nil
+	return true
+}
+
+// stop logs what is left and stops the timer.
+func (d *dropLog) stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return
+	}
+	d.stopped = true
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+	d.summarise()
 }

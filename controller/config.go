@@ -12,6 +12,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/loa-commune/loa/api"
+	"github.com/loa-commune/loa/broadcaster"
 	capxml "github.com/loa-commune/loa/cap"
 	"github.com/loa-commune/loa/protocol"
 	"github.com/loa-commune/loa/triggers"
@@ -52,6 +54,11 @@ type Config struct {
 	CAP capxml.Config `yaml:"cap"`
 	// Triggers are the sensor rules that start and cancel emergencies.
 	Triggers []triggers.Rule `yaml:"triggers"`
+	// HTTPLimits bound each client's API requests (per token, box or
+	// address) and how long a request body may take; MQTTLimits what each
+	// box or sensor may publish through the embedded broker.
+	HTTPLimits api.Limits         `yaml:"http_limits"`
+	MQTTLimits broadcaster.Limits `yaml:"mqtt_limits"`
 }
 
 // Defaults returns the configuration of a controller run with no options.
@@ -65,6 +72,8 @@ func Defaults() Config {
 		AllClearText:      "Đã hết báo động. Bà con trở lại sinh hoạt bình thường.",
 		TTS:               tts.DefaultOptions(),
 		CAP:               capxml.DefaultConfig(),
+		HTTPLimits:        api.DefaultLimits(),
+		MQTTLimits:        broadcaster.DefaultLimits(),
 	}
 }
 
@@ -163,6 +172,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxMediaMinutes <= 0 {
 		return bad("max_media_minutes", "%d must be positive", c.MaxMediaMinutes)
+	}
+	if err := c.HTTPLimits.Validate(); err != nil {
+		return &FieldError{Field: "http_limits", Err: err}
+	}
+	if err := c.MQTTLimits.Validate(); err != nil {
+		return &FieldError{Field: "mqtt_limits", Err: err}
 	}
 	return nil
 }

@@ -88,13 +88,16 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 	if err = c.bc.Open(ctx); err != nil {
 		return c, err
 	}
+	if err = c.bc.SetBrokerLimits(cfg.MQTTLimits); err != nil {
+		return c, err
+	}
 	serverURL, brokerURL := cfg.publicURLs(c.httpLn.Addr().String(), c.bc.BrokerAddr())
 	handler := api.NewServer(api.Options{
 		Site: cfg.Site, AdminToken: c.adminToken, BrokerURL: brokerURL, ServerURL: serverURL, Keys: c.keys,
 		DefaultVolume: cfg.DefaultVolume, Validity: cfg.Validity,
 		StaleAfter:        time.Duration(3*cfg.HeartbeatSec+10) * time.Second,
 		EmergencyValidity: cfg.EmergencyValidity, Speech: tts.New(cfg.TTS),
-		ExerciseNotice: cfg.ExerciseNotice, AllClearText: cfg.AllClearText, CAP: cfg.CAP,
+		ExerciseNotice: cfg.ExerciseNotice, AllClearText: cfg.AllClearText, CAP: cfg.CAP, Limits: cfg.HTTPLimits,
 	}, c.store, ms, c.bc, log.With("part", "api"))
 	sn, err := newSensors(cfg.Site, cfg.Triggers, handler, c.store, log.With("part", "sensors"))
 	if err != nil {

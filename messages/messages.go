@@ -63,6 +63,7 @@ const (
 	BrokerNoDatabase  Key = "broker_no_database"
 	BrokerLeftOut     Key = "broker_left_out"
 	BrokerWrongData   Key = "broker_wrong_data"
+	RateLimited       Key = "rate_limited"
 )
 
 var english = map[Key]string{
@@ -118,6 +119,7 @@ var english = map[Key]string{
 	BrokerNoDatabase:  "warning: no controller database at %s yet, so only the controller user was written: run this again once `loa serve` has started and boxes are added (--data is the controller's data folder)",
 	BrokerLeftOut:     "warning: left out %s: no broker password is stored for them (registered before Loa kept one), so they cannot connect through this broker; remove and add them again (`loa device rm ID`, `loa device add ID`) and install their new agent configs",
 	BrokerWrongData:   "no controller database at %s, yet %s already lets %d boxes in: nothing was written (point --data at the controller's data folder)",
+	RateLimited:       "too many requests: wait %d s and try again (the controller limits each token, box and address so that none can crowd out the others)",
 }
 
 var vietnamese = map[Key]string{
@@ -144,6 +146,7 @@ var vietnamese = map[Key]string{
 	BadExpiry:         "thời hạn phải là một khoảng thời gian dương như 720h (30 ngày), không phải %q",
 	NoKeyRotation:     "không có việc đổi khoá nào đang diễn ra: bắt đầu bằng `loa key rotate`",
 	KeyBoxesWaiting:   "%d hộp chưa liên lạc từ khi bắt đầu đổi khoá nên có thể chưa biết khoá mới: %v. Chờ các hộp trực tuyến, hoặc dùng --force rồi cấu hình lại các hộp đó",
+	RateLimited:       "quá nhiều yêu cầu: chờ %d giây rồi thử lại (máy chủ giới hạn số yêu cầu của mỗi mã, mỗi loa và mỗi địa chỉ để không nơi nào lấn át các nơi khác)",
 }
 
 // T formats the message for key in the language chosen by LOA_LANG
