@@ -53,6 +53,11 @@ func (b *fakeBroadcaster) ForgetDevice(id string) error {
 	return nil
 }
 
+func (b *fakeBroadcaster) RepublishAll(ctx context.Context) error {
+	b.Replan()
+	return b.PublishConfigs(ctx)
+}
+
 func (b *fakeBroadcaster) Scheduler() *scheduler.Scheduler { return b.sched }
 
 func (b *fakeBroadcaster) counts() (replans, configs int) {

@@ -104,13 +104,14 @@ func (s *Server) finishKeys(w http.ResponseWriter, r *http.Request) error {
 	return s.keysChanged(w, r)
 }
 
-// keysChanged republishes every box's config (signed with the keys now in
-// use, listing the keys to trust) and answers with the new state.
+// keysChanged republishes every config (listing the keys to trust) and
+// every plan, signed with the keys now in use: a retained plan signed only
+// by a dropped key would be refused by a box that connects later. It
+// answers with the new state.
 func (s *Server) keysChanged(w http.ResponseWriter, r *http.Request) error {
-	if err := s.bc.PublishConfigs(r.Context()); err != nil {
+	if err := s.bc.RepublishAll(r.Context()); err != nil {
 		return err
 	}
-	s.bc.Replan()
 	info, err := s.keysInfo(r)
 	if err != nil {
 		return err

@@ -24,6 +24,9 @@ type Broadcaster interface {
 	Replan()
 	PublishConfigs(ctx context.Context, ids ...string) error
 	ForgetDevice(id string) error
+	// RepublishAll signs and publishes every config and plan again (the
+	// signing keys changed).
+	RepublishAll(ctx context.Context) error
 	Scheduler() *scheduler.Scheduler
 }
 
@@ -35,6 +38,12 @@ type Options struct {
 	// into the agent configs that `loa device add` writes.
 	BrokerURL string
 	ServerURL string
+	// CAPEM is the certificate authority (PEM) boxes trust to reach the
+	// controller over TLS; agent configs carry it as ca_pem. Empty: none.
+	CAPEM string
+	// ClientCertRequired: the broker lets in only boxes with a client
+	// certificate; agent configs say how to give one.
+	ClientCertRequired bool
 	// Keys are the controller's signing keys: their public halves go into
 	// agent configs, and admins rotate them. Nil in tests of other parts.
 	Keys          KeyManager

@@ -3,6 +3,7 @@ package broadcaster
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +35,13 @@ type Options struct {
 	BrokerURL      string
 	BrokerUsername string
 	BrokerPassword string
+	// MQTTTLS makes the embedded broker listen with TLS (ssl://); nil:
+	// plain TCP.
+	MQTTTLS *tls.Config
+	// ClientTLS is the TLS configuration of the controller's own MQTT
+	// client, for an ssl:// broker: the embedded one under MQTTTLS, or an
+	// external one (nil: the system's roots).
+	ClientTLS *tls.Config
 
 	// MediaURL is the controller's base URL as boxes reach it.
 	MediaURL        string
@@ -132,12 +140,16 @@ func (s *Service) Open(ctx context.Context) error {
 	brokerURL, user, pass := s.opts.BrokerURL, s.opts.BrokerUsername, s.opts.BrokerPassword
 	if brokerURL == "" {
 		secret := auth.NewToken()
-		b, err := startBroker(s.opts.MQTTListen, s.topics, secret, s.store.DeviceTokenHash, s.deviceGroups, s.log)
+		b, err := startBroker(s.opts.MQTTListen, s.opts.MQTTTLS, s.topics, secret, s.store.DeviceTokenHash, s.deviceGroups, s.log)
 		if err != nil {
 			return err
 		}
 		s.broker = b
-		brokerURL, user, pass = "tcp://"+loopbackOf(b.Addr()), auth.ControllerUser, secret
+		scheme := "tcp://"
+		if s.opts.MQTTTLS != nil {
+			scheme = "ssl://"
+		}
+		brokerURL, user, pass = scheme+loopbackOf(b.Addr()), auth.ControllerUser, secret
 	}
 	if user == "" {
 		user = auth.ControllerUser
@@ -148,6 +160,9 @@ func (s *Service) Open(ctx context.Context) error {
 		SetMaxReconnectInterval(10 * time.Second).SetKeepAlive(30 * time.Second).
 		SetOnConnectHandler(func(c paho.Client) { s.onConnect(c) }).
 		SetConnectionLostHandler(func(_ paho.Client, err error) { s.log.Warn("lost the MQTT broker, reconnecting", "err", err) })
+	if s.opts.ClientTLS != nil {
+		co.SetTLSConfig(s.opts.ClientTLS)
+	}
 	s.client = paho.NewClient(co)
 	tok := s.client.Connect()
 	if !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
@@ -219,7 +234,9 @@ func (s *Service) onConnect(c paho.Client) {
 			}
 			if err == nil {
 				if again {
-					s.republish()
+					if err := s.RepublishAll(s.ctx); err != nil {
+						s.log.Error("publish configs again after reconnecting", "err", err)
+					}
 				}
 				return
 			}
@@ -234,17 +251,17 @@ func (s *Service) onConnect(c paho.Client) {
 	s.log.Info("connected to the MQTT broker")
 }
 
-// republish sends every retained config and plan again after a reconnect:
-// a broker restarted without persistence has lost them, and a box that
-// connects to it then would get nothing.
-func (s *Service) republish() {
+// RepublishAll sends every retained config and plan again, signed with
+// the current keys: after a reconnect (a broker restarted without
+// persistence has lost them, and a box that connects then would get
+// nothing) and after a key change (a box would refuse a plan signed only
+// by a dropped key).
+func (s *Service) RepublishAll(ctx context.Context) error {
 	s.mu.Lock()
 	clear(s.published)
 	s.mu.Unlock()
-	if err := s.PublishConfigs(s.ctx); err != nil {
-		s.log.Error("publish configs again after reconnecting", "err", err)
-	}
-	s.Replan()
+	defer s.Replan()
+	return s.PublishConfigs(ctx)
 }
 
 // Replan asks the planning loop to recompute and publish plans soon. It

@@ -203,12 +203,18 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatalf("after the rotation the box did not play: %+v", c.report(a))
 	}
 	// Restarted with the same old config file, it still trusts the new key.
-	first.Process.Signal(syscall.SIGTERM)
-	first.Wait()
+	first.Process.Signal(syscall.SIGTERM) // the harness reaps it
+	eventually(t, 20*time.Second, "the box to stop", func() bool { return !c.status()["box-1"].Online })
 	box()
 	c.waitOnline("box-1")
 	if a := announce(); c.report(a)["box-1"].Status != "played" {
 		t.Fatalf("after a restart the box did not play: %+v", c.report(a))
+	}
+	// Every retained plan was signed again: the box refused nothing.
+	for _, e := range c.audit() {
+		if e.Action == "box.rejected" {
+			t.Errorf("the box rejected a genuine message: %s", e.Details)
+		}
 	}
 	if b, _ := os.ReadFile(cfg); !strings.Contains(string(b), old) || strings.Contains(string(b), next) {
 		t.Fatal("the box's config file changed; the test means the box to keep its old one")
