@@ -3,6 +3,7 @@ package broadcaster
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,7 +48,8 @@ type embeddedBroker struct {
 // Limits.MaxMessageBytes.
 const maxPacketBytes = protocol.MaxPayload + 64<<10
 
-func startBroker(addr string, topics protocol.Topics, controllerSecret string, lookup TokenLookup, groups GroupLookup, log *slog.Logger) (*embeddedBroker, error) {
+// startBroker starts mochi on addr; with tlsConf, the listener speaks TLS.
+func startBroker(addr string, tlsConf *tls.Config, topics protocol.Topics, controllerSecret string, lookup TokenLookup, groups GroupLookup, log *slog.Logger) (*embeddedBroker, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumMessageExpiryInterval = 0 // retained plans must not expire
 	caps.MaximumPacketSize = maxPacketBytes
@@ -65,7 +67,7 @@ func startBroker(addr string, topics protocol.Topics, controllerSecret string, l
 	if err := srv.AddHook(limits, nil); err != nil {
 		return nil, fmt.Errorf("broker limits hook: %w", err)
 	}
-	l := listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})
+	l := listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr, TLSConfig: tlsConf})
 	if err := srv.AddListener(l); err != nil {
 		return nil, fmt.Errorf("listen for MQTT on %s: %w", addr, err)
 	}
