@@ -78,6 +78,16 @@ func (s *Server) agentConfig(id, token string) string {
 	fmt.Fprintf(&b, "# loa-agent config for box %s. Keep it secret: the token is this box's password.\n", id)
 	fmt.Fprintf(&b, "id: %s\nsite: %s\nbroker: %s\nserver: %s\ntoken: %s\n", id, s.opts.Site, s.opts.BrokerURL, s.opts.ServerURL, token)
 	b.WriteString("cache: /var/lib/loa-agent\noutput: alsa\n")
+	if ca := strings.TrimSpace(s.opts.CAPEM); ca != "" {
+		b.WriteString("# The certificate authority the box trusts for ssl:// and https://.\nca_pem: |\n")
+		for _, line := range strings.Split(ca, "\n") {
+			fmt.Fprintf(&b, "  %s\n", strings.TrimSpace(line))
+		}
+	}
+	if s.opts.ClientCertRequired {
+		fmt.Fprintf(&b, "# The broker wants this box's client certificate: make it with `loa pki box %s --dir PKI`\n", id)
+		fmt.Fprintf(&b, "# (where the CA is), copy both files to the box and set:\n# cert_file: /etc/loa-agent/box-%s.crt\n# key_file: /etc/loa-agent/box-%s.key\n", id, id)
+	}
 	if s.opts.Keys != nil {
 		b.WriteString("# The controller's public keys: the box obeys only messages they signed.\ncontroller_keys:\n")
 		for _, k := range s.opts.Keys.Trusted() {

@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +17,7 @@ import (
 	"github.com/loa-commune/loa/api"
 	"github.com/loa-commune/loa/broadcaster"
 	capxml "github.com/loa-commune/loa/cap"
+	"github.com/loa-commune/loa/pki"
 	"github.com/loa-commune/loa/protocol"
 	"github.com/loa-commune/loa/triggers"
 	"github.com/loa-commune/loa/tts"
@@ -59,6 +62,19 @@ type Config struct {
 	// box or sensor may publish through the embedded broker.
 	HTTPLimits api.Limits         `yaml:"http_limits"`
 	MQTTLimits broadcaster.Limits `yaml:"mqtt_limits"`
+	// TLSCert and TLSKey are the controller's certificate (PEM, its chain
+	// may follow) and key, as `loa pki init` writes them. Set, the HTTP API
+	// serves HTTPS and the embedded broker MQTT over TLS (ssl://).
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// TLSCA is the certificate authority boxes and the CLI trust: it goes
+	// into agent configs (ca_pem) and <data>/ca.crt. Empty: the last
+	// certificate of tls_cert's chain when it is a CA; else none (a
+	// certificate that boxes already trust).
+	TLSCA string `yaml:"tls_ca"`
+	// TLSClientCA makes the embedded broker let in only boxes with a client
+	// certificate this CA signed (`loa pki box ID`).
+	TLSClientCA string `yaml:"tls_client_ca"`
 }
 
 // Defaults returns the configuration of a controller run with no options.
@@ -93,12 +109,14 @@ func (c *Config) LoadFile(path string) error {
 	return nil
 }
 
-// LoadEnv applies LOA_SITE, LOA_DATA, LOA_HTTP, LOA_MQTT, LOA_BROKER and
-// LOA_TIMEZONE over c.
+// LoadEnv applies LOA_SITE, LOA_DATA, LOA_HTTP, LOA_MQTT, LOA_BROKER,
+// LOA_TIMEZONE, LOA_TLS_CERT, LOA_TLS_KEY, LOA_TLS_CA and LOA_TLS_CLIENT_CA
+// over c.
 func (c *Config) LoadEnv() {
 	for env, field := range map[string]*string{
 		"LOA_SITE": &c.Site, "LOA_DATA": &c.Data, "LOA_HTTP": &c.HTTP, "LOA_MQTT": &c.MQTT,
 		"LOA_BROKER": &c.Broker, "LOA_TIMEZONE": &c.Timezone,
+		"LOA_TLS_CERT": &c.TLSCert, "LOA_TLS_KEY": &c.TLSKey, "LOA_TLS_CA": &c.TLSCA, "LOA_TLS_CLIENT_CA": &c.TLSClientCA,
 	} {
 		if v, ok := os.LookupEnv(env); ok {
 			*field = v
@@ -179,6 +197,9 @@ func (c *Config) Validate() error {
 	if err := c.MQTTLimits.Validate(); err != nil {
 		return &FieldError{Field: "mqtt_limits", Err: err}
 	}
+	if _, err := c.loadTLS(); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -194,20 +215,119 @@ func validListen(addr string) bool {
 
 // publicURLs fills in how boxes reach the controller when not configured:
 // the listen ports on this machine's loopback (right for `loa demo`; a real
-// site sets public_server_url and public_broker_url).
+// site sets public_server_url and public_broker_url), https:// and ssl://
+// with TLS.
 func (c *Config) publicURLs(httpAddr, brokerAddr string) (server, broker string) {
 	server, broker = c.PublicServerURL, c.PublicBrokerURL
+	httpScheme, mqttScheme := "http", "tcp"
+	if c.TLSCert != "" {
+		httpScheme, mqttScheme = "https", "ssl"
+	}
 	if server == "" {
 		_, port, _ := net.SplitHostPort(httpAddr)
-		server = "http://127.0.0.1:" + port
+		server = httpScheme + "://127.0.0.1:" + port
 	}
 	if broker == "" {
 		if c.Broker != "" {
 			broker = c.Broker
 		} else {
 			_, port, _ := net.SplitHostPort(brokerAddr)
-			broker = "tcp://127.0.0.1:" + port
+			broker = mqttScheme + "://127.0.0.1:" + port
 		}
 	}
 	return server, broker
+}
+
+// tlsFiles is what the TLS settings name, read and checked.
+type tlsFiles struct {
+	cert tls.Certificate
+	leaf *x509.Certificate
+	// caPEM is the CA boxes and the CLI are told to trust, caPool the same
+	// as a pool; nil: none (boxes use their system's roots).
+	caPEM  []byte
+	caPool *x509.CertPool
+	// clientCAs sign the boxes' client certificates; nil: none needed.
+	clientCAs *x509.CertPool
+}
+
+// loadTLS reads and checks the TLS settings' files: nil without TLS. Its
+// errors are *FieldError.
+func (c *Config) loadTLS() (*tlsFiles, error) {
+	bad := func(field, format string, args ...any) error {
+		return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
+	}
+	if c.TLSCert == "" && c.TLSKey == "" {
+		if c.TLSCA != "" {
+			return nil, bad("tls_ca", "needs tls_cert and tls_key (the controller's certificate and key: `loa pki init` makes them)")
+		}
+		if c.TLSClientCA != "" {
+			return nil, bad("tls_client_ca", "needs tls_cert and tls_key (the controller's certificate and key: `loa pki init` makes them)")
+		}
+		return nil, nil
+	}
+	if c.TLSCert == "" {
+		return nil, bad("tls_cert", "empty while tls_key is set: give both (server.crt and server.key from `loa pki init`)")
+	}
+	if c.TLSKey == "" {
+		return nil, bad("tls_key", "empty while tls_cert is set: give both (server.crt and server.key from `loa pki init`)")
+	}
+	var f tlsFiles
+	var err error
+	if f.cert, err = tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+		return nil, bad("tls_cert", "load %s with the key %s: %w", c.TLSCert, c.TLSKey, err)
+	}
+	if f.leaf = f.cert.Leaf; f.leaf == nil {
+		if f.leaf, err = x509.ParseCertificate(f.cert.Certificate[0]); err != nil {
+			return nil, bad("tls_cert", "%s: %w", c.TLSCert, err)
+		}
+	}
+	chain := x509.NewCertPool()
+	for _, der := range f.cert.Certificate[1:] {
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, bad("tls_cert", "%s: %w", c.TLSCert, err)
+		}
+		chain.AddCert(cert)
+	}
+	if c.TLSCA != "" {
+		b, err := os.ReadFile(c.TLSCA)
+		if err != nil {
+			return nil, bad("tls_ca", "%w", err)
+		}
+		certs, err := pki.ParseCerts(b)
+		if err != nil {
+			return nil, bad("tls_ca", "%s: %w", c.TLSCA, err)
+		}
+		f.caPEM = pki.EncodeCerts(certs...)
+	} else if n := len(f.cert.Certificate); n > 1 {
+		// `loa pki init` puts the CA after the server's certificate.
+		if ca, err := x509.ParseCertificate(f.cert.Certificate[n-1]); err == nil && ca.IsCA {
+			f.caPEM = pki.EncodeCerts(ca)
+		}
+	}
+	if f.caPEM != nil {
+		f.caPool, _ = pki.PoolFromPEM(f.caPEM)
+		if _, err := f.leaf.Verify(x509.VerifyOptions{Roots: f.caPool, Intermediates: chain}); err != nil {
+			return nil, bad("tls_ca", "boxes would refuse %s with this CA: %w", c.TLSCert, err)
+		}
+	}
+	if c.TLSClientCA != "" {
+		if c.Broker != "" {
+			return nil, bad("tls_client_ca", "only the embedded broker checks client certificates: set them up in the external broker %s instead", c.Broker)
+		}
+		b, err := os.ReadFile(c.TLSClientCA)
+		if err != nil {
+			return nil, bad("tls_client_ca", "%w", err)
+		}
+		if f.clientCAs, err = pki.PoolFromPEM(b); err != nil {
+			return nil, bad("tls_client_ca", "%s: %w", c.TLSClientCA, err)
+		}
+	}
+	if u, err := url.Parse(c.PublicServerURL); c.PublicServerURL != "" && err == nil && u.Scheme == "http" {
+		return nil, bad("public_server_url", "%q is plain HTTP, but with tls_cert the API serves only HTTPS: use https://", c.PublicServerURL)
+	}
+	if u, err := url.Parse(c.PublicBrokerURL); c.Broker == "" && c.PublicBrokerURL != "" && err == nil && (u.Scheme == "tcp" || u.Scheme == "mqtt") {
+		return nil, bad("public_broker_url", "%q is plain MQTT, but with tls_cert the embedded broker speaks only TLS: use ssl://", c.PublicBrokerURL)
+	}
+	return &f, nil
 }

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/loa-commune/loa/auth"
 	"github.com/loa-commune/loa/broadcaster"
 	"github.com/loa-commune/loa/media"
+	"github.com/loa-commune/loa/pki"
 	"github.com/loa-commune/loa/signing"
 	"github.com/loa-commune/loa/store"
 	"github.com/loa-commune/loa/tts"
@@ -44,8 +46,19 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 		return nil, err
 	}
 	loc, _ := time.LoadLocation(cfg.Timezone)
+	tlsFiles, err := cfg.loadTLS()
+	if err != nil {
+		return nil, err
+	}
+	mqttTLS, clientTLS, err := brokerTLS(cfg, tlsFiles)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
 		return nil, fmt.Errorf("create data folder: %w", err)
+	}
+	if err := writeLocalCA(cfg.Data, tlsFiles); err != nil {
+		return nil, err
 	}
 	c = &Controller{cfg: cfg, log: log}
 	defer func() {
@@ -76,6 +89,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 	c.bc = broadcaster.New(broadcaster.Options{
 		Site: cfg.Site, Location: loc, Horizon: cfg.Horizon, MQTTListen: cfg.MQTT,
 		BrokerURL: cfg.Broker, BrokerUsername: cfg.BrokerUsername, BrokerPassword: cfg.BrokerPassword,
+		MQTTTLS: mqttTLS, ClientTLS: clientTLS,
 		HeartbeatSec: cfg.HeartbeatSec, EmergencyVolume: cfg.EmergencyVolume, Keys: c.keys,
 		OnTrigger: func(source string, payload []byte) {
 			if sn := c.sensors.Load(); sn != nil { // nil until the API exists, a moment after connecting
@@ -92,7 +106,12 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 		return c, err
 	}
 	serverURL, brokerURL := cfg.publicURLs(c.httpLn.Addr().String(), c.bc.BrokerAddr())
+	var caPEM string
+	if tlsFiles != nil {
+		caPEM = string(tlsFiles.caPEM)
+	}
 	handler := api.NewServer(api.Options{
+		CAPEM: caPEM, ClientCertRequired: tlsFiles != nil && tlsFiles.clientCAs != nil,
 		Site: cfg.Site, AdminToken: c.adminToken, BrokerURL: brokerURL, ServerURL: serverURL, Keys: c.keys,
 		DefaultVolume: cfg.DefaultVolume, Validity: cfg.Validity,
 		StaleAfter:        time.Duration(3*cfg.HeartbeatSec+10) * time.Second,
@@ -115,16 +134,71 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 	}()
 	c.sensors.Store(sn)
 	c.httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	serveHTTP := func() error { return c.httpSrv.Serve(c.httpLn) }
+	if tlsFiles != nil {
+		c.httpSrv.TLSConfig = &tls.Config{MinVersion: pki.MinVersion, Certificates: []tls.Certificate{tlsFiles.cert}}
+		serveHTTP = func() error { return c.httpSrv.ServeTLS(c.httpLn, "", "") }
+	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		if err := c.httpSrv.Serve(c.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serveHTTP(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("HTTP server stopped", "err", err)
 		}
 	}()
 	log.Info("controller ready", "site", cfg.Site, "http", c.httpLn.Addr().String(), "mqtt", c.BrokerAddr(),
-		"broker", cfg.Broker, "data", cfg.Data, "timezone", cfg.Timezone)
+		"broker", cfg.Broker, "data", cfg.Data, "timezone", cfg.Timezone, "tls", tlsFiles != nil)
 	return c, nil
+}
+
+// brokerTLS is the embedded broker's TLS configuration and the one the
+// controller's own client uses to reach the broker. The controller trusts
+// exactly its own certificate on the loopback address, whatever names that
+// certificate has; when boxes must show a client certificate, so must the
+// controller: it makes one for itself at each start, known only to the
+// broker it starts.
+func brokerTLS(cfg Config, f *tlsFiles) (server, client *tls.Config, err error) {
+	if f == nil {
+		return nil, nil, nil
+	}
+	if cfg.Broker != "" { // an external broker: trust the commune's CA, or the system's
+		return nil, &tls.Config{MinVersion: pki.MinVersion, RootCAs: f.caPool}, nil
+	}
+	server = &tls.Config{MinVersion: pki.MinVersion, Certificates: []tls.Certificate{f.cert}}
+	if f.clientCAs == nil {
+		return server, pki.Pinned(f.leaf), nil
+	}
+	own, ownCert, err := pki.EphemeralClient(auth.ControllerUser)
+	if err != nil {
+		return nil, nil, err
+	}
+	server.ClientAuth = tls.RequireAndVerifyClientCert
+	server.ClientCAs = f.clientCAs.Clone()
+	server.ClientCAs.AddCert(ownCert)
+	return server, pki.Pinned(f.leaf, own), nil
+}
+
+// writeLocalCA puts the CA boxes trust into the data folder, where a CLI on
+// this machine finds it (as it finds admin.token), or removes a stale one.
+func writeLocalCA(data string, f *tlsFiles) error {
+	path := filepath.Join(data, pki.DataCAFile)
+	if f == nil || f.caPEM == nil {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", path, err)
+		}
+		return nil
+	}
+	if old, err := os.ReadFile(path); err == nil && string(old) == string(f.caPEM) {
+		return nil
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, f.caPEM, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
 
 // HTTPAddr is where the API listens.

@@ -163,7 +163,12 @@ func New(cfg Config, sink audio.Sink, logger *slog.Logger, clock Clock) (*Agent,
 	}
 	a.sync = newTimeSync(a.clock)
 	a.tones = newToneCache(a.format, alertToneLength)
+	tlsConf, err := cfg.tlsConfig(a.tlsTime) // for https:// media; mqtt.go makes the broker's
+	if err != nil {
+		return nil, fmt.Errorf("agent config: %w", err)
+	}
 	a.http = &http.Client{Transport: &http.Transport{
+		TLSClientConfig:       tlsConf,
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSHandshakeTimeout:   30 * time.Second,

@@ -1,6 +1,7 @@
 package device
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/loa-commune/loa/pki"
 	"github.com/loa-commune/loa/protocol"
 )
 
@@ -67,6 +69,15 @@ type Config struct {
 	// MinValidTime overrides the plausibility threshold (the build date, or
 	// DefaultMinValidTime) when set.
 	MinValidTime time.Time `yaml:"min_valid_time"`
+	// CAFile or CAPEM is the certificate authority the box trusts for
+	// ssl:// and https:// (a PEM file, or the PEM text itself, as `loa
+	// device add` writes it); neither: the system's roots.
+	CAFile string `yaml:"ca_file"`
+	CAPEM  string `yaml:"ca_pem"`
+	// CertFile and KeyFile are the box's client certificate and key (`loa
+	// pki box ID`), for a broker that asks for one.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // DefaultConfig returns the settings used where neither the file nor a flag
@@ -162,7 +173,51 @@ func (c *Config) Validate() error {
 	if c.Heartbeat < time.Second {
 		return fieldErr("heartbeat", "%v is too short: use at least 1s (default 30s)", c.Heartbeat)
 	}
+	if _, err := c.tlsConfig(nil); err != nil {
+		return err
+	}
 	return nil
+}
+
+// tlsConfig is the box's TLS client configuration for the broker and the
+// media server, from the CA and client certificate settings. Certificates
+// are checked at now() (time.Now when nil). Its errors are *FieldError.
+func (c *Config) tlsConfig(now func() time.Time) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: pki.MinVersion, Time: now}
+	var caPEM []byte
+	field := "ca_pem"
+	switch {
+	case c.CAFile != "" && c.CAPEM != "":
+		return nil, fieldErr("ca_file", "set ca_file or ca_pem, not both")
+	case c.CAFile != "":
+		b, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fieldErr("ca_file", "read the CA certificate: %w", err)
+		}
+		caPEM, field = b, "ca_file"
+	case c.CAPEM != "":
+		caPEM = []byte(c.CAPEM)
+	}
+	if caPEM != nil {
+		pool, err := pki.PoolFromPEM(caPEM)
+		if err != nil {
+			return nil, fieldErr(field, "%v: use the ca_pem block `loa device add` writes, or the ca.crt of `loa pki init`", err)
+		}
+		tc.RootCAs = pool
+	}
+	switch {
+	case c.CertFile != "" && c.KeyFile == "":
+		return nil, fieldErr("key_file", "empty while cert_file is set: give both (`loa pki box ID` writes box-ID.crt and box-ID.key)")
+	case c.CertFile == "" && c.KeyFile != "":
+		return nil, fieldErr("cert_file", "empty while key_file is set: give both (`loa pki box ID` writes box-ID.crt and box-ID.key)")
+	case c.CertFile != "":
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fieldErr("cert_file", "load %s with the key %s: %w", c.CertFile, c.KeyFile, err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
 }
 
 var brokerSchemes = map[string]bool{"tcp": true, "mqtt": true, "ssl": true, "tls": true, "mqtts": true, "ws": true, "wss": true}

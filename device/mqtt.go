@@ -2,8 +2,11 @@ package device
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"log/slog"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -11,6 +14,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/loa-commune/loa/pki"
 	"github.com/loa-commune/loa/protocol"
 )
 
@@ -40,6 +44,16 @@ func (a *Agent) newMQTTOptions(will []byte) *mqtt.ClientOptions {
 	o.SetKeepAlive(mqttKeepAlive)
 	o.SetWriteTimeout(mqttOpTimeout)
 	o.SetOrderMatters(true) // our handler never blocks, so ordered delivery is safe
+	// New checked the TLS settings; a file may have gone since.
+	if tc, err := a.cfg.tlsConfig(a.tlsTime); err != nil {
+		a.log.Error("TLS settings; trusting no broker", keyErr, err)
+		o.SetTLSConfig(&tls.Config{MinVersion: pki.MinVersion, RootCAs: x509.NewCertPool()})
+	} else {
+		if u, err := url.Parse(a.cfg.Broker); err == nil {
+			tc.ServerName = u.Hostname() // also behind a proxy (all_proxy), where paho does not set it
+		}
+		o.SetTLSConfig(tc)
+	}
 	o.SetBinaryWill(a.topics.DeviceState(a.cfg.ID), will, qosAtLeastOnce, true)
 	// With a persistent session the broker may deliver before we subscribe again.
 	o.SetDefaultPublishHandler(a.onMQTTMessage)
@@ -61,6 +75,19 @@ func (a *Agent) newMQTTOptions(will []byte) *mqtt.ClientOptions {
 		a.log.Debug("reconnecting to broker", keyBroker, a.cfg.Broker, "attempt", attempt, "wait", d)
 	}))
 	return o
+}
+
+// tlsTime is when the broker's and the media server's certificates are
+// checked: the controller's time as measured, or, while the clock is not
+// plausible (a Pi that booted in 1970 and has not synced yet), the earliest
+// time the box believes. Loa's certificates are valid from before that
+// (pki.NotBefore), so such a box still reaches the controller and learns
+// the time from it; expiry counts again once the clock is right.
+func (a *Agent) tlsTime() time.Time {
+	if now := a.clock.Now(); a.plausible(now) {
+		return now
+	}
+	return a.cfg.minValidTime()
 }
 
 // sessionGate holds the outbox back from the moment paho (re)connects until

@@ -64,6 +64,12 @@ const (
 	BrokerLeftOut     Key = "broker_left_out"
 	BrokerWrongData   Key = "broker_wrong_data"
 	RateLimited       Key = "rate_limited"
+	TLSUntrusted      Key = "tls_untrusted"
+	TLSNeeded         Key = "tls_needed"
+	BadCAFile         Key = "bad_ca_file"
+	PKIInitDone       Key = "pki_init_done"
+	PKIServerDone     Key = "pki_server_done"
+	PKIBoxDone        Key = "pki_box_done"
 )
 
 var english = map[Key]string{
@@ -120,6 +126,12 @@ var english = map[Key]string{
 	BrokerLeftOut:     "warning: left out %s: no broker password is stored for them (registered before Loa kept one), so they cannot connect through this broker; remove and add them again (`loa device rm ID`, `loa device add ID`) and install their new agent configs",
 	BrokerWrongData:   "no controller database at %s, yet %s already lets %d boxes in: nothing was written (point --data at the controller's data folder)",
 	RateLimited:       "too many requests: wait %d s and try again (the controller limits each token, box and address so that none can crowd out the others)",
+	TLSUntrusted:      "the controller at %s has a certificate this computer does not trust (%v): pass --ca FILE or set LOA_CA to the commune's ca.crt (`loa pki init` wrote it; on the controller's machine it is also in the data folder)",
+	TLSNeeded:         "the controller at %s speaks only HTTPS: use --server %s (or LOA_SERVER)",
+	BadCAFile:         "cannot use %s as the CA certificate (--ca, LOA_CA): %v",
+	PKIInitDone:       "Add to the controller's config and restart `loa serve`: the API then serves HTTPS and the broker MQTT over TLS.\n  tls_cert: %s\n  tls_key: %s\n  # tls_client_ca: %s   # also require box certificates (`loa pki box ID`)\nSet public_server_url to https://%s:8080 and public_broker_url to ssl://%s:1883. Boxes added after the restart get the CA in their config (`loa device add ID --write-config FILE`); give boxes added before a new config. Keep ca.key off the network: it signs new certificates.",
+	PKIServerDone:     "Restart `loa serve` to use it; boxes need no change (same CA).",
+	PKIBoxDone:        "Copy both files to the box (e.g. /etc/loa-agent/, the key readable only by loa-agent) and add to its config:\n  cert_file: /etc/loa-agent/%s\n  key_file: /etc/loa-agent/%s",
 }
 
 var vietnamese = map[Key]string{
@@ -147,6 +159,8 @@ var vietnamese = map[Key]string{
 	NoKeyRotation:     "không có việc đổi khoá nào đang diễn ra: bắt đầu bằng `loa key rotate`",
 	KeyBoxesWaiting:   "%d hộp chưa liên lạc từ khi bắt đầu đổi khoá nên có thể chưa biết khoá mới: %v. Chờ các hộp trực tuyến, hoặc dùng --force rồi cấu hình lại các hộp đó",
 	RateLimited:       "quá nhiều yêu cầu: chờ %d giây rồi thử lại (máy chủ giới hạn số yêu cầu của mỗi mã, mỗi loa và mỗi địa chỉ để không nơi nào lấn át các nơi khác)",
+	TLSUntrusted:      "máy chủ Loa tại %s dùng chứng chỉ mà máy này không tin cậy (%v): dùng --ca TỆP hoặc đặt LOA_CA là tệp ca.crt của xã (`loa pki init` đã tạo; trên máy chủ còn có trong thư mục dữ liệu)",
+	TLSNeeded:         "máy chủ Loa tại %s chỉ nhận HTTPS: dùng --server %s (hoặc LOA_SERVER)",
 }
 
 // T formats the message for key in the language chosen by LOA_LANG

@@ -22,6 +22,7 @@ type globals struct {
 	token  string
 	data   string
 	output string
+	ca     string // pki.go
 }
 
 func newRoot() *cobra.Command {
@@ -39,9 +40,11 @@ func newRoot() *cobra.Command {
 	pf.StringVar(&g.token, "token", os.Getenv("LOA_TOKEN"), "API token (env LOA_TOKEN); by default the admin token read from DATA/admin.token")
 	pf.StringVar(&g.data, "data", envOr("LOA_DATA", "loa-data"), "the controller's data folder (env LOA_DATA)")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json (report also csv)")
+	pf.StringVar(&g.ca, "ca", os.Getenv("LOA_CA"), "CA certificate that signed an https:// controller's (env LOA_CA); by default DATA/ca.crt if there is one")
 	root.AddCommand(newServe(g), newDemo(), newDevice(g), newGroup(g), newMedia(g), newAnnounce(g),
 		newSchedule(g), newEmergency(g), newAlert(g), newBench(g), newStatus(g), newReport(g), newToken(g), newKey(g))
 	root.AddCommand(newBroker(g))
+	root.AddCommand(newPKI(g))
 	return root
 }
 
@@ -69,7 +72,11 @@ func (g *globals) client() (*api.Client, error) {
 		}
 		tok = strings.TrimSpace(string(b))
 	}
-	return api.NewClient(g.server, tok), nil
+	c := api.NewClient(g.serverURL(), tok)
+	if err := g.useTLS(c); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // staff wraps a command body that needs the API client.
@@ -84,6 +91,6 @@ func (g *globals) staff(fn func(ctx context.Context, c *api.Client, cmd *cobra.C
 				displayZone = loc
 			}
 		}
-		return fn(cmd.Context(), c, cmd, args)
+		return g.explainTLS(fn(cmd.Context(), c, cmd, args))
 	}
 }
