@@ -60,8 +60,12 @@ func serve(ctx context.Context, cfg controller.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "Loa controller for site %q is running: API http://%s, admin token in %s/admin.token. Stop with Ctrl+C.\n",
-		cfg.Site, c.HTTPAddr(), cfg.Data)
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	fmt.Fprintf(os.Stderr, "Loa controller for site %q is running: API %s://%s, admin token in %s/admin.token. Stop with Ctrl+C.\n",
+		cfg.Site, scheme, c.HTTPAddr(), cfg.Data)
 	<-ctx.Done()
 	log.Info("shutting down")
 	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
