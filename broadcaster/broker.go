@@ -99,6 +99,11 @@ type accessHook struct {
 	// plan goes to every box at once. forget drops what changed.
 	mu     sync.Mutex
 	member map[string]map[string]bool
+
+	// ready is set once the controller has subscribed to what boxes send:
+	// until then a box's events would be acknowledged by the broker and
+	// handed to no one, and the box would drop them from its outbox.
+	ready atomic.Bool
 }
 
 // inGroup reports whether box id belongs to group g.
@@ -142,6 +147,9 @@ func (h *accessHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) b
 	user, pass := string(pk.Connect.Username), string(pk.Connect.Password)
 	if user == auth.ControllerUser {
 		return auth.Equal(pass, h.secret)
+	}
+	if !h.ready.Load() {
+		return false // the box tries again in a moment
 	}
 	if protocol.ValidName(user) != nil {
 		h.refused.add("from "+hostOf(cl.Net.Remote), dropBadUsername, nil)

@@ -81,8 +81,12 @@ type Service struct {
 	// connects counts connections to the broker; after the first, retained
 	// messages are published again.
 	connects atomic.Int64
-	kick     chan struct{}
-	events   chan store.DeviceEvent // to ingestLoop
+	// subscribed is closed after the first subscription to the boxes'
+	// topics succeeded.
+	subscribed     chan struct{}
+	subscribedOnce sync.Once
+	kick           chan struct{}
+	events         chan store.DeviceEvent // to ingestLoop
 
 	mu        sync.Mutex
 	published map[string][32]byte // plan topic → hash of the items last published
@@ -111,6 +115,8 @@ func New(opts Options, st *store.Store, log *slog.Logger) *Service {
 		events:    make(chan store.DeviceEvent, 4*eventBatch),
 		published: map[string][32]byte{},
 		pended:    map[string]bool{},
+
+		subscribed: make(chan struct{}),
 	}
 	// Boxes refuse a message whose sequence is not newer than the last one
 	// on its topic (a replay); starting from the microsecond clock keeps
@@ -171,6 +177,12 @@ func (s *Service) Open(ctx context.Context) error {
 			return fmt.Errorf("connect to MQTT broker %s: %w", brokerURL, tok.Error())
 		}
 		return fmt.Errorf("connect to MQTT broker %s: no answer in 15 s", brokerURL)
+	}
+	select { // boxes are let in, and answer, once the controller listens
+	case <-s.subscribed:
+	case <-time.After(15 * time.Second):
+		s.Close(ctx)
+		return fmt.Errorf("subscribe to the boxes' topics on %s: no answer in 15 s", brokerURL)
 	}
 	if err := s.PublishConfigs(ctx); err != nil {
 		s.Close(ctx)
@@ -233,6 +245,10 @@ func (s *Service) onConnect(c paho.Client) {
 				err = protocol.SubackError(tok.(*paho.SubscribeToken).Result())
 			}
 			if err == nil {
+				if s.broker != nil {
+					s.broker.access.ready.Store(true)
+				}
+				s.subscribedOnce.Do(func() { close(s.subscribed) })
 				if again {
 					if err := s.RepublishAll(s.ctx); err != nil {
 						s.log.Error("publish configs again after reconnecting", "err", err)
