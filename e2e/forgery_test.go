@@ -69,6 +69,12 @@ func TestForgedAndReplayedPlansAreRejected(t *testing.T) {
 		return false
 	})
 
+	// Both boxes hold it (a box that got the newer plan first would never
+	// have known it).
+	eventually(t, 10*time.Second, "both boxes to have the announcement", func() bool {
+		r := c.report(a.ID)
+		return r["box-1"].Status == "ready" && r["box-2"].Status == "ready"
+	})
 	// The announcement is cancelled; the boxes get a newer plan without it.
 	c.api(t, http.MethodDelete, "/v1/announcements/"+a.ID)
 	eventually(t, 10*time.Second, "the cancellation to reach the boxes", func() bool {
