@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/loa-commune/loa/internal/atomicfile"
 )
 
 // ControllerUser is the MQTT username of the controller itself.
@@ -63,11 +65,7 @@ func LoadOrCreateAdminToken(dir string) (string, error) {
 		return "", fmt.Errorf("read admin token: %w", err)
 	}
 	tok := NewToken()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(tok+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("write admin token: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.Write(path, []byte(tok+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("write admin token: %w", err)
 	}
 	return tok, nil

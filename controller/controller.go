@@ -17,6 +17,7 @@ import (
 	"github.com/loa-commune/loa/api"
 	"github.com/loa-commune/loa/auth"
 	"github.com/loa-commune/loa/broadcaster"
+	"github.com/loa-commune/loa/internal/atomicfile"
 	"github.com/loa-commune/loa/media"
 	"github.com/loa-commune/loa/pki"
 	"github.com/loa-commune/loa/signing"
@@ -191,14 +192,7 @@ func writeLocalCA(data string, f *tlsFiles) error {
 	if old, err := os.ReadFile(path); err == nil && string(old) == string(f.caPEM) {
 		return nil
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, f.caPEM, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(path, f.caPEM, 0o644)
 }
 
 // HTTPAddr is where the API listens.

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/loa-commune/loa/audio"
+	"github.com/loa-commune/loa/internal/atomicfile"
 	"github.com/loa-commune/loa/protocol"
 )
 
@@ -297,7 +298,7 @@ func (a *Agent) download(ctx context.Context, j fetchJob) error {
 	if err := os.Rename(part, final); err != nil {
 		return err
 	}
-	return syncDir(a.mediaDir())
+	return atomicfile.SyncDir(a.mediaDir())
 }
 
 // partSize is how much of sha's partial download is on disk.
@@ -405,7 +406,7 @@ func (a *Agent) decode(ctx context.Context, sha string) (permanent bool, err err
 		os.Remove(tmp)
 		return permanent, fmt.Errorf("decode media %s: %w", sha, err)
 	}
-	if err := syncDir(a.pcmDir()); err != nil {
+	if err := atomicfile.SyncDir(a.pcmDir()); err != nil {
 		return false, fmt.Errorf("decode media %s: %w", sha, err)
 	}
 	return false, nil

@@ -14,6 +14,8 @@ import (
 	"sync"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/loa-commune/loa/internal/atomicfile"
 )
 
 // The on-disk outbox of answer-back events.
@@ -185,7 +187,7 @@ func (o *diskOutbox) add(payload []byte, final bool) (uint64, error) {
 	o.makeRoom(int64(len(data)))
 	id := o.next
 	o.next++
-	if err := writeFileAtomic(o.path(id), data); err != nil {
+	if err := atomicfile.Write(o.path(id), data, 0o600); err != nil {
 		return 0, fmt.Errorf("outbox: %w", err)
 	}
 	o.recs = append(o.recs, &outboxRecord{id: id, final: final, size: int64(len(data)), inFlight: true})

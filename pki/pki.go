@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loa-commune/loa/internal/atomicfile"
 	"github.com/loa-commune/loa/protocol"
 )
 
@@ -308,41 +309,13 @@ func (o Options) write(certName, keyName string, key *ecdsa.PrivateKey, cert *x5
 		return Issued{}, fmt.Errorf("encode key: %w", err)
 	}
 	is := Issued{CertFile: filepath.Join(o.Dir, certName), KeyFile: filepath.Join(o.Dir, keyName), Cert: cert}
-	if err := writeFile(is.KeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+	if err := atomicfile.Write(is.KeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		return Issued{}, err
 	}
-	if err := writeFile(is.CertFile, EncodeCerts(append([]*x509.Certificate{cert}, chain...)...), 0o644); err != nil {
+	if err := atomicfile.Write(is.CertFile, EncodeCerts(append([]*x509.Certificate{cert}, chain...)...), 0o644); err != nil {
 		return Issued{}, err
 	}
 	return is, nil
-}
-
-// writeFile writes a temporary file with mode perm in path's folder, syncs
-// it and renames it over path: a power cut leaves the old file or the new.
-func writeFile(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	err = f.Chmod(perm)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 func newKey() (*ecdsa.PrivateKey, error) {

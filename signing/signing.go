@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/loa-commune/loa/internal/atomicfile"
 	"github.com/loa-commune/loa/protocol"
 )
 
@@ -157,11 +158,7 @@ func create(path string) (*protocol.Signer, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create signing key: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(base64.StdEncoding.EncodeToString(seed)+"\n"), 0o600); err != nil {
-		return nil, fmt.Errorf("create signing key: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.Write(path, []byte(base64.StdEncoding.EncodeToString(seed)+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("create signing key: %w", err)
 	}
 	return protocol.NewSigner(ed25519.NewKeyFromSeed(seed)), nil
