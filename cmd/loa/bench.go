@@ -84,23 +84,11 @@ func runStorm(ctx context.Context, o loadtest.StormOptions, dir string, down tim
 	if o.Timeout < 2*time.Minute {
 		o.Timeout = 2 * time.Minute // boxes come back over their reconnect window, not in one round
 	}
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "loa-bench-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(tmp)
-		dir = tmp
-	}
-	logFile, err := createLog(dir, "controller.log")
+	cfg, log, cleanup, err := benchController(dir, "")
 	if err != nil {
 		return err
 	}
-	defer logFile.Close()
-	log := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	cfg := controller.Defaults()
-	cfg.Site, cfg.Data, cfg.HTTP, cfg.MQTT = "bench", filepath.Join(dir, "data"), "127.0.0.1:0", "127.0.0.1:0"
-	cfg.AllClearText = "" // measure the emergencies alone
+	defer cleanup()
 	ctrl, err := controller.Open(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -153,28 +141,49 @@ func runStorm(ctx context.Context, o loadtest.StormOptions, dir string, down tim
 	}})
 }
 
-func runBench(ctx context.Context, o loadtest.Options, dir, broker, output string, out io.Writer) error {
+// benchController is the config and log of a benchmark's controller in dir
+// (a temporary folder when empty), with an external broker if given;
+// cleanup closes the log and removes a temporary folder.
+func benchController(dir, broker string) (controller.Config, *slog.Logger, func(), error) {
+	cleanup := func() {}
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "loa-bench-")
 		if err != nil {
-			return err
+			return controller.Config{}, nil, cleanup, err
 		}
-		defer os.RemoveAll(tmp)
+		cleanup = func() { os.RemoveAll(tmp) }
 		dir = tmp
 	}
 	logFile, err := createLog(dir, "controller.log")
 	if err != nil {
-		return err
+		cleanup()
+		return controller.Config{}, nil, func() {}, err
 	}
-	defer logFile.Close()
+	rm := cleanup
+	cleanup = func() { logFile.Close(); rm() }
 	cfg := controller.Defaults()
 	cfg.Site, cfg.Data, cfg.HTTP, cfg.MQTT, cfg.Broker = "bench", filepath.Join(dir, "data"), "127.0.0.1:0", "127.0.0.1:0", broker
 	cfg.AllClearText = "" // measure the emergencies alone
-	ctrl, err := controller.Open(ctx, cfg, slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	return cfg, slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelWarn})), cleanup, nil
+}
+
+func runBench(ctx context.Context, o loadtest.Options, dir, broker, output string, out io.Writer) error {
+	cfg, log, cleanup, err := benchController(dir, broker)
 	if err != nil {
 		return err
 	}
-	defer ctrl.Close(context.Background())
+	defer cleanup()
+	ctrl, err := controller.Open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Bounded: mochi v2.7.9 can deadlock in Close while clients leave
+		// (mochi-mqtt/server#488).
+		ctx, cancel := context.WithTimeout(context.Background(), stormCloseWait)
+		defer cancel()
+		ctrl.Close(ctx)
+	}()
 	o.Site, o.Emergency, o.Broker = cfg.Site, true, broker
 	if o.Broker == "" {
 		o.Broker = "tcp://" + ctrl.BrokerAddr()
