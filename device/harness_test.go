@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -28,6 +27,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/loa-commune/loa/audio"
+	"github.com/loa-commune/loa/internal/testnet"
 	"github.com/loa-commune/loa/protocol"
 )
 
@@ -582,13 +582,7 @@ func cutJob(it protocol.PlanItem, path string, volume int) (playJob, context.Can
 // freePort returns a loopback address nothing listens on (now).
 func freePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	return testnet.FreePort(t)
 }
 
 var _ io.Writer = testWriter{}

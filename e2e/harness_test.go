@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/loa-commune/loa/internal/testnet"
 )
 
 var binDir string
@@ -43,12 +45,7 @@ func TestMain(m *testing.M) {
 
 func freePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return testnet.FreePort(t)
 }
 
 // proc starts a long-running binary whose output goes to a log file in dir,

@@ -1,0 +1,3 @@
+// Package testnet hands tests loopback addresses that stay free until the
+// process under test binds them.
+package testnet
