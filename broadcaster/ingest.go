@@ -2,7 +2,6 @@ package broadcaster
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -31,8 +30,9 @@ func (s *Service) handle(_ paho.Client, m paho.Message) {
 			log.Warn("ignored a bad state message", "err", err)
 			return
 		}
-		if err := s.store.RecordState(s.ctx, id, st, now); err != nil && !errors.Is(err, store.ErrNotFound) {
-			log.Error("store state", "err", err)
+		select {
+		case s.states <- store.DeviceState{Device: id, State: st, Received: now}:
+		case <-s.ctx.Done():
 		}
 	case protocol.TopicDeviceEvents:
 		var ev protocol.Event
@@ -70,49 +70,67 @@ func (s *Service) handle(_ paho.Client, m paho.Message) {
 	}
 }
 
-// Event batching: a commune's boxes answer an announcement together, so
-// events are written in batches, one transaction each, instead of one
-// transaction per event.
+// Batching: a commune's boxes answer an announcement together, and a
+// province's thousands of boxes send a heartbeat every minute, so events and
+// states are written in batches, one transaction each, instead of one
+// transaction per message.
 const (
-	eventBatch = 256
-	eventDelay = 20 * time.Millisecond
+	ingestBatch = 256
+	ingestDelay = 20 * time.Millisecond
 )
 
-// ingestLoop writes events in batches until ctx is done, then writes what
-// is left.
+// ingestLoop writes events and states in batches until ctx is done, then
+// writes what is left.
 func (s *Service) ingestLoop() {
 	defer s.wg.Done()
-	var batch []store.DeviceEvent
+	var events []store.DeviceEvent
+	var states []store.DeviceState
 	var flushAt <-chan time.Time
 	flush := func() {
-		if len(batch) == 0 {
-			return
+		if len(events) > 0 {
+			unknown, err := s.store.RecordEvents(context.Background(), events)
+			if err != nil {
+				s.log.Error("store events", "events", len(events), "err", err)
+			}
+			if unknown > 0 {
+				s.log.Warn("events from unknown devices ignored", "events", unknown)
+			}
+			s.count.events.Add(int64(len(events)))
+			s.count.eventBatches.Add(1)
 		}
-		unknown, err := s.store.RecordEvents(context.Background(), batch)
-		if err != nil {
-			s.log.Error("store events", "events", len(batch), "err", err)
+		if len(states) > 0 {
+			if _, err := s.store.RecordStates(context.Background(), states); err != nil {
+				s.log.Error("store states", "states", len(states), "err", err)
+			}
+			s.count.states.Add(int64(len(states)))
+			s.count.stateBatches.Add(1)
 		}
-		if unknown > 0 {
-			s.log.Warn("events from unknown devices ignored", "events", unknown)
+		events, states, flushAt = events[:0], states[:0], nil
+	}
+	queued := func() {
+		if len(events)+len(states) >= ingestBatch {
+			flush()
+		} else if flushAt == nil {
+			flushAt = time.After(ingestDelay)
 		}
-		batch, flushAt = batch[:0], nil
 	}
 	for {
 		select {
 		case ev := <-s.events:
-			batch = append(batch, ev)
-			if len(batch) >= eventBatch {
-				flush()
-			} else if flushAt == nil {
-				flushAt = time.After(eventDelay)
-			}
+			events = append(events, ev)
+			queued()
+		case st := <-s.states:
+			states = append(states, st)
+			queued()
 		case <-flushAt:
 			flush()
 		case <-s.ctx.Done():
 			for {
 				select {
 				case ev := <-s.events:
-					batch = append(batch, ev)
+					events = append(events, ev)
+				case st := <-s.states:
+					states = append(states, st)
 				default:
 					flush()
 					return

@@ -2,14 +2,11 @@ package broadcaster
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,10 +84,14 @@ type Service struct {
 	subscribedOnce sync.Once
 	kick           chan struct{}
 	events         chan store.DeviceEvent // to ingestLoop
+	states         chan store.DeviceState // to ingestLoop
+	count          counters               // metrics.go
 
 	mu        sync.Mutex
-	published map[string][32]byte // plan topic → hash of the items last published
-	pended    map[string]bool     // item ids whose pending deliveries are recorded
+	published map[string][32]byte   // plan topic → hash of the items last published
+	pended    map[string]bool       // item ids whose pending deliveries are recorded
+	computed  map[string]targetPlan // plan target → its items, while its rules and the clock allow (plans.go)
+	nextAt    time.Time             // the earliest time a computed plan changes by itself
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -112,9 +113,11 @@ func New(opts Options, st *store.Store, log *slog.Logger) *Service {
 		sched:     scheduler.New(opts.Location, opts.Horizon),
 		topics:    protocol.NewTopics(opts.Site),
 		kick:      make(chan struct{}, 1),
-		events:    make(chan store.DeviceEvent, 4*eventBatch),
+		events:    make(chan store.DeviceEvent, 4*ingestBatch),
+		states:    make(chan store.DeviceState, 4*ingestBatch),
 		published: map[string][32]byte{},
 		pended:    map[string]bool{},
+		computed:  map[string]targetPlan{},
 
 		subscribed: make(chan struct{}),
 	}
@@ -289,259 +292,6 @@ func (s *Service) Replan() {
 	}
 }
 
-// planLoop re-publishes when asked, when the scheduler says the plans change,
-// and at least every minute (a safety net against a missed kick).
-func (s *Service) planLoop() {
-	defer s.wg.Done()
-	for {
-		wait := time.Minute
-		if next := s.nextChange(); !next.IsZero() {
-			if d := next.Sub(s.opts.Now()) + time.Second; d < wait {
-				wait = max(d, time.Second)
-			}
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-s.ctx.Done():
-			t.Stop()
-			return
-		case <-s.kick:
-		case <-t.C:
-		}
-		t.Stop()
-		if err := s.replan(s.ctx); err != nil && s.ctx.Err() == nil {
-			s.log.Error("publish plans", "err", err)
-		}
-		s.markUnanswered()
-	}
-}
-
-// answerGrace is how long after an item's window closes the controller
-// waits for a box's answer before reporting that it did not sound.
-const answerGrace = 2 * time.Minute
-
-func (s *Service) markUnanswered() {
-	n, err := s.store.MarkUnanswered(s.ctx, s.opts.Now().Add(-answerGrace))
-	switch {
-	case err != nil && s.ctx.Err() == nil:
-		s.log.Error("mark unanswered deliveries", "err", err)
-	case n > 0:
-		s.log.Warn("items did not sound: no answer from their boxes", "deliveries", n)
-	}
-}
-
-func (s *Service) nextChange() time.Time {
-	rules, err := s.schedulerRules(s.ctx)
-	if err != nil {
-		return time.Time{}
-	}
-	var all []scheduler.Rule
-	for _, rs := range rules {
-		all = append(all, rs...)
-	}
-	return s.sched.NextChange(all, s.opts.Now())
-}
-
-// schedulerRules reads the live rules and groups them by plan target
-// ("all", "group/<g>", "device/<id>").
-func (s *Service) schedulerRules(ctx context.Context) (map[string][]scheduler.Rule, error) {
-	rules, err := s.store.Rules(ctx, "", false)
-	if err != nil {
-		return nil, err
-	}
-	media := map[string]store.Media{}
-	out := map[string][]scheduler.Rule{}
-	for _, r := range rules {
-		m, ok := media[r.Media]
-		if !ok && r.Media != "" { // a tone-only emergency has none
-			if m, err = s.store.MediaByID(ctx, r.Media); err != nil {
-				s.log.Error("rule uses missing media; skipped", "rule", r.ID, "err", err)
-				continue
-			}
-			media[r.Media] = m
-		}
-		sr := SchedulerRule(r, m)
-		for _, t := range targetsOf(r.Targets) {
-			out[t] = append(out[t], sr)
-		}
-	}
-	return out, nil
-}
-
-// SchedulerRule turns a stored rule and its media into the scheduler's form.
-func SchedulerRule(r store.Rule, m store.Media) scheduler.Rule {
-	sr := scheduler.Rule{
-		ID: r.ID, Paused: r.Paused, Validity: r.Validity, NotBefore: r.CreatedAt,
-		Item: protocol.PlanItem{
-			Priority: r.Priority,
-			Repeat:   max(r.Repeat, 1), GapMS: r.Gap.Milliseconds(), Text: r.Text, Tone: r.Tone,
-			OnPreempt: protocol.OnPreemptRestart, Status: r.Status,
-		},
-	}
-	if r.Media != "" {
-		sr.Item.Media = protocol.Media{SHA256: m.SHA256, Size: m.Size, DurationMS: m.Duration.Milliseconds()}
-	}
-	if sr.Item.Status == "" {
-		sr.Item.Status = protocol.StatusLive
-	}
-	if r.Kind == store.KindCron {
-		sr.Cron = r.Cron
-	} else {
-		sr.At = r.Start
-	}
-	return sr
-}
-
-func targetsOf(t store.Targets) []string {
-	var out []string
-	if t.All {
-		out = append(out, "all")
-	}
-	for _, g := range t.Groups {
-		out = append(out, "group/"+g)
-	}
-	for _, d := range t.Devices {
-		out = append(out, "device/"+d)
-	}
-	return out
-}
-
-func (s *Service) planTopic(target string) string { return s.topics.Root() + "/plan/" + target }
-
-// replan computes every target's plan and publishes those that changed.
-// Targets that no longer have items get an empty plan, so boxes drop them.
-func (s *Service) replan(ctx context.Context) error {
-	byTarget, err := s.schedulerRules(ctx)
-	if err != nil {
-		return err
-	}
-	now := s.opts.Now()
-	plans := map[string][]protocol.PlanItem{"all": nil}
-	for target, rules := range byTarget {
-		items, err := s.sched.Items(rules, now)
-		if err != nil {
-			return err
-		}
-		plans[target] = items
-	}
-	groups, err := s.store.GroupNames(ctx)
-	if err != nil {
-		return err
-	}
-	ids, err := s.store.DeviceIDs(ctx)
-	if err != nil {
-		return err
-	}
-	// Every group and box has a retained plan, if only an empty one: the
-	// broker then has the topic before a box subscribes, and a first plan
-	// published while a box subscribes cannot slip past it (seen with
-	// mochi when both create the topic at once).
-	for _, target := range append(prefixed("group/", groups), prefixed("device/", ids)...) {
-		if _, ok := plans[target]; !ok {
-			plans[target] = nil
-		}
-	}
-	s.mu.Lock()
-	for topic := range s.published {
-		target := topic[len(s.topics.Root())+len("/plan/"):]
-		if _, ok := plans[target]; !ok {
-			plans[target] = nil
-		}
-	}
-	s.mu.Unlock()
-
-	var errs []error
-	pended := map[string]bool{} // only items still in plans, so the set stays small
-	// Publish first: the boxes are waiting; the report rows can follow.
-	for target, items := range plans {
-		if err := s.publishPlan(target, items, now); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	var devices []store.Device // read only when an item is new
-	for target, items := range plans {
-		if err := s.recordPending(ctx, target, items, &devices, pended); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	s.mu.Lock()
-	s.pended = pended
-	s.mu.Unlock()
-	return errors.Join(errs...)
-}
-
-func (s *Service) publishPlan(target string, items []protocol.PlanItem, now time.Time) error {
-	if items == nil {
-		items = []protocol.PlanItem{}
-	}
-	itemsJSON, err := json.Marshal(items)
-	if err != nil {
-		return err
-	}
-	sum := sha256.Sum256(itemsJSON)
-	topic := s.planTopic(target)
-	s.mu.Lock()
-	same := s.published[topic] == sum
-	s.mu.Unlock()
-	if same {
-		return nil
-	}
-	plan := protocol.Plan{Target: target, Generated: now.UTC(), Items: items}
-	if err := s.publish(topic, protocol.KindPlan, plan, true); err != nil {
-		return fmt.Errorf("publish plan %s: %w", target, err)
-	}
-	s.mu.Lock()
-	s.published[topic] = sum
-	s.mu.Unlock()
-	s.log.Info("published plan", "target", target, "items", len(items))
-	return nil
-}
-
-// recordPending makes a pending report row for each new item and each box
-// it targets, so boxes that never answer show in the report.
-func (s *Service) recordPending(ctx context.Context, target string, items []protocol.PlanItem, devices *[]store.Device, pended map[string]bool) error {
-	var ids []string
-	for _, it := range items {
-		key := target + "|" + it.ID
-		s.mu.Lock()
-		done := s.pended[key]
-		s.mu.Unlock()
-		if done {
-			pended[key] = true
-			continue
-		}
-		if ids == nil {
-			if *devices == nil {
-				all, err := s.store.Devices(ctx)
-				if err != nil {
-					return err
-				}
-				*devices = all
-			}
-			ids = targetDevices(target, *devices)
-		}
-		if len(ids) == 0 {
-			continue // no box to wait for yet
-		}
-		if err := s.store.AddPending(ctx, it.ID, it.Announcement, it.Start, ids); err != nil {
-			return err
-		}
-		pended[key] = true
-	}
-	return nil
-}
-
-// targetDevices lists the boxes a plan target reaches.
-func targetDevices(target string, devices []store.Device) []string {
-	ids := []string{}
-	for _, d := range devices {
-		if target == "all" || target == "device/"+d.ID || slices.ContainsFunc(d.Groups, func(g string) bool { return target == "group/"+g }) {
-			ids = append(ids, d.ID)
-		}
-	}
-	return ids
-}
-
 // deviceGroups is the broker's view of a box's groups (its ACL on group
 // plans).
 func (s *Service) deviceGroups(ctx context.Context, id string) ([]string, error) {
@@ -573,7 +323,8 @@ func (s *Service) PublishConfigs(ctx context.Context, ids ...string) error {
 		}
 		devices = append(devices, d)
 	}
-	var errs []error
+	pub := s.newPipeline()
+	now := s.opts.Now()
 	for _, d := range devices {
 		cfg := protocol.DeviceConfig{
 			Name: d.Name, Groups: d.Groups, Volume: d.Volume, EmergencyVolume: s.opts.EmergencyVolume,
@@ -582,11 +333,18 @@ func (s *Service) PublishConfigs(ctx context.Context, ids ...string) error {
 		if s.opts.Keys != nil {
 			cfg.ControllerKeys = s.opts.Keys.Trusted()
 		}
-		if err := s.publish(s.topics.DeviceConfig(d.ID), protocol.KindConfig, cfg, true); err != nil {
-			errs = append(errs, fmt.Errorf("publish config of %s: %w", d.ID, err))
+		topic := s.topics.DeviceConfig(d.ID)
+		payload, err := s.encode(topic, protocol.KindConfig, now, cfg)
+		if err != nil {
+			return fmt.Errorf("publish config of %s: %w", d.ID, err)
 		}
+		pub.publish(topic, payload, func(err error) {
+			if err == nil {
+				s.count.configsPublished.Add(1)
+			}
+		})
 	}
-	return errors.Join(errs...)
+	return pub.wait()
 }
 
 // ForgetDevice clears a removed box's retained config.

@@ -641,3 +641,37 @@ func testLogOut() io.Writer {
 	}
 	return io.Discard
 }
+
+// TestHeartbeatsAreBatched: heartbeats arriving together are written in
+// shared transactions, and the last one of each box is what status shows.
+func TestHeartbeatsAreBatched(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const each = 100
+	for _, id := range []string{"loa-1", "loa-2"} {
+		c := e.box(t, id)
+		var toks []paho.Token
+		for i := range each {
+			st := protocol.State{Online: true, State: protocol.StateIdle, Volume: 70, UptimeSec: int64(i), At: e.now}
+			toks = append(toks, c.Publish(topics.DeviceState(id), 1, false, encode(t, protocol.KindState, st)))
+		}
+		for _, tok := range toks {
+			if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+				t.Fatalf("publish a heartbeat: %v", tok.Error())
+			}
+		}
+	}
+	eventually(t, "every heartbeat stored", func() bool { return e.svc.Metrics()["states_ingested"] == 2*each })
+	if m := e.svc.Metrics(); m["state_batches"] >= 2*each {
+		t.Fatalf("%d heartbeats took %d transactions: not batched", m["states_ingested"], m["state_batches"])
+	}
+	s, err := e.store.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range s {
+		if !d.Online || d.UptimeSec != each-1 {
+			t.Fatalf("%s: online %v, uptime %d; want the last heartbeat (uptime %d)", d.ID, d.Online, d.UptimeSec, each-1)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -48,6 +49,9 @@ func (r Rule) validity() time.Duration {
 type Scheduler struct {
 	loc     *time.Location
 	horizon time.Duration
+	// parsed caches ParseCron's results by spec: a province's controller
+	// expands thousands of cron rules on every replan.
+	parsed sync.Map
 }
 
 // New returns a scheduler for a site in loc.
@@ -67,6 +71,9 @@ var parser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cr
 // A spec with its own CRON_TZ/TZ prefix is refused: the site's zone rules.
 func (s *Scheduler) ParseCron(spec string) (cron.Schedule, error) {
 	spec = strings.TrimSpace(spec)
+	if c, ok := s.parsed.Load(spec); ok {
+		return c.(cron.Schedule), nil
+	}
 	if spec == "" {
 		return nil, fmt.Errorf("cron rule is empty")
 	}
@@ -80,6 +87,7 @@ func (s *Scheduler) ParseCron(spec string) (cron.Schedule, error) {
 	if sched.Next(time.Now()).IsZero() && sched.Next(time.Date(2000, 1, 1, 0, 0, 0, 0, s.loc)).IsZero() {
 		return nil, fmt.Errorf("cron rule %q never fires", spec)
 	}
+	s.parsed.Store(spec, sched)
 	return sched, nil
 }
 

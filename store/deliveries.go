@@ -33,15 +33,7 @@ type Delivery struct {
 // AddPending records that item should reach each device, so the report
 // shows boxes that never answer. Existing rows are left as they are.
 func (s *Store) AddPending(ctx context.Context, item, announcement string, scheduled time.Time, devices []string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		for _, d := range devices {
-			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO deliveries(item, device_id, announcement, status, scheduled_at, updated_at)
-				VALUES(?,?,?,?,?,?)`, item, d, announcement, StatusPending, ms(scheduled), ms(time.Now())); err != nil {
-				return fmt.Errorf("record pending %s for %s: %w", item, d, err)
-			}
-		}
-		return nil
-	})
+	return s.AddPendingMany(ctx, []Pending{{Item: item, Announcement: announcement, Scheduled: scheduled, Devices: devices}})
 }
 
 // DeviceEvent is an event and the box it came from.
@@ -137,21 +129,25 @@ const NoAnswer = "no answer: the box did not report playing it (offline, or it f
 // cutoff become cancelled. A box that answers later (from its outbox) still
 // overwrites either with what really happened. It returns how many rows it
 // marked missed.
+//
+// Both updates are bounded through indexes (the items of cancelled rules;
+// rows scheduled before the cutoff), not by a scan of every pending row: a
+// province has a hundred thousand of them, and this runs after every replan.
 func (s *Store) MarkUnanswered(ctx context.Context, cutoff time.Time) (int64, error) {
 	var marked int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		// Cancelled before the box said anything: cancelled, not missed.
 		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'cancelled', reason = 'cancelled before the box answered', updated_at = ?
-			WHERE status IN ('pending', 'received', 'ready') AND EXISTS (
-				SELECT 1 FROM rules r WHERE r.id = deliveries.announcement AND r.cancelled_at != 0 AND r.cancelled_at < ?)`,
+			WHERE status IN ('pending', 'received', 'ready') AND announcement IN (
+				SELECT id FROM rules WHERE cancelled_at != 0 AND cancelled_at < ?)`,
 			ms(time.Now()), ms(cutoff)); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'missed', reason = ?, updated_at = ?
-			WHERE status IN ('pending', 'received', 'ready') AND EXISTS (
+			WHERE status IN ('pending', 'received', 'ready') AND scheduled_at < ? AND EXISTS (
 				SELECT 1 FROM rules r WHERE r.id = deliveries.announcement AND r.cancelled_at = 0
 					AND deliveries.scheduled_at + r.validity_ms < ?)`,
-			NoAnswer, ms(time.Now()), ms(cutoff))
+			NoAnswer, ms(time.Now()), ms(cutoff), ms(cutoff))
 		if err != nil {
 			return err
 		}

@@ -182,18 +182,29 @@ func (s *Store) GroupNames(ctx context.Context) ([]string, error) {
 	return out, rows.Err()
 }
 
-// GroupMembers returns the devices of a group; ErrNotFound if it has none.
+// GroupMembers returns the devices of a group, in id order; ErrNotFound if
+// it has none.
 func (s *Store) GroupMembers(ctx context.Context, group string) ([]string, error) {
-	gs, err := s.Groups(ctx)
+	rows, err := s.db.QueryContext(ctx, `SELECT device_id FROM group_members WHERE group_name = ? ORDER BY device_id`, group)
 	if err != nil {
+		return nil, fmt.Errorf("list group %s: %w", group, err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	for _, g := range gs {
-		if g.Name == group {
-			return g.Devices, nil
-		}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("group %s: %w", group, ErrNotFound)
 	}
-	return nil, fmt.Errorf("group %s: %w", group, ErrNotFound)
+	return ids, nil
 }
 
 // AddToGroup puts devices in a group (creating it). Every device must exist;
@@ -260,21 +271,6 @@ func (d DeviceStatus) MarshalJSON() ([]byte, error) {
 		plain
 		LastSeen *time.Time `json:"last_seen"`
 	}{plain(d), timeOrNull(d.LastSeen)})
-}
-
-// RecordState stores a box's heartbeat. Unknown devices are ignored with
-// ErrNotFound.
-func (s *Store) RecordState(ctx context.Context, id string, st protocol.State, seen time.Time) error {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO device_state(device_id, online, state, playing, volume, version, uptime_sec, cache_bytes, clock_offset_ms, error, last_seen)
-		SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM devices WHERE id = ?
-		ON CONFLICT(device_id) DO UPDATE SET online=excluded.online, state=excluded.state, playing=excluded.playing,
-			volume=excluded.volume, version=excluded.version, uptime_sec=excluded.uptime_sec,
-			cache_bytes=excluded.cache_bytes, clock_offset_ms=excluded.clock_offset_ms, error=excluded.error, last_seen=excluded.last_seen`,
-		st.Online, st.State, st.Playing, st.Volume, st.Version, st.UptimeSec, st.CacheBytes, st.ClockOffsetMS, st.Error, ms(seen), id)
-	if err != nil {
-		return fmt.Errorf("record state of %s: %w", id, err)
-	}
-	return mustAffect(res, "device "+id)
 }
 
 // Status lists every device with its last reported state; boxes that never

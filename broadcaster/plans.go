@@ -1,0 +1,339 @@
+package broadcaster
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/loa-commune/loa/protocol"
+	"github.com/loa-commune/loa/scheduler"
+	"github.com/loa-commune/loa/store"
+)
+
+// planLoop re-publishes when asked, when the scheduler says the plans change,
+// and at least every minute (a safety net against a missed kick).
+func (s *Service) planLoop() {
+	defer s.wg.Done()
+	for {
+		wait := time.Minute
+		s.mu.Lock()
+		next := s.nextAt
+		s.mu.Unlock()
+		if !next.IsZero() {
+			if d := next.Sub(s.opts.Now()) + time.Second; d < wait {
+				wait = max(d, time.Second)
+			}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-s.ctx.Done():
+			t.Stop()
+			return
+		case <-s.kick:
+		case <-t.C:
+		}
+		t.Stop()
+		if err := s.replan(s.ctx); err != nil && s.ctx.Err() == nil {
+			s.log.Error("publish plans", "err", err)
+		}
+		s.markUnanswered()
+	}
+}
+
+// answerGrace is how long after an item's window closes the controller
+// waits for a box's answer before reporting that it did not sound.
+const answerGrace = 2 * time.Minute
+
+func (s *Service) markUnanswered() {
+	n, err := s.store.MarkUnanswered(s.ctx, s.opts.Now().Add(-answerGrace))
+	switch {
+	case err != nil && s.ctx.Err() == nil:
+		s.log.Error("mark unanswered deliveries", "err", err)
+	case n > 0:
+		s.log.Warn("items did not sound: no answer from their boxes", "deliveries", n)
+	}
+}
+
+// schedulerRules reads the live rules and groups them by plan target
+// ("all", "group/<g>", "device/<id>").
+func (s *Service) schedulerRules(ctx context.Context) (map[string][]scheduler.Rule, error) {
+	rules, err := s.store.Rules(ctx, "", false)
+	if err != nil {
+		return nil, err
+	}
+	media := map[string]store.Media{}
+	out := map[string][]scheduler.Rule{}
+	for _, r := range rules {
+		m, ok := media[r.Media]
+		if !ok && r.Media != "" { // a tone-only emergency has none
+			if m, err = s.store.MediaByID(ctx, r.Media); err != nil {
+				s.log.Error("rule uses missing media; skipped", "rule", r.ID, "err", err)
+				continue
+			}
+			media[r.Media] = m
+		}
+		sr := SchedulerRule(r, m)
+		for _, t := range targetsOf(r.Targets) {
+			out[t] = append(out[t], sr)
+		}
+	}
+	return out, nil
+}
+
+// SchedulerRule turns a stored rule and its media into the scheduler's form.
+func SchedulerRule(r store.Rule, m store.Media) scheduler.Rule {
+	sr := scheduler.Rule{
+		ID: r.ID, Paused: r.Paused, Validity: r.Validity, NotBefore: r.CreatedAt,
+		Item: protocol.PlanItem{
+			Priority: r.Priority,
+			Repeat:   max(r.Repeat, 1), GapMS: r.Gap.Milliseconds(), Text: r.Text, Tone: r.Tone,
+			OnPreempt: protocol.OnPreemptRestart, Status: r.Status,
+		},
+	}
+	if r.Media != "" {
+		sr.Item.Media = protocol.Media{SHA256: m.SHA256, Size: m.Size, DurationMS: m.Duration.Milliseconds()}
+	}
+	if sr.Item.Status == "" {
+		sr.Item.Status = protocol.StatusLive
+	}
+	if r.Kind == store.KindCron {
+		sr.Cron = r.Cron
+	} else {
+		sr.At = r.Start
+	}
+	return sr
+}
+
+func targetsOf(t store.Targets) []string {
+	var out []string
+	if t.All {
+		out = append(out, "all")
+	}
+	for _, g := range t.Groups {
+		out = append(out, "group/"+g)
+	}
+	for _, d := range t.Devices {
+		out = append(out, "device/"+d)
+	}
+	return out
+}
+
+func (s *Service) planTopic(target string) string { return s.topics.Root() + "/plan/" + target }
+
+// targetPlan is one target's computed plan. It stays valid while the
+// target's rules are the same (key) and the clock is in [at, until): the
+// scheduler's next change for those rules.
+type targetPlan struct {
+	key       [32]byte
+	at, until time.Time
+	items     []protocol.PlanItem
+	sum       [32]byte // of the items as published
+}
+
+// emptyPlan is the plan of a target without rules.
+var emptyPlan = targetPlan{sum: itemsSum(nil)}
+
+func itemsSum(items []protocol.PlanItem) [32]byte {
+	if items == nil {
+		items = []protocol.PlanItem{}
+	}
+	b, _ := json.Marshal(items) // plain data: cannot fail
+	return sha256.Sum256(b)
+}
+
+// replan brings every target's plan up to date and publishes those that
+// changed. It is incremental: a target is recomputed only when its rules
+// changed or the clock reached its next change, and published only when its
+// items differ from what its topic holds. Targets that no longer have items
+// get an empty plan, so boxes drop them.
+func (s *Service) replan(ctx context.Context) error {
+	started := time.Now()
+	byTarget, err := s.schedulerRules(ctx)
+	if err != nil {
+		return err
+	}
+	now := s.opts.Now()
+	never := now.AddDate(100, 0, 0)
+	s.mu.Lock()
+	computed := s.computed
+	s.mu.Unlock()
+	plans := map[string]targetPlan{"all": emptyPlan}
+	var next time.Time
+	recomputed := 0
+	for target, rules := range byTarget {
+		key, err := rulesKey(rules)
+		if err != nil {
+			return err
+		}
+		c, ok := computed[target]
+		if !ok || c.key != key || now.Before(c.at) || !now.Before(c.until) {
+			items, err := s.sched.Items(rules, now)
+			if err != nil {
+				return err
+			}
+			c = targetPlan{key: key, at: now, until: s.sched.NextChange(rules, now), items: items, sum: itemsSum(items)}
+			if c.until.IsZero() {
+				c.until = never
+			}
+			recomputed++
+		}
+		plans[target] = c
+		if next.IsZero() || c.until.Before(next) {
+			next = c.until
+		}
+	}
+	groups, err := s.store.GroupNames(ctx)
+	if err != nil {
+		return err
+	}
+	ids, err := s.store.DeviceIDs(ctx)
+	if err != nil {
+		return err
+	}
+	// Every group and box has a retained plan, if only an empty one: the
+	// broker then has the topic before a box subscribes, and a first plan
+	// published while a box subscribes cannot slip past it (seen with
+	// mochi when both create the topic at once).
+	for _, target := range append(prefixed("group/", groups), prefixed("device/", ids)...) {
+		if _, ok := plans[target]; !ok {
+			plans[target] = emptyPlan
+		}
+	}
+	s.mu.Lock()
+	for topic := range s.published {
+		target := topic[len(s.topics.Root())+len("/plan/"):]
+		if _, ok := plans[target]; !ok {
+			plans[target] = emptyPlan
+		}
+	}
+	s.computed, s.nextAt = plans, next
+	s.mu.Unlock()
+
+	var errs []error
+	pended := map[string]bool{} // only items still in plans, so the set stays small
+	// Publish first: the boxes are waiting; the report rows can follow.
+	changed, err := s.publishPlans(plans, now)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	var rows []store.Pending
+	for target, c := range plans {
+		r, err := s.pendingRows(ctx, target, c.items, ids, pended)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		rows = append(rows, r...)
+	}
+	if err := s.store.AddPendingMany(ctx, rows); err != nil {
+		errs = append(errs, err)
+	} else {
+		s.mu.Lock()
+		s.pended = pended
+		s.mu.Unlock()
+	}
+	s.count.replanDone(time.Since(started), len(plans), recomputed, changed)
+	return errors.Join(errs...)
+}
+
+// rulesKey identifies a target's rules as the scheduler sees them.
+func rulesKey(rules []scheduler.Rule) ([32]byte, error) {
+	b, err := json.Marshal(rules)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return sha256.Sum256(b), nil
+}
+
+// publishPlans publishes the plans whose items differ from what was last
+// published on their topic, and returns how many it published.
+func (s *Service) publishPlans(plans map[string]targetPlan, now time.Time) (int, error) {
+	changed := 0
+	pub := s.newPipeline()
+	for target, c := range plans {
+		topic := s.planTopic(target)
+		s.mu.Lock()
+		same := s.published[topic] == c.sum
+		s.mu.Unlock()
+		if same {
+			continue
+		}
+		items := c.items
+		if items == nil {
+			items = []protocol.PlanItem{}
+		}
+		payload, err := s.encode(topic, protocol.KindPlan, now, protocol.Plan{Target: target, Generated: now.UTC(), Items: items})
+		if err != nil {
+			return changed, fmt.Errorf("publish plan %s: %w", target, err)
+		}
+		changed++
+		pub.publish(topic, payload, func(err error) {
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.published[topic] = c.sum
+			s.mu.Unlock()
+			s.count.plansPublished.Add(1)
+			s.count.planBytes.Add(int64(len(payload)))
+		})
+	}
+	err := pub.wait()
+	if changed > 0 {
+		s.log.Info("published plans", "changed", changed, "targets", len(plans))
+	}
+	return changed, err
+}
+
+// pendingRows lists a pending report row for each new item of a target
+// and each box it reaches, so boxes that never answer show in the report.
+// allIDs are every registered box's.
+func (s *Service) pendingRows(ctx context.Context, target string, items []protocol.PlanItem, allIDs []string, pended map[string]bool) ([]store.Pending, error) {
+	var rows []store.Pending
+	var ids []string
+	for _, it := range items {
+		key := target + "|" + it.ID
+		s.mu.Lock()
+		done := s.pended[key]
+		s.mu.Unlock()
+		if done {
+			pended[key] = true
+			continue
+		}
+		if ids == nil {
+			var err error
+			if ids, err = s.targetDevices(ctx, target, allIDs); err != nil {
+				return nil, err
+			}
+		}
+		if len(ids) == 0 {
+			continue // no box to wait for yet
+		}
+		rows = append(rows, store.Pending{Item: it.ID, Announcement: it.Announcement, Scheduled: it.Start, Devices: ids})
+		pended[key] = true
+	}
+	return rows, nil
+}
+
+// targetDevices lists the boxes a plan target reaches.
+func (s *Service) targetDevices(ctx context.Context, target string, allIDs []string) ([]string, error) {
+	switch kind, name, _ := strings.Cut(target, "/"); kind {
+	case "all":
+		return allIDs, nil
+	case "group":
+		ids, err := s.store.GroupMembers(ctx, name)
+		if errors.Is(err, store.ErrNotFound) {
+			return []string{}, nil
+		}
+		return ids, err
+	default:
+		if _, found := slices.BinarySearch(allIDs, name); found {
+			return []string{name}, nil
+		}
+		return []string{}, nil
+	}
+}

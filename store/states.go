@@ -1,0 +1,60 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/loa-commune/loa/protocol"
+)
+
+// DeviceState is one heartbeat as the controller received it.
+type DeviceState struct {
+	Device   string
+	State    protocol.State
+	Received time.Time
+}
+
+const upsertState = `INSERT INTO device_state(device_id, online, state, playing, volume, version, uptime_sec, cache_bytes, clock_offset_ms, error, last_seen)
+	SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM devices WHERE id = ?
+	ON CONFLICT(device_id) DO UPDATE SET online=excluded.online, state=excluded.state, playing=excluded.playing,
+		volume=excluded.volume, version=excluded.version, uptime_sec=excluded.uptime_sec,
+		cache_bytes=excluded.cache_bytes, clock_offset_ms=excluded.clock_offset_ms, error=excluded.error, last_seen=excluded.last_seen`
+
+// RecordState stores the last state a device reported.
+func (s *Store) RecordState(ctx context.Context, id string, st protocol.State, seen time.Time) error {
+	unknown, err := s.RecordStates(ctx, []DeviceState{{Device: id, State: st, Received: seen}})
+	if err == nil && unknown > 0 {
+		return fmt.Errorf("device %s: %w", id, ErrNotFound)
+	}
+	return err
+}
+
+// RecordStates stores many heartbeats in one transaction (thousands of
+// boxes report every minute; one transaction each would be one disk sync
+// each). States of unknown devices are counted and skipped.
+func (s *Store) RecordStates(ctx context.Context, states []DeviceState) (unknown int, err error) {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, upsertState)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, ds := range states {
+			st := ds.State
+			res, err := stmt.ExecContext(ctx, st.Online, st.State, st.Playing, st.Volume, st.Version, st.UptimeSec,
+				st.CacheBytes, st.ClockOffsetMS, st.Error, ms(ds.Received), ds.Device)
+			if err != nil {
+				return fmt.Errorf("record state of %s: %w", ds.Device, err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				unknown++
+			}
+		}
+		return nil
+	})
+	return unknown, err
+}
