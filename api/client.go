@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -190,16 +191,117 @@ func (c *Client) PauseSchedule(ctx context.Context, id string, pause bool) (Anno
 	return out, c.doJSON(ctx, http.MethodPost, "/v1/schedules/"+url.PathEscape(id)+"/"+verb, nil, &out)
 }
 
-// Status lists every box's state.
-func (c *Client) Status(ctx context.Context) ([]store.DeviceStatus, error) {
-	var out []store.DeviceStatus
-	return out, c.doJSON(ctx, http.MethodGet, "/v1/status", nil, &out)
+// StatusQuery filters and pages GET /v1/status; zero fields do not filter.
+type StatusQuery struct {
+	Group    string
+	State    string // one of store.StatusStates
+	IDPrefix string
+	After    string // StatusPage.Next of the page before
+	Limit    int    // 1..store.MaxPageSize; 0 is the server's maximum
 }
 
-// Report lists deliveries scheduled in [since, until).
+func (q StatusQuery) values() url.Values {
+	v := url.Values{}
+	set(v, "group", q.Group)
+	set(v, "state", q.State)
+	set(v, "id_prefix", q.IDPrefix)
+	set(v, "after", q.After)
+	if q.Limit == 0 {
+		q.Limit = store.MaxPageSize
+	}
+	v.Set("limit", strconv.Itoa(q.Limit))
+	return v
+}
+
+func set(v url.Values, key, value string) {
+	if value != "" {
+		v.Set(key, value)
+	}
+}
+
+// StatusPage reads one page of boxes.
+func (c *Client) StatusPage(ctx context.Context, q StatusQuery) (store.StatusPage, error) {
+	var out store.StatusPage
+	return out, c.doJSON(ctx, http.MethodGet, "/v1/status?"+q.values().Encode(), nil, &out)
+}
+
+// EachStatusPage reads every page from q.After on, handing each to fn.
+func (c *Client) EachStatusPage(ctx context.Context, q StatusQuery, fn func(store.StatusPage) error) error {
+	for {
+		p, err := c.StatusPage(ctx, q)
+		if err != nil {
+			return err
+		}
+		if err := fn(p); err != nil {
+			return err
+		}
+		if p.Next == "" {
+			return nil
+		}
+		q.After = p.Next
+	}
+}
+
+// Status lists every box's state, a page at a time.
+func (c *Client) Status(ctx context.Context) ([]store.DeviceStatus, error) {
+	out := []store.DeviceStatus{}
+	return out, c.EachStatusPage(ctx, StatusQuery{}, func(p store.StatusPage) error {
+		out = append(out, p.Devices...)
+		return nil
+	})
+}
+
+// ReportQuery filters and pages GET /v1/report; zero fields do not filter.
+type ReportQuery struct {
+	Since, Until string // site zone, as ParseTime reads them
+	Group        string
+	Status       string // one of store.ReportStatuses
+	Announcement string
+	After        string // ReportPage.Next of the page before
+	Limit        int    // 1..store.MaxPageSize; 0 is the server's maximum
+}
+
+// ReportPage reads one page of the report.
+func (c *Client) ReportPage(ctx context.Context, q ReportQuery) (store.ReportPage, error) {
+	v := url.Values{}
+	set(v, "since", q.Since)
+	set(v, "until", q.Until)
+	set(v, "group", q.Group)
+	set(v, "status", q.Status)
+	set(v, "announcement", q.Announcement)
+	set(v, "after", q.After)
+	if q.Limit == 0 {
+		q.Limit = store.MaxPageSize
+	}
+	v.Set("limit", strconv.Itoa(q.Limit))
+	var out store.ReportPage
+	return out, c.doJSON(ctx, http.MethodGet, "/v1/report?"+v.Encode(), nil, &out)
+}
+
+// EachReportPage reads every page from q.After on, handing each to fn.
+func (c *Client) EachReportPage(ctx context.Context, q ReportQuery, fn func(store.ReportPage) error) error {
+	for {
+		p, err := c.ReportPage(ctx, q)
+		if err != nil {
+			return err
+		}
+		if err := fn(p); err != nil {
+			return err
+		}
+		if p.Next == "" {
+			return nil
+		}
+		q.After = p.Next
+	}
+}
+
+// Report lists deliveries scheduled in [since, until), a page at a time.
 func (c *Client) Report(ctx context.Context, since, until string) ([]store.Delivery, error) {
-	var out []store.Delivery
-	return out, c.doJSON(ctx, http.MethodGet, "/v1/report?"+spanQuery(since, until), nil, &out)
+	out := []store.Delivery{}
+	return out, c.EachReportPage(ctx, ReportQuery{Since: since, Until: until}, func(p store.ReportPage) error {
+		out = append(out, p.Rows...)
+		return nil
+	})
 }
 
 // Site reads the site's id and time zone.

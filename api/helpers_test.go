@@ -60,6 +60,11 @@ func (b *fakeBroadcaster) RepublishAll(ctx context.Context) error {
 
 func (b *fakeBroadcaster) Scheduler() *scheduler.Scheduler { return b.sched }
 
+func (b *fakeBroadcaster) Metrics() map[string]int64 {
+	replans, configs := b.counts()
+	return map[string]int64{"replans": int64(replans), "configs_published": int64(configs)}
+}
+
 func (b *fakeBroadcaster) counts() (replans, configs int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -28,6 +28,8 @@ type Broadcaster interface {
 	// signing keys changed).
 	RepublishAll(ctx context.Context) error
 	Scheduler() *scheduler.Scheduler
+	// Metrics are the broadcaster's counters (see GET /v1/metrics).
+	Metrics() map[string]int64
 }
 
 // Options configure the API.
@@ -131,6 +133,7 @@ func NewServer(opts Options, st *store.Store, ms *media.Store, bc Broadcaster, l
 	s.handle("GET /v1/status", viewer, s.status)
 	s.handle("GET /v1/report", viewer, s.report)
 	s.handle("GET /v1/site", anyRole, s.site)
+	s.handle("GET /v1/metrics", viewer, s.metrics)
 	s.handle("GET /v1/tokens", admin, s.listTokens)
 	s.handle("POST /v1/tokens", admin, s.addToken)
 	s.handle("DELETE /v1/tokens/{name}", admin, s.revokeToken)
@@ -296,22 +299,6 @@ func (s *Server) removeMedia(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
-	st, err := s.store.Status(r.Context())
-	if err != nil {
-		return err
-	}
-	if s.opts.StaleAfter > 0 {
-		cutoff := s.opts.Now().Add(-s.opts.StaleAfter)
-		for i := range st {
-			if st[i].Online && st[i].LastSeen.Before(cutoff) {
-				st[i].Online, st[i].State, st[i].Playing = false, protocol.StateOffline, nil
-			}
-		}
-	}
-	return writeJSON(w, http.StatusOK, st)
-}
-
 // span reads the since and until query parameters (site zone).
 func (s *Server) span(r *http.Request) (since, until time.Time, err error) {
 	parse := func(name string) (time.Time, error) {
@@ -330,18 +317,6 @@ func (s *Server) span(r *http.Request) (since, until time.Time, err error) {
 	}
 	until, err = parse("until")
 	return
-}
-
-func (s *Server) report(w http.ResponseWriter, r *http.Request) error {
-	since, until, err := s.span(r)
-	if err != nil {
-		return err
-	}
-	rows, err := s.store.Report(r.Context(), since, until)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, rows)
 }
 
 // SiteInfo says which site this controller runs and in which zone its

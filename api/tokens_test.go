@@ -55,6 +55,7 @@ func TestRolesAllowAndRefuse(t *testing.T) {
 		{"status", func(c *api.Client) error { _, err := c.Status(ctx); return err }, []string{"viewer", "operator", "admin"}},
 		{"report", func(c *api.Client) error { _, err := c.Report(ctx, "", ""); return err }, []string{"viewer", "operator", "admin"}},
 		{"site", func(c *api.Client) error { _, err := c.Site(ctx); return err }, []string{"viewer", "operator", "admin", "trigger"}},
+		{"metrics", func(c *api.Client) error { _, err := c.Metrics(ctx); return err }, []string{"viewer", "operator", "admin"}},
 		{"device list", func(c *api.Client) error { _, err := c.Devices(ctx); return err }, []string{"viewer", "operator", "admin"}},
 		{"announce", func(c *api.Client) error {
 			_, err := c.Announce(ctx, api.AnnounceRequest{Targets: son, Text: "Họp thôn lúc 19 giờ."})

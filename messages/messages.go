@@ -70,6 +70,16 @@ const (
 	PKIInitDone       Key = "pki_init_done"
 	PKIServerDone     Key = "pki_server_done"
 	PKIBoxDone        Key = "pki_box_done"
+	BadLimit          Key = "bad_limit"
+	BadState          Key = "bad_state"
+	BadReportStatus   Key = "bad_report_status"
+	BadCursor         Key = "bad_cursor"
+	PageShowing       Key = "page_showing"
+	PageNext          Key = "page_next"
+	PageEmpty         Key = "page_empty"
+	StatusCounts      Key = "status_counts"
+	ReportCounts      Key = "report_counts"
+	ReportPerRule     Key = "report_per_rule"
 )
 
 var english = map[Key]string{
@@ -131,6 +141,16 @@ var english = map[Key]string{
 	BadCAFile:         "cannot use %s as the CA certificate (--ca, LOA_CA): %v",
 	PKIInitDone:       "Add to the controller's config and restart `loa serve`: the API then serves HTTPS and the broker MQTT over TLS.\n  tls_cert: %s\n  tls_key: %s\n  # tls_client_ca: %s   # also require box certificates (`loa pki box ID`)\nSet public_server_url to https://%s:8080 and public_broker_url to ssl://%s:1883. Boxes added after the restart get the CA in their config (`loa device add ID --write-config FILE`); give boxes added before a new config. Keep ca.key off the network: it signs new certificates.",
 	PKIServerDone:     "Restart `loa serve` to use it; boxes need no change (same CA).",
+	BadLimit:          "the page size (--limit) must be a whole number from 1 to %d, not %q",
+	BadState:          "unknown state %q: use one of %s",
+	BadReportStatus:   "unknown status %q: use one of %s",
+	BadCursor:         "cannot continue after %q: pass --after exactly as the last page printed it, or leave it out to start from the first page",
+	PageShowing:       "showing %d–%d of %d",
+	PageNext:          "next page: add --after %s",
+	PageEmpty:         "nothing matches these filters",
+	StatusCounts:      "boxes by state: %s",
+	ReportCounts:      "rows by status: %s",
+	ReportPerRule:     "per announcement on this page (all its rows within the filters):",
 	PKIBoxDone:        "Copy both files to the box (e.g. /etc/loa-agent/, the key readable only by loa-agent) and add to its config:\n  cert_file: /etc/loa-agent/%s\n  key_file: /etc/loa-agent/%s",
 }
 
@@ -161,6 +181,16 @@ var vietnamese = map[Key]string{
 	RateLimited:       "quá nhiều yêu cầu: chờ %d giây rồi thử lại (máy chủ giới hạn số yêu cầu của mỗi mã, mỗi loa và mỗi địa chỉ để không nơi nào lấn át các nơi khác)",
 	TLSUntrusted:      "máy chủ Loa tại %s dùng chứng chỉ mà máy này không tin cậy (%v): dùng --ca TỆP hoặc đặt LOA_CA là tệp ca.crt của xã (`loa pki init` đã tạo; trên máy chủ còn có trong thư mục dữ liệu)",
 	TLSNeeded:         "máy chủ Loa tại %s chỉ nhận HTTPS: dùng --server %s (hoặc LOA_SERVER)",
+	BadLimit:          "số dòng mỗi trang (--limit) phải là số nguyên từ 1 đến %d, không phải %q",
+	BadState:          "không có trạng thái %q: dùng một trong %s",
+	BadReportStatus:   "không có kết quả %q: dùng một trong %s",
+	BadCursor:         "không thể xem tiếp sau %q: dùng --after đúng như trang trước đã in, hoặc bỏ đi để xem từ trang đầu",
+	PageShowing:       "đang hiện %d–%d trên tổng %d",
+	PageNext:          "trang sau: thêm --after %s",
+	PageEmpty:         "không có kết quả nào khớp bộ lọc này",
+	StatusCounts:      "số loa theo trạng thái: %s",
+	ReportCounts:      "số dòng theo kết quả: %s",
+	ReportPerRule:     "theo từng thông báo trên trang này (mọi dòng trong bộ lọc):",
 }
 
 // T formats the message for key in the language chosen by LOA_LANG

@@ -167,18 +167,22 @@ func (s *Store) Report(ctx context.Context, since, until time.Time) ([]Delivery,
 	if !until.IsZero() {
 		hi = ms(until)
 	}
-	return s.deliveries(ctx, `WHERE d.scheduled_at >= ? AND d.scheduled_at < ?`, ms(since), hi)
+	return s.deliveries(ctx, `WHERE d.scheduled_at >= ? AND d.scheduled_at < ?`+reportOrder, ms(since), hi)
 }
+
+// reportOrder is the report's order, which ReportPage's cursor follows.
+const reportOrder = ` ORDER BY d.scheduled_at, d.item, d.device_id`
 
 // Deliveries lists the deliveries of one announcement or schedule.
 func (s *Store) Deliveries(ctx context.Context, announcement string) ([]Delivery, error) {
-	return s.deliveries(ctx, `WHERE d.announcement = ?`, announcement)
+	return s.deliveries(ctx, `WHERE d.announcement = ?`+reportOrder, announcement)
 }
 
-func (s *Store) deliveries(ctx context.Context, where string, args ...any) ([]Delivery, error) {
+// deliveries reads report rows; tail is the WHERE clause and the order.
+func (s *Store) deliveries(ctx context.Context, tail string, args ...any) ([]Delivery, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT d.item, d.announcement, d.device_id, d.status, d.scheduled_at, d.started_at,
 			d.finished_at, d.reason, COALESCE(r.status, '') = 'test', COALESCE(r.text, '')
-		FROM deliveries d LEFT JOIN rules r ON r.id = d.announcement `+where+` ORDER BY d.scheduled_at, d.item, d.device_id`, args...)
+		FROM deliveries d LEFT JOIN rules r ON r.id = d.announcement `+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read report: %w", err)
 	}

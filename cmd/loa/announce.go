@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
@@ -250,74 +249,6 @@ func newSchedule(g *globals) *cobra.Command {
 		return err
 	})
 	cmd.AddCommand(add, list, rm, pause, resume)
-	return cmd
-}
-
-func newStatus(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use: "status", Short: "Show every box: online, state, what it plays, volume, last seen", Args: cobra.NoArgs,
-		RunE: g.staff(func(ctx context.Context, c *api.Client, cmd *cobra.Command, _ []string) error {
-			st, err := c.Status(ctx)
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return printJSON(cmd.OutOrStdout(), st)
-			}
-			rows := [][]string{}
-			for _, s := range st {
-				playing := "-"
-				if s.Playing != nil {
-					playing = *s.Playing
-				}
-				rows = append(rows, []string{s.ID, orDash(strings.Join(s.Groups, ",")), strconv.FormatBool(s.Online), s.State, playing, strconv.Itoa(s.Volume), when(s.LastSeen)})
-			}
-			return table(cmd.OutOrStdout(), []string{"BOX", "GROUPS", "ONLINE", "STATE", "PLAYING", "VOLUME", "LAST SEEN"}, rows)
-		}),
-	}
-}
-
-func newReport(g *globals) *cobra.Command {
-	var since, until string
-	var audit bool
-	cmd := &cobra.Command{
-		Use: "report", Short: "What every box did with every item: played, failed, missed...", Args: cobra.NoArgs,
-		RunE: g.staff(func(ctx context.Context, c *api.Client, cmd *cobra.Command, _ []string) error {
-			if audit {
-				return printAudit(ctx, c, g.output, since, until, cmd.OutOrStdout())
-			}
-			rows, err := c.Report(ctx, since, until)
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return printJSON(cmd.OutOrStdout(), rows)
-			}
-			header := []string{"ITEM", "ANNOUNCEMENT", "DEVICE", "STATUS", "STARTED_AT", "FINISHED_AT", "REASON", "EXERCISE", "TEXT"}
-			var out [][]string
-			for _, r := range rows {
-				ex := ""
-				if r.Exercise {
-					ex = "exercise"
-				}
-				if g.output == "csv" {
-					out = append(out, []string{r.Item, r.Announcement, r.Device, r.Status, rfc(r.StartedAt), rfc(r.FinishedAt), r.Reason, ex, r.Text})
-				} else {
-					out = append(out, []string{r.Item, r.Announcement, r.Device, r.Status, when(r.StartedAt), when(r.FinishedAt), orDash(r.Reason), orDash(ex), orDash(messages.Short(r.Text))})
-				}
-			}
-			if g.output == "csv" {
-				for i := range header {
-					header[i] = strings.ToLower(header[i])
-				}
-				return csvOut(cmd.OutOrStdout(), header, out)
-			}
-			return table(cmd.OutOrStdout(), header, out)
-		}),
-	}
-	cmd.Flags().StringVar(&since, "since", "", "only items scheduled from this time (site zone: \"2026-12-01 06:00\", \"06:00\" today)")
-	cmd.Flags().StringVar(&until, "until", "", "only items scheduled before this time")
-	cmd.Flags().BoolVar(&audit, "audit", false, "show the audit log instead: who started and cancelled emergencies, and what triggered them")
 	return cmd
 }
 
