@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -30,10 +32,15 @@ type Config struct {
 	HTTP     string `yaml:"http"`
 	MQTT     string `yaml:"mqtt"`
 	Timezone string `yaml:"timezone"`
-	// Broker selects an external MQTT broker instead of the embedded one.
-	Broker         string `yaml:"broker"`
-	BrokerUsername string `yaml:"broker_username"`
-	BrokerPassword string `yaml:"broker_password"`
+	// Broker selects an external MQTT broker instead of the embedded one;
+	// several URLs, separated by commas (also in --broker and LOA_BROKER),
+	// name the nodes of a cluster. Brokers lists more of them. Validate
+	// leaves the first URL in Broker and the others, in order, in Brokers
+	// (BrokerURLs gives them all); boxes get them all in their configs.
+	Broker         string   `yaml:"broker"`
+	Brokers        []string `yaml:"brokers"`
+	BrokerUsername string   `yaml:"broker_username"`
+	BrokerPassword string   `yaml:"broker_password"`
 	// PublicServerURL and PublicBrokerURL are how boxes reach this
 	// controller; they go into the agent configs `loa device add` writes.
 	PublicServerURL string        `yaml:"public_server_url"`
@@ -147,12 +154,24 @@ func (c *Config) Validate() error {
 	if !validListen(c.HTTP) {
 		return bad("http", "%q is not HOST:PORT (e.g. :8080)", c.HTTP)
 	}
-	if c.Broker == "" {
+	brokers := c.BrokerURLs()
+	if len(brokers) == 0 {
 		if !validListen(c.MQTT) {
 			return bad("mqtt", "%q is not HOST:PORT (e.g. :1883)", c.MQTT)
 		}
-	} else if u, err := url.Parse(c.Broker); err != nil || (u.Scheme != "tcp" && u.Scheme != "ssl") || u.Host == "" {
-		return bad("broker", "%q must look like tcp://HOST:1883", c.Broker)
+	}
+	for _, b := range []struct {
+		field string
+		urls  []string
+	}{{"broker", splitURLs(c.Broker)}, {"brokers", c.Brokers}} {
+		for _, s := range b.urls {
+			if u, err := url.Parse(s); err != nil || (u.Scheme != "tcp" && u.Scheme != "ssl") || u.Host == "" {
+				return bad(b.field, "%q must look like tcp://HOST:1883", s)
+			}
+		}
+	}
+	if len(brokers) > 0 {
+		c.Broker, c.Brokers = brokers[0], brokers[1:]
 	}
 	if _, err := time.LoadLocation(c.Timezone); err != nil {
 		return bad("timezone", "%q is not a time zone (e.g. Asia/Ho_Chi_Minh)", c.Timezone)
@@ -203,6 +222,30 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// BrokerURLs lists the external broker's URLs in the order they are tried:
+// those of Broker (comma-separated), then Brokers, each once. None: the
+// embedded broker.
+func (c *Config) BrokerURLs() []string {
+	var out []string
+	for _, u := range append(splitURLs(c.Broker), c.Brokers...) {
+		if u = strings.TrimSpace(u); u != "" && !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// splitURLs splits a comma-separated list, dropping blanks.
+func splitURLs(s string) []string {
+	var out []string
+	for u := range strings.SplitSeq(s, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
 // validListen reports whether addr is HOST:PORT with a port from 0 to 65535.
 func validListen(addr string) bool {
 	_, port, err := net.SplitHostPort(addr)
@@ -228,8 +271,10 @@ func (c *Config) publicURLs(httpAddr, brokerAddr string) (server, broker string)
 		server = httpScheme + "://127.0.0.1:" + port
 	}
 	if broker == "" {
-		if c.Broker != "" {
-			broker = c.Broker
+		if urls := c.BrokerURLs(); len(urls) > 0 {
+			// Every node of a cluster, so a box fails over as the
+			// controller does (the agent reads the comma-separated list).
+			broker = strings.Join(urls, ",")
 		} else {
 			_, port, _ := net.SplitHostPort(brokerAddr)
 			broker = mqttScheme + "://127.0.0.1:" + port

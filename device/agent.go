@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -280,7 +281,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.runOutbox(outCtx)
 	}()
 
-	a.log.Info("agent starting", keyBroker, a.cfg.Broker, "cache", a.cfg.Cache, "format", a.format, "version", Version)
+	a.log.Info("agent starting", keyBroker, strings.Join(a.cfg.BrokerURLs(), ","), "cache", a.cfg.Cache, "format", a.format, "version", Version)
 	a.client.Connect() // with ConnectRetry it keeps trying in the background
 	a.loop(ctx)
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,8 +44,14 @@ type Config struct {
 	ID string `yaml:"id"`
 	// Site is the commune's site id (the topic root is loa/<site>).
 	Site string `yaml:"site"`
-	// Broker is the MQTT broker URL, tcp://host:port.
+	// Broker is the MQTT broker URL, tcp://host:port; several, separated
+	// by commas, are also accepted (as --broker takes them).
 	Broker string `yaml:"broker"`
+	// Brokers are more broker URLs: the nodes of a clustered broker (NATS,
+	// EMQX) or bridged ones that carry the same site. The box tries
+	// Broker's URLs, then these, in order, on every connect and reconnect
+	// (BrokerURLs), and keeps its session on whichever answers.
+	Brokers []string `yaml:"brokers"`
 	// Server is the controller's base URL; media is fetched from
 	// <server>/v1/media/<sha256> unless the device config names a media URL.
 	Server string `yaml:"server"`
@@ -140,11 +147,18 @@ func (c *Config) Validate() error {
 	if err := protocol.ValidName(c.Site); err != nil {
 		return &FieldError{Field: "site", Err: err}
 	}
-	if c.Broker == "" {
-		return fieldErr("broker", "no broker set: pass --broker tcp://HOST:1883 or set broker: in the config file")
+	if len(c.BrokerURLs()) == 0 {
+		return fieldErr("broker", "no broker set: pass --broker tcp://HOST:1883 or set broker: in the config file (brokers: [URL, ...] for the nodes of a cluster)")
 	}
-	if u, err := url.Parse(c.Broker); err != nil || u.Host == "" || !brokerSchemes[u.Scheme] {
-		return fieldErr("broker", "%q is not a broker URL: use tcp://HOST:1883 (or ssl://HOST:8883, ws://HOST/PATH)", c.Broker)
+	for _, b := range []struct {
+		field string
+		urls  []string
+	}{{"broker", splitURLs(c.Broker)}, {"brokers", c.Brokers}} {
+		for _, s := range b.urls {
+			if u, err := url.Parse(s); err != nil || u.Host == "" || !brokerSchemes[u.Scheme] {
+				return fieldErr(b.field, "%q is not a broker URL: use tcp://HOST:1883 (or ssl://HOST:8883, ws://HOST/PATH)", s)
+			}
+		}
 	}
 	if c.Server == "" {
 		return fieldErr("server", "no controller URL set: pass --server http://HOST:8080 or set server: in the config file")
@@ -218,6 +232,31 @@ func (c *Config) tlsConfig(now func() time.Time) (*tls.Config, error) {
 		tc.Certificates = []tls.Certificate{cert}
 	}
 	return tc, nil
+}
+
+// BrokerURLs lists every broker the box may use, in the order it tries
+// them: the URLs of Broker (comma-separated), then Brokers, each once, blanks
+// dropped.
+func (c *Config) BrokerURLs() []string {
+	var out []string
+	for _, u := range append(splitURLs(c.Broker), c.Brokers...) {
+		if u = strings.TrimSpace(u); u != "" && !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// splitURLs splits a comma-separated list of URLs, trimming spaces and
+// dropping empty entries.
+func splitURLs(s string) []string {
+	var out []string
+	for u := range strings.SplitSeq(s, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 var brokerSchemes = map[string]bool{"tcp": true, "mqtt": true, "ssl": true, "tls": true, "mqtts": true, "ws": true, "wss": true}

@@ -31,6 +31,12 @@ func TestConfigValidate(t *testing.T) {
 		{"broker without scheme", func(c *Config) { c.Broker = "127.0.0.1:1883" }, "broker"},
 		{"broker http", func(c *Config) { c.Broker = "http://h:1883" }, "broker"},
 		{"broker ssl", func(c *Config) { c.Broker = "ssl://h:8883" }, ""},
+		{"brokers only", func(c *Config) { c.Broker, c.Brokers = "", []string{"tcp://a:1883", "tcp://b:1883"} }, ""},
+		{"broker and brokers", func(c *Config) { c.Brokers = []string{"tcp://b:1883"} }, ""},
+		{"broker list", func(c *Config) { c.Broker = "tcp://a:1883, tcp://b:1883" }, ""},
+		{"bad URL in broker list", func(c *Config) { c.Broker = "tcp://a:1883,b:1883" }, "broker"},
+		{"bad URL in brokers", func(c *Config) { c.Brokers = []string{"tcp://b:1883", "http://c"} }, "brokers"},
+		{"empty URL in brokers", func(c *Config) { c.Brokers = []string{""} }, "brokers"},
 		{"no server", func(c *Config) { c.Server = "" }, "server"},
 		{"server not http", func(c *Config) { c.Server = "ftp://h" }, "server"},
 		{"no token", func(c *Config) { c.Token = "" }, "token"},
@@ -70,6 +76,48 @@ func TestConfigMissingBrokerSaysWhatToDo(t *testing.T) {
 	c.Broker = ""
 	if err := c.Validate(); !strings.Contains(err.Error(), "--broker tcp://HOST:1883") || !strings.Contains(err.Error(), "broker:") {
 		t.Fatalf("message %q does not say how to fix it", err)
+	}
+}
+
+func TestBrokerURLs(t *testing.T) {
+	tests := []struct {
+		name    string
+		broker  string
+		brokers []string
+		want    string
+	}{
+		{"one", "tcp://a:1883", nil, "tcp://a:1883"},
+		{"comma list", "tcp://a:1883, tcp://b:1883,", nil, "tcp://a:1883 tcp://b:1883"},
+		{"broker first, then brokers", "tcp://a:1883", []string{"tcp://b:1883", "tcp://c:1883"}, "tcp://a:1883 tcp://b:1883 tcp://c:1883"},
+		{"each once", "tcp://a:1883", []string{"tcp://b:1883", "tcp://a:1883"}, "tcp://a:1883 tcp://b:1883"},
+		{"brokers only", "", []string{"tcp://b:1883"}, "tcp://b:1883"},
+		{"none", "", nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Config{Broker: tt.broker, Brokers: tt.brokers}
+			if got := strings.Join(c.BrokerURLs(), " "); got != tt.want {
+				t.Fatalf("BrokerURLs = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadConfigBrokers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent.yaml")
+	body := "id: b1\nsite: s1\nbrokers: [tcp://10.0.0.2:1883, tcp://10.0.0.3:1883]\nserver: http://10.0.0.2:8080\ntoken: t\ncontroller_keys: [" + testKeys[0] + "]\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.BrokerURLs(), " "); got != "tcp://10.0.0.2:1883 tcp://10.0.0.3:1883" {
+		t.Fatalf("BrokerURLs = %q", got)
 	}
 }
 

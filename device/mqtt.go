@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -31,7 +32,11 @@ const (
 // newMQTTOptions builds the paho options of the box's persistent session.
 func (a *Agent) newMQTTOptions(will []byte) *mqtt.ClientOptions {
 	o := mqtt.NewClientOptions()
-	o.AddBroker(a.cfg.Broker)
+	// paho tries the brokers in this order on every connect and reconnect.
+	brokers := a.cfg.BrokerURLs()
+	for _, b := range brokers {
+		o.AddBroker(b)
+	}
 	o.SetClientID("loa-" + a.cfg.Site + "-" + a.cfg.ID)
 	o.SetUsername(a.cfg.ID)
 	o.SetPassword(a.cfg.Token)
@@ -49,31 +54,50 @@ func (a *Agent) newMQTTOptions(will []byte) *mqtt.ClientOptions {
 		a.log.Error("TLS settings; trusting no broker", keyErr, err)
 		o.SetTLSConfig(&tls.Config{MinVersion: pki.MinVersion, RootCAs: x509.NewCertPool()})
 	} else {
-		if u, err := url.Parse(a.cfg.Broker); err == nil {
-			tc.ServerName = u.Hostname() // also behind a proxy (all_proxy), where paho does not set it
-		}
 		o.SetTLSConfig(tc)
+		// Each broker's certificate is checked for its own name, also
+		// behind a proxy (all_proxy), where paho does not set it.
+		o.SetConnectionAttemptHandler(func(broker *url.URL, tc *tls.Config) *tls.Config {
+			if tc == nil {
+				return nil
+			}
+			tc = tc.Clone()
+			tc.ServerName = broker.Hostname()
+			return tc
+		})
 	}
 	o.SetBinaryWill(a.topics.DeviceState(a.cfg.ID), will, qosAtLeastOnce, true)
 	// With a persistent session the broker may deliver before we subscribe again.
 	o.SetDefaultPublishHandler(a.onMQTTMessage)
+	// trying is the broker paho is trying (it says so before each attempt),
+	// so the log names the one that answered.
+	var trying atomic.Pointer[string]
+	first := strings.Join(brokers, ",")
+	trying.Store(&first)
 	o.SetOnConnectHandler(func(mqtt.Client) {
-		a.log.Info("connected to broker", keyBroker, a.cfg.Broker)
+		a.log.Info("connected to broker", keyBroker, *trying.Load())
 		signal(a.connected)
 		signal(a.syncKick)
 	})
 	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 		a.gate.set(false)
-		a.log.Warn("lost broker connection; reconnecting", keyBroker, a.cfg.Broker, keyErr, err)
+		a.log.Warn("lost broker connection; reconnecting", keyBroker, *trying.Load(), keyErr, err)
 	})
 	o.SetStore(&gateStore{Store: mqtt.NewMemoryStore(), gate: a.gate, connected: func() bool { return a.client.IsConnectionOpen() }})
 	// paho's backoff is the same on every box; a random wait before each
 	// reconnect attempt (reconnect.go) keeps the boxes of a district from
 	// coming back in the same second when the broker restarts. The first
 	// connect at start is not delayed.
-	o.SetConnectionNotificationHandler(DefaultReconnectPolicy().Handler(a.done, func(attempt int, d time.Duration) {
-		a.log.Debug("reconnecting to broker", keyBroker, a.cfg.Broker, "attempt", attempt, "wait", d)
-	}))
+	backoff := DefaultReconnectPolicy().Handler(a.done, func(attempt int, d time.Duration) {
+		a.log.Debug("reconnecting to broker", keyBroker, strings.Join(brokers, ","), "attempt", attempt, "wait", d)
+	})
+	o.SetConnectionNotificationHandler(func(c mqtt.Client, n mqtt.ConnectionNotification) {
+		if b, ok := n.(mqtt.ConnectionNotificationBroker); ok && b.Broker != nil {
+			u := b.Broker.String()
+			trying.Store(&u)
+		}
+		backoff(c, n)
+	})
 	return o
 }
 

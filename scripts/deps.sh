@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs (as root) or names (otherwise) the Debian packages Loa needs.
 #   scripts/deps.sh build   what building loa-agent needs (ALSA headers)
-#   scripts/deps.sh test    what the tests need: real audio, a real broker, TTS
+#   scripts/deps.sh test    what the tests need: real audio, a real broker, TTS, and nats-server
+#                           (go install, into GOPATH/bin) for the NATS cluster tests
 set -euo pipefail
 build=(libasound2-dev pkg-config)
 test=("${build[@]}" alsa-utils libasound2-plugins pulseaudio pulseaudio-utils mosquitto espeak-ng sox lame ffmpeg)
@@ -10,6 +11,15 @@ case "${1:-build}" in
   test) want=("${test[@]}") ;;
   *) echo "usage: $0 build|test" >&2; exit 2 ;;
 esac
+# The NATS cluster of configs/nats and e2e/nats_test.go: not a Debian package at this version.
+nats_version=v2.15.3
+if [ "${1:-build}" = test ]; then
+  gobin=$(go env GOPATH)/bin
+  if ! "$gobin/nats-server" --version 2>/dev/null | grep -q "$nats_version"; then
+    echo "Installing nats-server $nats_version into $gobin" >&2
+    go install "github.com/nats-io/nats-server/v2@$nats_version"
+  fi
+fi
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -47,7 +47,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	var (
 		id       = fs.String("id", "", "device id")
 		site     = fs.String("site", "", "site (commune) id")
-		broker   = fs.String("broker", "", "MQTT broker URL, tcp://HOST:1883")
+		brokers  urlList
 		server   = fs.String("server", "", "controller URL for media downloads, http://HOST:8080")
 		token    = fs.String("token", "", "device secret (MQTT and HTTP password)")
 		cache    = fs.String("cache", "", "folder for state and the media cache (default "+device.DefaultCacheDir+")")
@@ -56,6 +56,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		ctlKey   = fs.String("controller-key", "", "the controller's public key, ed25519:… (`loa device add` writes it into the config file)")
 		skew     = fs.Duration("clock-skew", 0, "run the agent's clock this far off the system clock (e.g. 200ms, -1h): to try time sync")
 	)
+	fs.Var(&brokers, "broker", "MQTT broker URL, tcp://HOST:1883; repeat it, or separate URLs with commas, for the nodes of a cluster (tried in order)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -82,8 +83,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			cfg.ID = *id
 		case "site":
 			cfg.Site = *site
-		case "broker":
-			cfg.Broker = *broker
+		case "broker": // replaces broker: and brokers: of the file
+			cfg.Broker, cfg.Brokers = strings.Join(brokers, ","), nil
 		case "server":
 			cfg.Server = *server
 		case "token":
@@ -119,6 +120,20 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	return agent.Run(ctx)
+}
+
+// urlList is a flag that may be repeated and takes comma-separated values.
+type urlList []string
+
+func (l *urlList) String() string { return strings.Join(*l, ",") }
+
+func (l *urlList) Set(s string) error {
+	for u := range strings.SplitSeq(s, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			*l = append(*l, u)
+		}
+	}
+	return nil
 }
 
 // openSink makes the sound output the config names.

@@ -43,6 +43,8 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 		{"no broker", []string{"--id", "b1", "--site", "s1"}, "no broker set: pass --broker tcp://HOST:1883 or set broker: in the config file"},
 		{"no controller key", []string{"--id", "b1", "--site", "s1", "--broker", "tcp://h:1883", "--server", "http://h", "--token", "t"}, "no controller key set"},
 		{"bad output", []string{"--id", "b1", "--site", "s1", "--broker", "tcp://h:1883", "--server", "http://h", "--token", "t", "--controller-key", testKey, "--output", "hdmi"}, "alsa, alsa:DEVICE, wav:DIR, null"},
+		{"bad repeated broker", []string{"--id", "b1", "--site", "s1", "--broker", "tcp://h:1883", "--broker", "h2:1883", "--server", "http://h", "--token", "t"}, `broker: "h2:1883" is not a broker URL`},
+		{"bad broker in a list", []string{"--id", "b1", "--site", "s1", "--broker", "tcp://h:1883,http://h2", "--server", "http://h", "--token", "t"}, `broker: "http://h2" is not a broker URL`},
 		{"missing file", []string{"--config", filepath.Join(dir, "nope.yaml")}, "read config"},
 		{"stray argument", []string{"--id", "b1", "extra"}, `unexpected argument "extra"`},
 		{"bad level", []string{"--id", "b1", "--site", "s1", "--broker", "tcp://h:1883", "--server", "http://h", "--token", "t", "--controller-key", testKey, "--cache", dir, "--output", "null", "--log-level", "loud"}, "--log-level"},
