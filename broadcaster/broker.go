@@ -34,6 +34,7 @@ type GroupLookup func(ctx context.Context, deviceID string) ([]string, error)
 // embeddedBroker is mochi-mqtt listening on TCP, allowing only the
 // controller and registered boxes.
 type embeddedBroker struct {
+	side     *aside // runs the hooks' database lookups
 	server   *mqtt.Server
 	listener *listeners.TCP
 	access   *accessHook
@@ -48,17 +49,42 @@ type embeddedBroker struct {
 // Limits.MaxMessageBytes.
 const maxPacketBytes = protocol.MaxPayload + 64<<10
 
+// maxWritesPending bounds the messages queued for one client. mochi
+// allocates the whole queue when a client connects (8,192 entries, 64 kB,
+// by default: 640 MB at 10,000 boxes). A box is sent a handful of retained
+// messages at most at once; what boxes send reaches the controller through
+// inline subscriptions (subscribeInline), not through a queue.
+const maxWritesPending = 64
+
 // startBroker starts mochi on addr; with tlsConf, the listener speaks TLS.
 func startBroker(addr string, tlsConf *tls.Config, topics protocol.Topics, controllerSecret string, lookup TokenLookup, groups GroupLookup, log *slog.Logger) (*embeddedBroker, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumMessageExpiryInterval = 0 // retained plans must not expire
 	caps.MaximumPacketSize = maxPacketBytes
+	caps.MaximumClientWritesPending = maxWritesPending
 	every := DefaultLimits().LogEvery
 	conns := newDropLog(log, "broker closed a connection", "broker closed connections", every)
 	srvLog := slog.New(&connLogHandler{Handler: log.With("part", "broker").Handler(), conns: conns})
-	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: srvLog, InlineClient: false})
+	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: srvLog, InlineClient: true})
 	refused := newDropLog(log, "broker refused a client", "broker refused clients", every)
-	access := &accessHook{topics: topics, secret: controllerSecret, lookup: lookup, groups: groups, log: log, member: map[string]map[string]bool{},
+	side := newAside(4)
+	started := false
+	defer func() {
+		if !started {
+			side.stop()
+		}
+	}()
+	access := &accessHook{topics: topics, secret: controllerSecret, log: log, member: map[string]map[string]bool{},
+		lookup: func(ctx context.Context, id string) (hash string, err error) {
+			err = errStopping
+			side.do(func() { hash, err = lookup(ctx, id) })
+			return hash, err
+		},
+		groups: func(ctx context.Context, id string) (gs []string, err error) {
+			err = errStopping
+			side.do(func() { gs, err = groups(ctx, id) })
+			return gs, err
+		},
 		refused: refused}
 	if err := srv.AddHook(access, nil); err != nil {
 		return nil, fmt.Errorf("broker hook: %w", err)
@@ -74,13 +100,17 @@ func startBroker(addr string, tlsConf *tls.Config, topics protocol.Topics, contr
 	if err := srv.Serve(); err != nil {
 		return nil, fmt.Errorf("start broker: %w", err)
 	}
-	return &embeddedBroker{server: srv, listener: l, access: access, limits: limits}, nil
+	started = true
+	return &embeddedBroker{side: side, server: srv, listener: l, access: access, limits: limits}, nil
 }
 
 func (b *embeddedBroker) Addr() string { return b.listener.Address() }
 
 // Close stops the broker; its hooks' Stop logs the last drop summaries.
-func (b *embeddedBroker) Close() error { return b.server.Close() }
+func (b *embeddedBroker) Close() error {
+	defer b.side.stop()
+	return b.server.Close()
+}
 
 // accessHook authenticates clients and keeps each box to its own topics.
 type accessHook struct {
@@ -606,3 +636,61 @@ func (d *dropLog) stop() {
 	}
 	d.summarise()
 }
+
+// subscribeInline hands every message matching filters to fn inside the
+// broker, on the goroutine of the client that sent it. Nothing is queued in
+// the broker, so nothing is dropped: while fn blocks, that client's further
+// messages wait in its connection. fn should only hand the message on: the
+// deeper it calls, the larger every client's stack grows.
+func (b *embeddedBroker) subscribeInline(filters []string, fn func(topic string, payload []byte)) error {
+	for i, f := range filters {
+		err := b.server.Subscribe(f, i+1, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+			fn(pk.TopicName, bytes.Clone(pk.Payload))
+		})
+		if err != nil {
+			return fmt.Errorf("subscribe to %s in the broker: %w", f, err)
+		}
+	}
+	return nil
+}
+
+var errStopping = errors.New("the broker is stopping")
+
+// aside runs calls on a few long-lived goroutines and waits for them. The
+// access hook looks boxes up in SQLite (modernc: C translated to Go), which
+// needs a deep stack; on a client's connection goroutine that grew its
+// stack for good, about 20 kB per connected box.
+type aside struct {
+	calls chan func()
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newAside(n int) *aside {
+	a := &aside{calls: make(chan func()), done: make(chan struct{})}
+	for range n {
+		go func() { // ends with stop
+			for {
+				select {
+				case fn := <-a.calls:
+					fn()
+				case <-a.done:
+					return
+				}
+			}
+		}()
+	}
+	return a
+}
+
+// do runs fn aside and returns when it has; after stop, it does nothing.
+func (a *aside) do(fn func()) {
+	ran := make(chan struct{})
+	select {
+	case a.calls <- func() { fn(); close(ran) }:
+		<-ran
+	case <-a.done:
+	}
+}
+
+func (a *aside) stop() { a.once.Do(func() { close(a.done) }) }

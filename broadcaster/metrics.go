@@ -25,7 +25,7 @@ func (s *Service) Metrics() map[string]int64 {
 	c := &s.count
 	clients := int64(-1)
 	if s.broker != nil {
-		clients = int64(s.broker.server.Clients.Len())
+		clients = int64(s.broker.server.Clients.Len()) - 1 // not the inline client (subscribeInline)
 	}
 	return map[string]int64{
 		"broker_clients":          clients,

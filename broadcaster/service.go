@@ -83,6 +83,7 @@ type Service struct {
 	subscribed     chan struct{}
 	subscribedOnce sync.Once
 	kick           chan struct{}
+	inbox          chan inbound           // to decodeLoop (embedded broker)
 	events         chan store.DeviceEvent // to ingestLoop
 	states         chan store.DeviceState // to ingestLoop
 	count          counters               // metrics.go
@@ -113,6 +114,7 @@ func New(opts Options, st *store.Store, log *slog.Logger) *Service {
 		sched:     scheduler.New(opts.Location, opts.Horizon),
 		topics:    protocol.NewTopics(opts.Site),
 		kick:      make(chan struct{}, 1),
+		inbox:     make(chan inbound, 16*ingestBatch),
 		events:    make(chan store.DeviceEvent, 4*ingestBatch),
 		states:    make(chan store.DeviceState, 4*ingestBatch),
 		published: map[string][32]byte{},
@@ -146,6 +148,9 @@ func (s *Service) BrokerAddr() string {
 // boxes send, publishes every config and plan, and starts the planning loop.
 func (s *Service) Open(ctx context.Context) error {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wg.Add(2) // both end with ctx, in Close
+	go s.decodeLoop()
+	go s.ingestLoop()
 	brokerURL, user, pass := s.opts.BrokerURL, s.opts.BrokerUsername, s.opts.BrokerPassword
 	if brokerURL == "" {
 		secret := auth.NewToken()
@@ -154,6 +159,10 @@ func (s *Service) Open(ctx context.Context) error {
 			return err
 		}
 		s.broker = b
+		if err := b.subscribeInline(s.boxTopics(), s.receive); err != nil {
+			s.Close(ctx)
+			return err
+		}
 		scheme := "tcp://"
 		if s.opts.MQTTTLS != nil {
 			scheme = "ssl://"
@@ -195,9 +204,8 @@ func (s *Service) Open(ctx context.Context) error {
 		s.Close(ctx)
 		return err
 	}
-	s.wg.Add(2)
+	s.wg.Add(1)
 	go s.planLoop()
-	go s.ingestLoop()
 	return nil
 }
 
@@ -228,24 +236,33 @@ func (s *Service) Close(ctx context.Context) error {
 	return s.closeErr
 }
 
-func (s *Service) onConnect(c paho.Client) {
-	subs := map[string]byte{
-		s.topics.AllDeviceStates(): 1,
-		s.topics.AllDeviceEvents(): 1,
-		s.topics.AllTimeRequests(): 0,
-	}
+// boxTopics are the filters of what boxes and sensors send.
+func (s *Service) boxTopics() []string {
+	f := []string{s.topics.AllDeviceStates(), s.topics.AllDeviceEvents(), s.topics.AllTimeRequests()}
 	if s.opts.OnTrigger != nil {
-		subs[s.topics.AllTriggers()] = 1
+		f = append(f, s.topics.AllTriggers())
 	}
+	return f
+}
+
+func (s *Service) onConnect(c paho.Client) {
+	subs := map[string]byte{}
+	for _, f := range s.boxTopics() {
+		subs[f] = 1
+	}
+	subs[s.topics.AllTimeRequests()] = 0
 	again := s.connects.Add(1) > 1
 	s.wg.Add(1)
 	go func() { // paho calls this on its own goroutine; do not block it
 		defer s.wg.Done()
 		for attempt := 1; ; attempt++ {
-			tok := c.SubscribeMultiple(subs, s.handle)
-			err := waitToken(tok)
-			if err == nil {
-				err = protocol.SubackError(tok.(*paho.SubscribeToken).Result())
+			var err error
+			if s.broker == nil { // the embedded broker delivers inline
+				tok := c.SubscribeMultiple(subs, s.handle)
+				err = waitToken(tok)
+				if err == nil {
+					err = protocol.SubackError(tok.(*paho.SubscribeToken).Result())
+				}
 			}
 			if err == nil {
 				if s.broker != nil {

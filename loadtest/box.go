@@ -17,6 +17,7 @@ import (
 // playing/played at once instead of sounding it.
 type box struct {
 	id, token, site string
+	group           string // the one group it is registered in
 	topics          protocol.Topics
 	policy          device.ReconnectPolicy // the agent's wait before each reconnect attempt
 	client          paho.Client
@@ -29,6 +30,8 @@ type box struct {
 	events          atomic.Int64
 	plans           atomic.Int64
 	planBytes       atomic.Int64
+	bytesIn         atomic.Int64 // topic and payload of every message received
+	bytesOut        atomic.Int64 // of every message sent
 
 	mu      sync.Mutex
 	sent    []paho.Token         // answers not yet confirmed by the broker
@@ -40,9 +43,15 @@ type box struct {
 	backAt  time.Time // the first session after lostAt began
 }
 
-func (b *box) connect(broker string) error {
+// connect opens the box's session on the first of brokers that answers
+// (paho tries them in order, on every reconnect too), as the agent does.
+func (b *box) connect(brokers []string) error {
 	b.stop = make(chan struct{})
-	opts := paho.NewClientOptions().AddBroker(broker).SetClientID("loa-" + b.site + "-" + b.id).
+	opts := paho.NewClientOptions()
+	for _, u := range brokers {
+		opts.AddBroker(u)
+	}
+	opts.SetClientID("loa-" + b.site + "-" + b.id).
 		SetUsername(b.id).SetPassword(b.token).SetCleanSession(true).SetAutoReconnect(true).
 		SetKeepAlive(60 * time.Second).SetOrderMatters(false).
 		SetConnectionNotificationHandler(b.policy.Handler(b.stop, func(int, time.Duration) { b.attempts.Add(1) })).
@@ -146,7 +155,9 @@ func (b *box) close() {
 	for _, tok := range sent {
 		tok.WaitTimeout(5 * time.Second)
 	}
-	b.client.Disconnect(50)
+	if b.client.IsConnectionOpen() {
+		b.client.Disconnect(50)
+	}
 }
 
 func (b *box) arrival(announcement string) (time.Time, bool) {
@@ -162,6 +173,7 @@ func (b *box) arrival(announcement string) (time.Time, bool) {
 
 func (b *box) onMessage(_ paho.Client, m paho.Message) {
 	now := time.Now()
+	b.bytesIn.Add(int64(len(m.Topic()) + len(m.Payload())))
 	kind, _, err := b.topics.Parse(m.Topic())
 	if err != nil || len(m.Payload()) == 0 {
 		return
@@ -219,9 +231,25 @@ func (b *box) answer(it protocol.PlanItem, t protocol.EventType, at time.Time) {
 	if err != nil {
 		return
 	}
-	tok := b.client.Publish(b.topics.DeviceEvents(b.id), 1, false, payload)
+	b.send(b.topics.DeviceEvents(b.id), false, payload)
+	b.events.Add(1)
+}
+
+// heartbeat sends the box's state, as the agent does every heartbeat_sec.
+func (b *box) heartbeat(uptime int64) {
+	st := protocol.State{Online: true, State: protocol.StateIdle, Volume: 70, Version: "bench", UptimeSec: uptime, At: time.Now().UTC()}
+	payload, err := protocol.Encode(protocol.KindState, b.site, b.seq.Add(1), time.Now(), st)
+	if err != nil {
+		return
+	}
+	b.send(b.topics.DeviceState(b.id), true, payload)
+}
+
+// send publishes at QoS 1; close waits for the broker's confirmation.
+func (b *box) send(topic string, retained bool, payload []byte) {
+	b.bytesOut.Add(int64(len(topic) + len(payload)))
+	tok := b.client.Publish(topic, 1, retained, payload)
 	b.mu.Lock()
 	b.sent = append(b.sent, tok)
 	b.mu.Unlock()
-	b.events.Add(1)
 }

@@ -15,99 +15,304 @@ import (
 	"github.com/loa-commune/loa/store"
 )
 
+// Kinds of round Run measures.
+const (
+	KindEmergency    = "emergency"    // a tone-only emergency for all: boxes play it at once
+	KindAnnouncement = "announcement" // a "now" announcement for all: boxes get it ahead of its start
+)
+
 // Options say how big a test to run.
 type Options struct {
-	Boxes     int
-	Groups    int    // boxes are spread over this many groups
-	Rounds    int    // announcements sent, one after the other
-	Emergency bool   // send emergencies (tone only) rather than normal announcements
-	Broker    string // tcp://host:port the boxes connect to
-	Site      string
-	Timeout   time.Duration // per round
+	Boxes  int
+	Groups int    // boxes are spread over this many groups
+	Rounds int    // emergencies or announcements sent, one after the other
+	Kind   string // KindEmergency (default) or KindAnnouncement
+	// Brokers are the URLs boxes connect to. Box i tries them in turn from
+	// Brokers[i % len(Brokers)], so the boxes spread over a cluster's
+	// nodes and each can fail over to the others.
+	Brokers []string
+	Site    string
+	Timeout time.Duration // per round
+	// Schedules are cron schedules added before the rounds, spread over
+	// the groups (a site's daily bulletins), so the rounds and changes run
+	// against a controller that has them.
+	Schedules int
+	// Heartbeats each box sends after the rounds, all at once, to measure
+	// how fast the controller stores them.
+	Heartbeats int
+	// Changes measures a new schedule for one group and for every group.
+	Changes bool
+	// Floor measures the raw broker the same way, when set.
+	Floor *FloorOptions
+	// Connections counts the broker's client connections, for a broker
+	// whose count the controller does not know (external); nil: unknown.
+	Connections func(ctx context.Context) (int64, error)
+	// Keep leaves the simulated boxes registered (a throwaway controller);
+	// otherwise they and the schedules are removed at the end.
+	Keep bool
+}
+
+// Latency summarises delays from one moment to each box.
+type Latency struct {
+	N       int           `json:"n"`
+	Missing int           `json:"missing"` // box-rounds that never arrived
+	P50     time.Duration `json:"p50_ns"`
+	P95     time.Duration `json:"p95_ns"`
+	P99     time.Duration `json:"p99_ns"`
+	Max     time.Duration `json:"max_ns"`
+}
+
+func latencyOf(ds []time.Duration, missing int) Latency {
+	l := Latency{N: len(ds), Missing: missing}
+	slices.Sort(ds)
+	if n := len(ds); n > 0 {
+		l.P50, l.P95, l.P99, l.Max = ds[n*50/100], ds[n*95/100], ds[n*99/100], ds[n-1]
+	}
+	return l
+}
+
+// Change is what one schedule change cost: from the request until every
+// box it targets holds it, and the controller's replan.
+type Change struct {
+	Boxes      int           `json:"boxes"`
+	AllHave    time.Duration `json:"all_have_ns"`
+	Replan     time.Duration `json:"replan_ns"` // recompute and publish, at the controller
+	Targets    int64         `json:"targets"`
+	Recomputed int64         `json:"recomputed"`
+	Published  int64         `json:"published"`
+}
+
+// Controller is what the controller process used.
+type Controller struct {
+	CPUPercent  float64 `json:"cpu_percent"` // of one core, over the rounds
+	RSSBytes    int64   `json:"rss_bytes"`   // at the end
+	MaxRSSBytes int64   `json:"max_rss_bytes"`
+	// RSSPerThousand is the resident memory the boxes added, per 1,000:
+	// (RSS at the end - RSS before registering) / boxes × 1,000.
+	RSSPerThousand int64 `json:"rss_per_1000_boxes"`
 }
 
 // Result is what a run measured.
 type Result struct {
-	Boxes         int             `json:"boxes"`
-	Rounds        int             `json:"rounds"`
-	Kind          string          `json:"kind"`
-	RegisterTime  time.Duration   `json:"register_ns"`
-	ConnectTime   time.Duration   `json:"connect_ns"`
-	Latencies     []time.Duration `json:"-"`
-	P50           time.Duration   `json:"p50_ns"`
-	P95           time.Duration   `json:"p95_ns"`
-	P99           time.Duration   `json:"p99_ns"`
-	Max           time.Duration   `json:"max_ns"`
-	Missing       int             `json:"missing"` // box-rounds that never got the item
-	EventsPerSec  float64         `json:"events_per_sec"`
-	PlanBytesMean float64         `json:"plan_bytes_mean"`
+	Boxes        int           `json:"boxes"`
+	Groups       int           `json:"groups"`
+	Schedules    int           `json:"schedules"`
+	Rounds       int           `json:"rounds"`
+	Kind         string        `json:"kind"`
+	RegisterTime time.Duration `json:"register_ns"`
+	ConnectTime  time.Duration `json:"connect_ns"`
+	// FanOut is from just before each request to each box's receipt of the
+	// plan that holds it; for an emergency that is when the box plays.
+	FanOut Latency `json:"fan_out"`
+	// Publish is the median time the controller took to recompute and
+	// publish the plans of a round.
+	Publish time.Duration `json:"publish_ns"`
+	// Floor is the same broker's raw publish → receive latency to as many
+	// subscribers; FloorRatio is FanOut over it (p50 and p99).
+	Floor      *Latency   `json:"floor,omitempty"`
+	FloorRatio [2]float64 `json:"floor_ratio_p50_p99,omitzero"`
+	Controller Controller `json:"controller"`
+	// BrokerConnections is the broker's count of clients with every box
+	// connected; -1 when unknown.
+	BrokerConnections int64 `json:"broker_connections"`
+	// BytesInPerBox and BytesOutPerBox are MQTT topic+payload bytes per box
+	// over the rounds (received: plans; sent: answers).
+	BytesInPerBox  float64 `json:"bytes_in_per_box"`
+	BytesOutPerBox float64 `json:"bytes_out_per_box"`
+	PlanBytesMean  float64 `json:"plan_bytes_mean"`
+	EventsPerSec   float64 `json:"events_per_sec"`
+	// HeartbeatsPerSec is how fast the controller stored the heartbeats
+	// every box sent at once.
+	Heartbeats       int     `json:"heartbeats"`
+	HeartbeatsPerSec float64 `json:"heartbeats_per_sec"`
+	OneGroup         *Change `json:"change_one_group,omitempty"`
+	AllGroups        *Change `json:"change_all_groups,omitempty"`
 }
 
 // Run registers the boxes with the controller behind c, connects them, and
-// sends Rounds announcements to all of them, measuring from just before
-// each request to each box's receipt of the plan that holds it.
+// measures what Options ask. It closes every session and, unless Keep,
+// removes what it registered before it returns.
 func Run(ctx context.Context, c *api.Client, o Options, log *slog.Logger) (Result, error) {
 	if o.Boxes <= 0 || o.Rounds <= 0 {
 		return Result{}, errors.New("boxes and rounds must be positive")
+	}
+	if len(o.Brokers) == 0 {
+		return Result{}, errors.New("no broker for the boxes")
 	}
 	o.Groups = max(o.Groups, 1)
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
 	}
-	res := Result{Boxes: o.Boxes, Rounds: o.Rounds, Kind: "announcement"}
-	if o.Emergency {
-		res.Kind = "emergency"
+	if o.Kind == "" {
+		o.Kind = KindEmergency
 	}
+	if o.Kind != KindEmergency && o.Kind != KindAnnouncement {
+		return Result{}, fmt.Errorf("unknown kind %q: use %s or %s", o.Kind, KindEmergency, KindAnnouncement)
+	}
+	res := Result{Boxes: o.Boxes, Groups: o.Groups, Schedules: o.Schedules, Rounds: o.Rounds, Kind: o.Kind, BrokerConnections: -1}
+	m0, err := c.Metrics(ctx)
+	if err != nil {
+		return res, fmt.Errorf("read the controller's metrics: %w", err)
+	}
+
 	t0 := time.Now()
-	boxes, err := register(ctx, c, o.Boxes, o.Groups, o.Site, device.DefaultReconnectPolicy())
+	boxes, run, err := register(ctx, c, o.Boxes, o.Groups, o.Site, device.DefaultReconnectPolicy())
+	if !o.Keep {
+		defer unregister(c, boxes)
+	}
 	if err != nil {
 		return res, err
 	}
 	res.RegisterTime = time.Since(t0)
 	log.Info("registered", "boxes", o.Boxes, "took", res.RegisterTime)
+	var media string
+	if o.Schedules > 0 || o.Changes || o.Kind == KindAnnouncement {
+		if media, err = uploadSilence(ctx, c); err != nil {
+			return res, err
+		}
+	}
+	var rules []string
+	if !o.Keep {
+		defer func() { removeSchedules(c, rules) }()
+	}
+	for i := range o.Schedules {
+		a, err := c.AddSchedule(ctx, api.AnnounceRequest{Media: media, Cron: fmt.Sprintf("%d %d * * *", i%60, 5+i/60%14),
+			Targets: store.Targets{Groups: []string{run.group(i % o.Groups)}}, Name: fmt.Sprintf("bench-%05d", i)})
+		if err != nil {
+			return res, fmt.Errorf("add schedule %d: %w", i, err)
+		}
+		rules = append(rules, a.ID)
+	}
 
 	t0 = time.Now()
 	defer closeAll(boxes)
-	if err := connectAll(ctx, boxes, o.Broker, o.Timeout); err != nil {
+	if err := connectAll(ctx, boxes, o.Brokers, o.Timeout); err != nil {
 		return res, err
 	}
 	res.ConnectTime = time.Since(t0)
 	log.Info("connected", "boxes", o.Boxes, "took", res.ConnectTime)
-
-	events0 := totalEvents(boxes)
-	tEvents := time.Now()
-	for round := 0; round < o.Rounds; round++ {
-		start := time.Now()
-		var id string
-		if o.Emergency {
-			a, err := c.StartEmergency(ctx, api.AnnounceRequest{Targets: store.Targets{All: true}, Tone: protocol.ToneSiren})
-			if err != nil {
-				return res, err
-			}
-			id = a.ID
+	if o.Connections != nil {
+		if n, err := o.Connections(ctx); err == nil {
+			res.BrokerConnections = n
 		} else {
-			return res, errors.New("only emergencies are measured so far: pass Emergency")
+			log.Warn("count the broker's connections", "err", err)
 		}
-		err := waitAll(ctx, boxes, o.Timeout, func(b *box) bool { _, ok := b.arrival(id); return ok })
+	}
+
+	if err := rounds(ctx, c, boxes, o, media, &res, log); err != nil {
+		return res, err
+	}
+	if o.Changes {
+		one := store.Targets{Groups: []string{run.group(0)}}
+		if res.OneGroup, err = change(ctx, c, boxes, one, media, &rules, o.Timeout); err != nil {
+			return res, err
+		}
+		all := store.Targets{}
+		for g := range o.Groups {
+			all.Groups = append(all.Groups, run.group(g))
+		}
+		if res.AllGroups, err = change(ctx, c, boxes, all, media, &rules, o.Timeout); err != nil {
+			return res, err
+		}
+	}
+	if o.Heartbeats > 0 {
+		if res.HeartbeatsPerSec, err = heartbeats(ctx, c, boxes, o.Heartbeats, o.Timeout); err != nil {
+			return res, err
+		}
+		res.Heartbeats = o.Heartbeats * len(boxes)
+	}
+	m1, err := c.Metrics(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.Controller.RSSBytes, res.Controller.MaxRSSBytes = m1["rss_bytes"], m1["max_rss_bytes"]
+	res.Controller.RSSPerThousand = (m1["rss_bytes"] - m0["rss_bytes"]) * 1000 / int64(o.Boxes)
+	if res.BrokerConnections < 0 && m1["broker_clients"] >= 0 {
+		res.BrokerConnections = m1["broker_clients"]
+	}
+
+	if o.Floor != nil {
+		closeAll(boxes) // the floor runs with as many connections, not twice as many
+		size := max(int(res.PlanBytesMean), 64)
+		fl, err := Floor(ctx, *o.Floor, o.Boxes, o.Rounds, size, o.Timeout)
+		if err != nil {
+			return res, fmt.Errorf("raw broker floor: %w", err)
+		}
+		res.Floor = &fl
+		if fl.P50 > 0 && fl.P99 > 0 {
+			res.FloorRatio = [2]float64{float64(res.FanOut.P50) / float64(fl.P50), float64(res.FanOut.P99) / float64(fl.P99)}
+		}
+	}
+	return res, nil
+}
+
+// rounds sends the emergencies or announcements one after the other and
+// measures each box's receipt, the controller's publish time and CPU, and
+// the bytes per box.
+func rounds(ctx context.Context, c *api.Client, boxes []*box, o Options, media string, res *Result, log *slog.Logger) error {
+	before, err := c.Metrics(ctx)
+	if err != nil {
+		return err
+	}
+	in0, out0, events0 := totals(boxes)
+	tStart := time.Now()
+	var lat, publish []time.Duration
+	missing := 0
+	for round := 0; round < o.Rounds; round++ {
+		replans, err := c.Metrics(ctx)
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		var a api.Announcement
+		if o.Kind == KindEmergency {
+			a, err = c.StartEmergency(ctx, api.AnnounceRequest{Targets: store.Targets{All: true}, Tone: protocol.ToneSiren})
+		} else {
+			a, err = c.Announce(ctx, api.AnnounceRequest{Targets: store.Targets{All: true}, Media: media})
+		}
+		if err != nil {
+			return err
+		}
+		err = waitAll(ctx, boxes, o.Timeout, func(b *box) bool { _, ok := b.arrival(a.ID); return ok })
 		for _, b := range boxes {
-			if at, ok := b.arrival(id); ok {
-				res.Latencies = append(res.Latencies, at.Sub(start))
+			if at, ok := b.arrival(a.ID); ok {
+				lat = append(lat, at.Sub(start))
 			} else {
-				res.Missing++
+				missing++
 			}
 		}
 		if err != nil {
 			log.Warn("round timed out", "round", round, "err", err)
 		}
-		if o.Emergency {
-			if _, err := c.CancelEmergency(ctx, id); err != nil {
-				return res, err
-			}
+		m, err := replanned(ctx, c, replans["replans"])
+		if err != nil {
+			return err
+		}
+		publish = append(publish, time.Duration(m["last_replan_ns"]))
+		if o.Kind == KindEmergency {
+			_, err = c.CancelEmergency(ctx, a.ID)
+		} else {
+			err = c.CancelAnnouncement(ctx, a.ID)
+		}
+		if err != nil {
+			return err
+		}
+		// Each round starts from a quiet controller, not behind the
+		// replan of the cancel.
+		if _, err := replanned(ctx, c, m["replans"]); err != nil {
+			return err
 		}
 	}
-	if d := time.Since(tEvents).Seconds(); d > 0 {
-		res.EventsPerSec = float64(totalEvents(boxes)-events0) / d
+	took := time.Since(tStart)
+	after, err := c.Metrics(ctx)
+	if err != nil {
+		return err
 	}
+	res.Controller.CPUPercent = 100 * float64(after["cpu_ns"]-before["cpu_ns"]) / float64(took)
+	in1, out1, events1 := totals(boxes)
+	res.BytesInPerBox = float64(in1-in0) / float64(len(boxes))
+	res.BytesOutPerBox = float64(out1-out0) / float64(len(boxes))
+	res.EventsPerSec = float64(events1-events0) / took.Seconds()
 	var planBytes, plans int64
 	for _, b := range boxes {
 		planBytes += b.planBytes.Load()
@@ -116,51 +321,203 @@ func Run(ctx context.Context, c *api.Client, o Options, log *slog.Logger) (Resul
 	if plans > 0 {
 		res.PlanBytesMean = float64(planBytes) / float64(plans)
 	}
-	slices.Sort(res.Latencies)
-	if n := len(res.Latencies); n > 0 {
-		res.P50, res.P95, res.P99, res.Max = res.Latencies[n*50/100], res.Latencies[n*95/100], res.Latencies[n*99/100], res.Latencies[n-1]
+	res.FanOut = latencyOf(lat, missing)
+	if len(publish) > 0 {
+		slices.Sort(publish)
+		res.Publish = publish[len(publish)/2]
 	}
-	return res, nil
+	return nil
 }
+
+// change adds a schedule for targets and measures until every box it
+// reaches holds it.
+func change(ctx context.Context, c *api.Client, boxes []*box, targets store.Targets, media string, rules *[]string, timeout time.Duration) (*Change, error) {
+	in := map[string]bool{}
+	for _, g := range targets.Groups {
+		in[g] = true
+	}
+	var reached []*box
+	for _, b := range boxes {
+		if in[b.group] {
+			reached = append(reached, b)
+		}
+	}
+	before, err := c.Metrics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	a, err := c.AddSchedule(ctx, api.AnnounceRequest{Media: media, Cron: "45 21 * * *", Targets: targets, Name: "bench-change"})
+	if err != nil {
+		return nil, fmt.Errorf("add a schedule: %w", err)
+	}
+	*rules = append(*rules, a.ID)
+	if err := waitAll(ctx, reached, timeout, func(b *box) bool { _, ok := b.arrival(a.ID); return ok }); err != nil {
+		return nil, fmt.Errorf("the new schedule did not reach every box: %w", err)
+	}
+	ch := &Change{Boxes: len(reached)}
+	for _, b := range reached {
+		at, _ := b.arrival(a.ID)
+		ch.AllHave = max(ch.AllHave, at.Sub(start))
+	}
+	if m, err := replanned(ctx, c, before["replans"]); err == nil {
+		ch.Replan = time.Duration(m["last_replan_ns"])
+		ch.Targets, ch.Recomputed, ch.Published = m["last_replan_targets"], m["last_replan_recomputed"], m["last_replan_published"]
+	}
+	return ch, nil
+}
+
+// replanned waits until the controller has finished a replan after the
+// count was replans (boxes get their plans before the controller has written
+// the report rows that end a replan) and returns its metrics then.
+func replanned(ctx context.Context, c *api.Client, replans int64) (map[string]int64, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		m, err := c.Metrics(ctx)
+		if err != nil || m["replans"] > replans {
+			return m, err
+		}
+		if time.Now().After(deadline) {
+			return nil, errors.New("no replan in 30 s")
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// heartbeats has every box send n heartbeats at once and returns how many
+// the controller stored per second, until the last was stored.
+func heartbeats(ctx context.Context, c *api.Client, boxes []*box, n int, timeout time.Duration) (float64, error) {
+	before, err := c.Metrics(ctx)
+	if err != nil {
+		return 0, err
+	}
+	want := before["states_ingested"] + int64(n*len(boxes))
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range 8 { // a few senders: the boxes' own goroutines are paho's
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := i; j < len(boxes); j += 8 {
+				for k := range n {
+					boxes[j].heartbeat(int64(k))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	deadline := start.Add(timeout)
+	for {
+		m, err := c.Metrics(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if got := m["states_ingested"]; got >= want {
+			return float64(n*len(boxes)) / time.Since(start).Seconds(), nil
+		} else if time.Now().After(deadline) {
+			return 0, fmt.Errorf("the controller stored %d of %d heartbeats in %s", got-before["states_ingested"], n*len(boxes), timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// names are the ids of a run's boxes and groups; a random run id keeps the
+// runs against one controller apart.
+type names string
+
+func newNames() names { return names(fmt.Sprintf("%04x", randomBytes(2))) }
+
+func (n names) box(i int) string   { return fmt.Sprintf("sim-%s-%05d", n, i) }
+func (n names) group(i int) string { return fmt.Sprintf("simg-%s-%03d", n, i) }
 
 // register adds n simulated boxes to the controller behind c, spread over
-// groups, each following policy when it reconnects.
-func register(ctx context.Context, c *api.Client, n, groups int, site string, policy device.ReconnectPolicy) ([]*box, error) {
+// groups, each following policy when it reconnects. Eight requests run at
+// once.
+func register(ctx context.Context, c *api.Client, n, groups int, site string, policy device.ReconnectPolicy) ([]*box, names, error) {
+	run := newNames()
 	boxes := make([]*box, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
 	for i := range boxes {
-		id := fmt.Sprintf("sim-%05d", i)
-		group := fmt.Sprintf("simg-%03d", i%groups)
-		r, err := c.AddDevice(ctx, api.AddDeviceRequest{ID: id, Groups: []string{group}})
-		if err != nil {
-			return nil, fmt.Errorf("register %s: %w", id, err)
-		}
-		boxes[i] = &box{id: id, token: r.Token, topics: protocol.NewTopics(site), site: site, policy: policy,
-			seen: map[string]time.Time{}, last: map[string]time.Time{}}
+		id, group := run.box(i), run.group(i%groups)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			r, err := c.AddDevice(ctx, api.AddDeviceRequest{ID: id, Groups: []string{group}})
+			if err != nil {
+				errs[i] = fmt.Errorf("register %s: %w", id, err)
+				return
+			}
+			boxes[i] = &box{id: id, group: group, token: r.Token, topics: protocol.NewTopics(site), site: site, policy: policy,
+				seen: map[string]time.Time{}, last: map[string]time.Time{}}
+		}()
 	}
-	return boxes, nil
+	wg.Wait()
+	registered := slices.DeleteFunc(slices.Clone(boxes), func(b *box) bool { return b == nil })
+	if err := errors.Join(errs...); err != nil {
+		return registered, run, err
+	}
+	return boxes, run, nil
 }
 
-// connectAll connects the boxes, 50 at a time, and waits until every one
-// has its config and plans.
-func connectAll(ctx context.Context, boxes []*box, broker string, timeout time.Duration) error {
-	var connectErr error
-	var mu sync.Mutex
+// unregister removes the simulated boxes from the controller.
+func unregister(c *api.Client, boxes []*box) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	forEach(boxes, 8, func(b *box) { c.RemoveDevice(ctx, b.id) })
+}
+
+func removeSchedules(c *api.Client, ids []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, id := range ids {
+		c.RemoveSchedule(ctx, id)
+	}
+}
+
+// forEach runs fn on every box, n at a time.
+func forEach(boxes []*box, n int, fn func(*box)) {
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 50) // do not stampede the broker
+	sem := make(chan struct{}, n)
 	for _, b := range boxes {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if err := b.connect(broker); err != nil {
-				mu.Lock()
-				connectErr = errors.Join(connectErr, err)
-				mu.Unlock()
-			}
+			fn(b)
 		}()
 	}
 	wg.Wait()
+}
+
+// connectAll connects the boxes, 50 at a time, box i to brokers from
+// i % len(brokers) on, and waits until every one has its config and plans.
+func connectAll(ctx context.Context, boxes []*box, brokers []string, timeout time.Duration) error {
+	var connectErr error
+	var mu sync.Mutex
+	index := map[*box]int{}
+	for i, b := range boxes {
+		index[b] = i
+	}
+	forEach(boxes, 50, func(b *box) { // do not stampede the broker
+		if err := b.connect(rotate(brokers, index[b])); err != nil {
+			mu.Lock()
+			connectErr = errors.Join(connectErr, err)
+			mu.Unlock()
+		}
+	})
 	if connectErr != nil {
 		return connectErr
 	}
@@ -170,29 +527,24 @@ func connectAll(ctx context.Context, boxes []*box, broker string, timeout time.D
 	return nil
 }
 
-// closeAll closes every box, 50 at a time (each waits for its answers in
-// flight).
-func closeAll(boxes []*box) {
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 50)
-	for _, b := range boxes {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			b.close()
-		}()
-	}
-	wg.Wait()
+// rotate is urls starting from urls[i % len(urls)].
+func rotate(urls []string, i int) []string {
+	k := i % len(urls)
+	return append(slices.Clone(urls[k:]), urls[:k]...)
 }
 
-func totalEvents(boxes []*box) int64 {
-	var n int64
+// closeAll closes every box, 50 at a time (each waits for its answers in
+// flight). A closed box can be closed again.
+func closeAll(boxes []*box) { forEach(boxes, 50, (*box).close) }
+
+// totals sums the boxes' bytes received and sent and events sent.
+func totals(boxes []*box) (in, out, events int64) {
 	for _, b := range boxes {
-		n += b.events.Load()
+		in += b.bytesIn.Load()
+		out += b.bytesOut.Load()
+		events += b.events.Load()
 	}
-	return n
+	return in, out, events
 }
 
 func waitAll(ctx context.Context, boxes []*box, timeout time.Duration, done func(*box) bool) error {

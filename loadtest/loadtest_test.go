@@ -13,7 +13,8 @@ import (
 )
 
 // TestRunSmall runs the harness at a small scale against a real controller
-// and checks that every box got every emergency and answered it.
+// and checks that every box got every emergency and answered it, that each
+// figure was measured, and that a run cleans up after itself.
 func TestRunSmall(t *testing.T) {
 	ctx := context.Background()
 	cfg := controller.Defaults()
@@ -25,13 +26,34 @@ func TestRunSmall(t *testing.T) {
 	}
 	defer ctrl.Close(ctx)
 	c := api.NewClient("http://"+ctrl.HTTPAddr(), ctrl.AdminToken())
-	res, err := Run(ctx, c, Options{Boxes: 20, Groups: 3, Rounds: 3, Emergency: true, Site: "lt",
-		Broker: "tcp://" + ctrl.BrokerAddr(), Timeout: 30 * time.Second}, quiet)
+	broker := []string{"tcp://" + ctrl.BrokerAddr()}
+	res, err := Run(ctx, c, Options{Boxes: 20, Groups: 3, Rounds: 3, Site: "lt", Brokers: broker, Timeout: 30 * time.Second,
+		Schedules: 6, Heartbeats: 2, Changes: true, Floor: &FloorOptions{}, Keep: true}, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Missing != 0 || len(res.Latencies) != 60 || res.P50 <= 0 || res.Max < res.P99 {
-		t.Fatalf("result: %+v", res)
+	if f := res.FanOut; f.Missing != 0 || f.N != 60 || f.P50 <= 0 || f.Max < f.P99 {
+		t.Fatalf("fan-out: %+v", f)
+	}
+	if res.Floor == nil || res.Floor.N != 60 || res.Floor.Missing != 0 || res.Floor.P50 <= 0 || res.FloorRatio[1] <= 0 {
+		t.Fatalf("floor: %+v, ratio %v", res.Floor, res.FloorRatio)
+	}
+	// 20 boxes over 3 groups: the first group has 7. A schedule for it
+	// changes its plan only; one for every group changes the 3 groups'.
+	if g := res.OneGroup; g == nil || g.Boxes != 7 || g.Recomputed != 1 || g.Published != 1 || g.AllHave <= 0 {
+		t.Fatalf("change to one group: %+v", g)
+	}
+	if g := res.AllGroups; g == nil || g.Boxes != 20 || g.Recomputed != 3 || g.Published != 3 {
+		t.Fatalf("change to all groups: %+v", g)
+	}
+	if res.BrokerConnections != 21 { // the boxes and the controller
+		t.Errorf("broker connections %d, want 21", res.BrokerConnections)
+	}
+	if res.Heartbeats != 40 || res.HeartbeatsPerSec <= 0 {
+		t.Errorf("heartbeats: %d at %.0f/s", res.Heartbeats, res.HeartbeatsPerSec)
+	}
+	if res.Controller.RSSBytes <= 0 || res.Controller.CPUPercent <= 0 || res.BytesInPerBox <= 0 || res.BytesOutPerBox <= 0 || res.Publish <= 0 {
+		t.Errorf("controller %+v, bytes in/out per box %.0f/%.0f, publish %s", res.Controller, res.BytesInPerBox, res.BytesOutPerBox, res.Publish)
 	}
 	// The boxes' answers reach the report.
 	var played int
@@ -51,5 +73,18 @@ func TestRunSmall(t *testing.T) {
 	}
 	if played != 60 {
 		t.Fatalf("%d played rows in the report, want 60", played)
+	}
+
+	// Without Keep, the boxes and schedules of a run are removed after it.
+	if _, err := Run(ctx, c, Options{Boxes: 5, Rounds: 1, Site: "lt", Brokers: broker, Schedules: 2, Timeout: 30 * time.Second}, quiet); err != nil {
+		t.Fatal(err)
+	}
+	devices, err := c.Devices(ctx)
+	if err != nil || len(devices) != 20 {
+		t.Fatalf("%d devices after a run without Keep (%v); want the first run's 20", len(devices), err)
+	}
+	schedules, err := c.Schedules(ctx)
+	if err != nil || len(schedules) != 6+2 {
+		t.Fatalf("%d schedules after a run without Keep (%v); want the first run's 8", len(schedules), err)
 	}
 }

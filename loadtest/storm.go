@@ -88,12 +88,12 @@ func Storm(ctx context.Context, c *api.Client, o StormOptions, log *slog.Logger)
 		o.Reconnect = device.DefaultReconnectPolicy()
 	}
 	res := StormResult{Boxes: o.Boxes, Spread: o.Reconnect.Spread, Cap: max(o.Reconnect.Cap, o.Reconnect.Spread)}
-	boxes, err := register(ctx, c, o.Boxes, o.Groups, o.Site, o.Reconnect)
+	boxes, _, err := register(ctx, c, o.Boxes, o.Groups, o.Site, o.Reconnect)
 	if err != nil {
 		return res, err
 	}
 	defer closeAll(boxes)
-	if err := connectAll(ctx, boxes, o.Broker, o.Timeout); err != nil {
+	if err := connectAll(ctx, boxes, []string{o.Broker}, o.Timeout); err != nil {
 		return res, err
 	}
 	before, err := c.StartEmergency(ctx, api.AnnounceRequest{Targets: store.Targets{All: true}, Tone: protocol.ToneSiren})

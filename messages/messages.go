@@ -58,6 +58,7 @@ const (
 	CAPExpired        Key = "cap_expired"
 	CAPNoArea         Key = "cap_no_area"
 	StormEmbeddedOnly Key = "storm_embedded_only"
+	BenchAttachBroker Key = "bench_attach_broker"
 	BrokerFormat      Key = "broker_format"
 	BrokerNoPassword  Key = "broker_no_password"
 	BrokerNoDatabase  Key = "broker_no_database"
@@ -129,7 +130,8 @@ var english = map[Key]string{
 	BadCAP:            "this is not a valid CAP 1.2 alert, nothing was changed: %s",
 	CAPExpired:        "this CAP alert has already expired, nothing was broadcast: %s",
 	CAPNoArea:         "%s: add its area to cap.areas in the controller config",
-	StormEmbeddedOnly: "--storm restarts the controller's embedded broker: leave out --broker",
+	StormEmbeddedOnly: "--storm restarts the controller's embedded broker: leave out --broker and --attach",
+	BenchAttachBroker: "with --attach, say where the boxes connect: --box-broker tcp://HOST:1883 (the controller's broker)",
 	BrokerFormat:      "unknown broker format %q: only mosquitto is supported",
 	BrokerNoPassword:  "the controller has no broker password: set broker_password in the controller config and pass it with --config (for example broker_password: %s), then run this again and restart `loa serve` with that config",
 	BrokerNoDatabase:  "warning: no controller database at %s yet, so only the controller user was written: run this again once `loa serve` has started and boxes are added (--data is the controller's data folder)",

@@ -44,7 +44,7 @@ func (s *Store) Audit(ctx context.Context, since, until time.Time) ([]AuditEntry
 	if !until.IsZero() {
 		hi = ms(until)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id, at, actor, action, rule, targets, details FROM audit WHERE at >= ? AND at < ? ORDER BY at, id`, ms(since), hi)
+	rows, err := s.read.QueryContext(ctx, `SELECT id, at, actor, action, rule, targets, details FROM audit WHERE at >= ? AND at < ? ORDER BY at, id`, ms(since), hi)
 	if err != nil {
 		return nil, fmt.Errorf("read audit log: %w", err)
 	}

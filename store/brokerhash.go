@@ -19,7 +19,7 @@ func (s *Store) SetBrokerHash(ctx context.Context, id, hash string) error {
 
 // BrokerHashes returns the broker hash of every device that has one, by id.
 func (s *Store) BrokerHashes(ctx context.Context) (map[string]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT device_id, hash FROM broker_hashes`)
+	rows, err := s.read.QueryContext(ctx, `SELECT device_id, hash FROM broker_hashes`)
 	if err != nil {
 		return nil, fmt.Errorf("read broker hashes: %w", err)
 	}

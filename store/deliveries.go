@@ -180,7 +180,7 @@ func (s *Store) Deliveries(ctx context.Context, announcement string) ([]Delivery
 
 // deliveries reads report rows; tail is the WHERE clause and the order.
 func (s *Store) deliveries(ctx context.Context, tail string, args ...any) ([]Delivery, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT d.item, d.announcement, d.device_id, d.status, d.scheduled_at, d.started_at,
+	rows, err := s.read.QueryContext(ctx, `SELECT d.item, d.announcement, d.device_id, d.status, d.scheduled_at, d.started_at,
 			d.finished_at, d.reason, COALESCE(r.status, '') = 'test', COALESCE(r.text, '')
 		FROM deliveries d LEFT JOIN rules r ON r.id = d.announcement `+tail, args...)
 	if err != nil {

@@ -53,7 +53,7 @@ func (s *Store) Devices(ctx context.Context) ([]Device, error) {
 
 // devices lists the devices, or only the one with id when id is set.
 func (s *Store) devices(ctx context.Context, id string) ([]Device, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT d.id, d.name, d.volume, d.created_at, COALESCE(group_concat(g.group_name, ','), '')
+	rows, err := s.read.QueryContext(ctx, `SELECT d.id, d.name, d.volume, d.created_at, COALESCE(group_concat(g.group_name, ','), '')
 		FROM devices d LEFT JOIN group_members g ON g.device_id = d.id WHERE ? = '' OR d.id = ? GROUP BY d.id ORDER BY d.id`, id, id)
 	if err != nil {
 		return nil, fmt.Errorf("list devices: %w", err)
@@ -92,7 +92,7 @@ func (s *Store) Device(ctx context.Context, id string) (Device, error) {
 // DeviceTokenHash returns the stored hash of a device's token.
 func (s *Store) DeviceTokenHash(ctx context.Context, id string) (string, error) {
 	var h string
-	err := s.db.QueryRowContext(ctx, `SELECT token_hash FROM devices WHERE id = ?`, id).Scan(&h)
+	err := s.read.QueryRowContext(ctx, `SELECT token_hash FROM devices WHERE id = ?`, id).Scan(&h)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("device %s: %w", id, ErrNotFound)
 	}
@@ -128,7 +128,7 @@ type Group struct {
 
 // Groups lists every group with its members.
 func (s *Store) Groups(ctx context.Context) ([]Group, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT group_name, group_concat(device_id, ',') FROM group_members GROUP BY group_name ORDER BY group_name`)
+	rows, err := s.read.QueryContext(ctx, `SELECT group_name, group_concat(device_id, ',') FROM group_members GROUP BY group_name ORDER BY group_name`)
 	if err != nil {
 		return nil, fmt.Errorf("list groups: %w", err)
 	}
@@ -148,7 +148,7 @@ func (s *Store) Groups(ctx context.Context) ([]Group, error) {
 
 // DeviceIDs lists the ids of every device, sorted.
 func (s *Store) DeviceIDs(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id FROM devices ORDER BY id`)
+	rows, err := s.read.QueryContext(ctx, `SELECT id FROM devices ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list devices: %w", err)
 	}
@@ -166,7 +166,7 @@ func (s *Store) DeviceIDs(ctx context.Context) ([]string, error) {
 
 // GroupNames lists the names of the groups that have boxes.
 func (s *Store) GroupNames(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT group_name FROM group_members ORDER BY group_name`)
+	rows, err := s.read.QueryContext(ctx, `SELECT DISTINCT group_name FROM group_members ORDER BY group_name`)
 	if err != nil {
 		return nil, fmt.Errorf("list groups: %w", err)
 	}
@@ -185,7 +185,7 @@ func (s *Store) GroupNames(ctx context.Context) ([]string, error) {
 // GroupMembers returns the devices of a group, in id order; ErrNotFound if
 // it has none.
 func (s *Store) GroupMembers(ctx context.Context, group string) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT device_id FROM group_members WHERE group_name = ? ORDER BY device_id`, group)
+	rows, err := s.read.QueryContext(ctx, `SELECT device_id FROM group_members WHERE group_name = ? ORDER BY device_id`, group)
 	if err != nil {
 		return nil, fmt.Errorf("list group %s: %w", group, err)
 	}
@@ -280,7 +280,7 @@ func (s *Store) Status(ctx context.Context) ([]DeviceStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT device_id, online, state, playing, volume, version, uptime_sec, cache_bytes, clock_offset_ms, error, last_seen FROM device_state`)
+	rows, err := s.read.QueryContext(ctx, `SELECT device_id, online, state, playing, volume, version, uptime_sec, cache_bytes, clock_offset_ms, error, last_seen FROM device_state`)
 	if err != nil {
 		return nil, fmt.Errorf("read device state: %w", err)
 	}

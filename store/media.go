@@ -34,7 +34,7 @@ func (s *Store) AddMedia(ctx context.Context, m Media) (created bool, err error)
 func (s *Store) MediaByID(ctx context.Context, sha string) (Media, error) {
 	var m Media
 	var dur, created int64
-	err := s.db.QueryRowContext(ctx, `SELECT sha256, name, codec, size, duration_ms, created_at FROM media WHERE sha256 = ?`, sha).
+	err := s.read.QueryRowContext(ctx, `SELECT sha256, name, codec, size, duration_ms, created_at FROM media WHERE sha256 = ?`, sha).
 		Scan(&m.SHA256, &m.Name, &m.Codec, &m.Size, &dur, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return m, fmt.Errorf("media %s: %w", sha, ErrNotFound)
@@ -45,7 +45,7 @@ func (s *Store) MediaByID(ctx context.Context, sha string) (Media, error) {
 
 // MediaList lists all media, newest first.
 func (s *Store) MediaList(ctx context.Context) ([]Media, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT sha256, name, codec, size, duration_ms, created_at FROM media ORDER BY created_at DESC, sha256`)
+	rows, err := s.read.QueryContext(ctx, `SELECT sha256, name, codec, size, duration_ms, created_at FROM media ORDER BY created_at DESC, sha256`)
 	if err != nil {
 		return nil, fmt.Errorf("list media: %w", err)
 	}

@@ -117,7 +117,7 @@ func (s *Store) StatusPage(ctx context.Context, q StatusQuery) (StatusPage, erro
 	// come before the cursor.
 	page := StatusPage{Counts: map[string]int{}, Devices: []DeviceStatus{}}
 	countArgs := append([]any{stale, q.After}, args...)
-	rows, err := s.db.QueryContext(ctx, `SELECT `+effectiveState+`, COUNT(*), COALESCE(SUM(d.id <= ?), 0)`+from+cond()+` GROUP BY 1`, countArgs...)
+	rows, err := s.read.QueryContext(ctx, `SELECT `+effectiveState+`, COUNT(*), COALESCE(SUM(d.id <= ?), 0)`+from+cond()+` GROUP BY 1`, countArgs...)
 	if err != nil {
 		return StatusPage{}, fmt.Errorf("count boxes: %w", err)
 	}
@@ -157,7 +157,7 @@ func (s *Store) StatusPage(ctx context.Context, q StatusQuery) (StatusPage, erro
 		pageArgs = append(pageArgs, stale, q.State)
 	}
 	pageArgs = append(pageArgs, limit+1)
-	rows, err = s.db.QueryContext(ctx, `SELECT d.id, d.name, d.volume, `+effectiveState+`, COALESCE(s.online, 0), COALESCE(s.playing, ''),
+	rows, err = s.read.QueryContext(ctx, `SELECT d.id, d.name, d.volume, `+effectiveState+`, COALESCE(s.online, 0), COALESCE(s.playing, ''),
 			COALESCE(s.version, ''), COALESCE(s.uptime_sec, 0), COALESCE(s.cache_bytes, 0), s.clock_offset_ms, COALESCE(s.error, ''),
 			COALESCE(s.last_seen, 0)`+from+cond(extra...)+` ORDER BY d.id LIMIT ?`, pageArgs...)
 	if err != nil {
@@ -229,7 +229,7 @@ func (s *Store) groupsOf(ctx context.Context, ids []string) (map[string][]string
 	for i, id := range ids {
 		args[i] = id
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT device_id, group_name FROM group_members WHERE device_id IN (`+
+	rows, err := s.read.QueryContext(ctx, `SELECT device_id, group_name FROM group_members WHERE device_id IN (`+
 		placeholders(len(ids))+`) ORDER BY device_id, group_name`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read groups of boxes: %w", err)
@@ -251,7 +251,7 @@ func (s *Store) groupExists(ctx context.Context, group string) error {
 		return nil
 	}
 	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM group_members WHERE group_name = ? LIMIT 1)`, group).Scan(&n); err != nil {
+	if err := s.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM group_members WHERE group_name = ? LIMIT 1)`, group).Scan(&n); err != nil {
 		return fmt.Errorf("look up group %s: %w", group, err)
 	}
 	if n == 0 {
@@ -357,7 +357,7 @@ func (s *Store) ReportPage(ctx context.Context, q ReportQuery) (ReportPage, erro
 		before = `COALESCE(SUM(NOT ` + after + `), 0)`
 		countArgs = append([]any{cur.scheduled, cur.item, cur.device}, countArgs...)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT d.status, COUNT(*), `+before+` FROM deliveries d`+cond()+` GROUP BY d.status`, countArgs...)
+	rows, err := s.read.QueryContext(ctx, `SELECT d.status, COUNT(*), `+before+` FROM deliveries d`+cond()+` GROUP BY d.status`, countArgs...)
 	if err != nil {
 		return ReportPage{}, fmt.Errorf("count report rows: %w", err)
 	}
@@ -420,7 +420,7 @@ func (s *Store) ReportPage(ctx context.Context, q ReportQuery) (ReportPage, erro
 	for _, a := range order {
 		sumArgs = append(sumArgs, a)
 	}
-	rows, err = s.db.QueryContext(ctx, `SELECT d.announcement, d.status, COUNT(*) FROM deliveries d`+
+	rows, err = s.read.QueryContext(ctx, `SELECT d.announcement, d.status, COUNT(*) FROM deliveries d`+
 		cond(`d.announcement IN (`+placeholders(len(order))+`)`)+` GROUP BY d.announcement, d.status`, sumArgs...)
 	if err != nil {
 		return ReportPage{}, fmt.Errorf("sum up announcements: %w", err)

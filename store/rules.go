@@ -90,7 +90,7 @@ func (s *Store) AddRule(ctx context.Context, r Rule) error {
 // included only if withCancelled.
 func (s *Store) Rules(ctx context.Context, kind string, withCancelled bool) ([]Rule, error) {
 	q := `SELECT ` + ruleColumns + ` FROM rules WHERE (? = '' OR kind = ?) AND (? OR cancelled_at = 0) ORDER BY created_at, id`
-	rows, err := s.db.QueryContext(ctx, q, kind, kind, withCancelled)
+	rows, err := s.read.QueryContext(ctx, q, kind, kind, withCancelled)
 	if err != nil {
 		return nil, fmt.Errorf("list rules: %w", err)
 	}
@@ -108,7 +108,7 @@ func (s *Store) Rules(ctx context.Context, kind string, withCancelled bool) ([]R
 
 // RuleByID returns one rule, or ErrNotFound.
 func (s *Store) RuleByID(ctx context.Context, id string) (Rule, error) {
-	r, err := scanRule(s.db.QueryRowContext(ctx, `SELECT `+ruleColumns+` FROM rules WHERE id = ?`, id))
+	r, err := scanRule(s.read.QueryRowContext(ctx, `SELECT `+ruleColumns+` FROM rules WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, fmt.Errorf("%s: %w", id, ErrNotFound)
 	}

@@ -28,17 +28,21 @@ var migrations embed.FS
 
 // Store is the controller's database.
 type Store struct {
-	db *sql.DB
+	db   *sql.DB // the one writer (and migrations)
+	read *sql.DB // readers, which WAL lets run beside the writer
 }
 
 // Open opens (creating if needed) the SQLite file at path and applies any
 // migration it has not seen yet.
 func Open(ctx context.Context, path string) (*Store, error) {
-	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(5000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
-		q.Add("_pragma", p)
+	dsn := func(pragmas ...string) string {
+		q := url.Values{}
+		for _, p := range pragmas {
+			q.Add("_pragma", p)
+		}
+		return "file:" + path + "?" + q.Encode()
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	db, err := sql.Open("sqlite", dsn("journal_mode(WAL)", "busy_timeout(5000)", "foreign_keys(1)", "synchronous(NORMAL)"))
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
@@ -50,11 +54,19 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
+	// Reads get their own connections: behind the one writer, the
+	// replan that publishes an emergency waited for the API's bookkeeping
+	// and the heartbeats' writes.
+	if s.read, err = sql.Open("sqlite", dsn("busy_timeout(5000)", "query_only(1)")); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	s.read.SetMaxOpenConns(4)
 	return s, nil
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error { return errors.Join(s.read.Close(), s.db.Close()) }
 
 // SchemaVersion is the number of the last migration applied.
 func (s *Store) SchemaVersion(ctx context.Context) (int, error) {

@@ -59,7 +59,7 @@ func scanToken(row interface{ Scan(...any) error }) (Token, error) {
 
 // Tokens lists every token, revoked ones included, oldest first.
 func (s *Store) Tokens(ctx context.Context) ([]Token, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+tokenColumns+` FROM tokens ORDER BY created_at, id`)
+	rows, err := s.read.QueryContext(ctx, `SELECT `+tokenColumns+` FROM tokens ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
@@ -78,7 +78,7 @@ func (s *Store) Tokens(ctx context.Context) ([]Token, error) {
 // TokenByHash returns the token whose secret has this hash, revoked and
 // expired ones included (the caller decides), or ErrNotFound.
 func (s *Store) TokenByHash(ctx context.Context, hash string) (Token, error) {
-	t, err := scanToken(s.db.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = ?`, hash))
+	t, err := scanToken(s.read.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = ?`, hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, fmt.Errorf("token: %w", ErrNotFound)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,18 +22,29 @@ import (
 )
 
 func newBench(g *globals) *cobra.Command {
-	var o loadtest.Options
-	var dir, broker, cpuProfile string
-	var storm bool
+	o := loadtest.Options{Changes: true}
+	var dir, broker, boxBrokers, cpuProfile, monitor string
+	var storm, attach, floor bool
+	var floorOpts loadtest.FloorOptions
 	var down time.Duration
 	reconnect := device.DefaultReconnectPolicy()
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure fan-out: a controller on this machine, N simulated boxes, emergencies to all of them",
-		Long: "Starts a controller (embedded broker unless --broker) in a fresh folder, registers N simulated boxes\n" +
-			"(real MQTT sessions that follow plans and answer back, without audio), sends emergencies to all of\n" +
-			"them one after the other, and prints how long the boxes took to get each one (from just before the\n" +
-			"request to each box's receipt of its plan).\n\n" +
+		Short: "Measure fan-out and cost: a controller, N simulated boxes, emergencies to all of them",
+		Long: "Starts a controller (`loa serve`, as its own process, embedded broker unless --broker) in a fresh folder,\n" +
+			"registers N simulated boxes (real MQTT sessions that follow plans and answer back, without audio),\n" +
+			"and measures:\n" +
+			"  - fan-out: from just before each emergency (or announcement) request to each box's receipt of it\n" +
+			"    (an emergency plays at once), p50/p95/p99/max over all boxes and rounds;\n" +
+			"  - the controller's time to recompute and publish the plans of a round, its CPU over the rounds,\n" +
+			"    its resident memory and what the boxes added to it, per 1,000;\n" +
+			"  - the broker's connections, and MQTT bytes per box;\n" +
+			"  - a new schedule for one group and for every group: until every box it reaches has it;\n" +
+			"  - heartbeat ingestion: every box sends --heartbeats at once, until the controller stored them;\n" +
+			"  - the raw broker floor: as many plain subscribers on the same broker, one publisher, same payload.\n" +
+			"It prints a table (or -o json), stops the controller and removes what it made.\n\n" +
+			"With --attach it measures the running controller at --server (token from --token or --data) instead;\n" +
+			"its boxes connect to --box-broker, and the simulated boxes and schedules are removed afterwards.\n\n" +
 			"With --storm it measures a reconnect storm instead: once the boxes are connected and hold an emergency,\n" +
 			"it restarts the controller and its embedded broker on the same ports (down for --down), and prints how\n" +
 			"the boxes came back (peak new sessions in one second, when the last was back, each box's time from\n" +
@@ -51,28 +63,77 @@ func newBench(g *globals) *cobra.Command {
 				defer pprof.StopCPUProfile()
 			}
 			if storm {
-				if broker != "" {
+				if broker != "" || attach {
 					return usageErr(errors.New(messages.T(messages.StormEmbeddedOnly)))
 				}
 				so := loadtest.StormOptions{Boxes: o.Boxes, Groups: o.Groups, Reconnect: reconnect, Timeout: o.Timeout}
 				return runStorm(cmd.Context(), so, dir, down, g.output, cmd.OutOrStdout())
 			}
-			return runBench(cmd.Context(), o, dir, broker, g.output, cmd.OutOrStdout())
+			o.Brokers = splitList(boxBrokers)
+			if floor {
+				floorOpts.Brokers = o.Brokers
+				if len(floorOpts.Brokers) == 0 && broker != "" {
+					floorOpts.Brokers = splitList(broker)
+				}
+				o.Floor = &floorOpts // no brokers: an embedded one, like the controller's
+			}
+			switch {
+			case monitor == "sys":
+				so := floorOpts
+				if len(so.Brokers) == 0 {
+					so.Brokers = splitList(broker)
+				}
+				o.Connections = loadtest.SysConnections(so)
+			case monitor != "":
+				o.Connections = loadtest.NATSConnections(splitList(monitor))
+			}
+			if attach {
+				if len(o.Brokers) == 0 {
+					return usageErr(errors.New(messages.T(messages.BenchAttachBroker)))
+				}
+				c, err := g.client()
+				if err != nil {
+					return err
+				}
+				return runBench(cmd.Context(), c, o, g.output, cmd.OutOrStdout())
+			}
+			return runOwnController(cmd.Context(), o, dir, broker, g.output, cmd.OutOrStdout())
 		},
 	}
 	f := cmd.Flags()
 	f.IntVar(&o.Boxes, "boxes", 1000, "simulated boxes")
 	f.IntVar(&o.Groups, "groups", 20, "groups the boxes are spread over")
-	f.IntVar(&o.Rounds, "rounds", 20, "emergencies to send")
+	f.IntVar(&o.Rounds, "rounds", 20, "emergencies (or announcements) to send")
+	f.StringVar(&o.Kind, "kind", loadtest.KindEmergency, "what the rounds send: emergency or announcement")
+	f.IntVar(&o.Schedules, "schedules", 0, "daily schedules to add first, spread over the groups")
+	f.IntVar(&o.Heartbeats, "heartbeats", 3, "heartbeats every box sends at once to measure their ingestion (0: skip)")
+	f.BoolVar(&o.Changes, "changes", true, "measure a new schedule for one group and for every group")
+	f.BoolVar(&floor, "floor", true, "measure the raw broker floor after the rounds")
+	f.StringVar(&floorOpts.Username, "floor-user", "", "MQTT user of the floor's plain clients on an external broker (it must let them use loa-floor/#)")
+	f.StringVar(&floorOpts.Password, "floor-password", "", "password of --floor-user")
+	f.StringVar(&monitor, "broker-monitor", "", "count an external broker's connections: NATS monitoring URLs (http://HOST:8222,...), or sys for mosquitto's $SYS (as --floor-user)")
 	f.DurationVar(&o.Timeout, "timeout", 30*time.Second, "give up on a round after this long")
-	f.StringVar(&dir, "dir", "", "folder for the controller's data (default: a temporary one, removed after)")
-	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (controller, broker and boxes) to this file")
-	f.StringVar(&broker, "broker", "", "use this external MQTT broker (tcp://HOST:1883) instead of the embedded one")
+	f.StringVar(&dir, "dir", "", "folder for the controller's data and log (default: a temporary one, removed after)")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the boxes; with --storm also the controller and broker) to this file")
+	f.StringVar(&broker, "broker", "", "the controller uses this external MQTT broker (tcp://HOST:1883; a cluster's nodes separated by commas) instead of the embedded one")
+	f.StringVar(&boxBrokers, "box-broker", "", "the boxes connect to these broker URLs, spread over them (default: the controller's broker)")
+	f.BoolVar(&attach, "attach", false, "measure the controller at --server instead of starting one (needs --box-broker)")
 	f.BoolVar(&storm, "storm", false, "measure the reconnect storm after a restart of the controller and its embedded broker")
 	f.DurationVar(&down, "down", 0, "with --storm: how long the controller stays down")
 	f.DurationVar(&reconnect.Spread, "spread", reconnect.Spread, "with --storm: the boxes spread their first reconnect attempt over this window")
 	f.DurationVar(&reconnect.Cap, "reconnect-cap", reconnect.Cap, "with --storm: the window of later attempts doubles up to this")
 	return cmd
+}
+
+// splitList splits a comma-separated list, dropping empty entries.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // stormCloseWait bounds each stop of the controller in runStorm.
@@ -167,28 +228,29 @@ func benchController(dir, broker string) (controller.Config, *slog.Logger, func(
 	return cfg, slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelWarn})), cleanup, nil
 }
 
-func runBench(ctx context.Context, o loadtest.Options, dir, broker, output string, out io.Writer) error {
-	cfg, log, cleanup, err := benchController(dir, broker)
+// runOwnController starts `loa serve` as a child process (so its CPU and
+// memory are its own, not the simulated boxes'), measures it and stops it.
+func runOwnController(ctx context.Context, o loadtest.Options, dir, broker, output string, out io.Writer) error {
+	p, err := startBenchController(ctx, dir, broker)
 	if err != nil {
 		return err
 	}
-	defer cleanup()
-	ctrl, err := controller.Open(ctx, cfg, log)
-	if err != nil {
-		return err
+	defer p.stop()
+	o.Site, o.Keep = p.site, true // the whole folder goes
+	if len(o.Brokers) == 0 {
+		o.Brokers = []string{p.broker}
 	}
-	defer func() {
-		// Bounded: mochi v2.7.9 can deadlock in Close while clients leave
-		// (mochi-mqtt/server#488).
-		ctx, cancel := context.WithTimeout(context.Background(), stormCloseWait)
-		defer cancel()
-		ctrl.Close(ctx)
-	}()
-	o.Site, o.Emergency, o.Broker = cfg.Site, true, broker
-	if o.Broker == "" {
-		o.Broker = "tcp://" + ctrl.BrokerAddr()
+	return runBench(ctx, p.client, o, output, out)
+}
+
+func runBench(ctx context.Context, c *api.Client, o loadtest.Options, output string, out io.Writer) error {
+	if o.Site == "" {
+		site, err := c.Site(ctx)
+		if err != nil {
+			return err
+		}
+		o.Site = site.Site
 	}
-	c := api.NewClient("http://"+ctrl.HTTPAddr(), ctrl.AdminToken())
 	res, err := loadtest.Run(ctx, c, o, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	if err != nil {
 		return err
@@ -196,9 +258,48 @@ func runBench(ctx context.Context, o loadtest.Options, dir, broker, output strin
 	if output == "json" {
 		return printJSON(out, res)
 	}
+	return table(out, []string{"WHAT", "FIGURE"}, benchRows(res))
+}
+
+// benchRows are the figures of a run, one per row.
+func benchRows(r loadtest.Result) [][]string {
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
-	return table(out, []string{"BOXES", "ROUNDS", "KIND", "P50", "P95", "P99", "MAX", "MISSING", "EVENTS/S", "PLAN BYTES"}, [][]string{{
-		fmt.Sprint(res.Boxes), fmt.Sprint(res.Rounds), res.Kind, ms(res.P50), ms(res.P95), ms(res.P99), ms(res.Max),
-		fmt.Sprint(res.Missing), fmt.Sprintf("%.0f", res.EventsPerSec), fmt.Sprintf("%.0f", res.PlanBytesMean),
-	}})
+	lat := func(l loadtest.Latency) string {
+		return fmt.Sprintf("p50 %s  p95 %s  p99 %s  max %s  (%d, %d missing)", ms(l.P50), ms(l.P95), ms(l.P99), ms(l.Max), l.N, l.Missing)
+	}
+	mb := func(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/1e6) }
+	rows := [][]string{
+		{"boxes / groups / schedules", fmt.Sprintf("%d / %d / %d", r.Boxes, r.Groups, r.Schedules)},
+		{"register, connect", fmt.Sprintf("%s, %s", r.RegisterTime.Round(time.Millisecond), r.ConnectTime.Round(time.Millisecond))},
+		{fmt.Sprintf("fan-out (%d %s rounds)", r.Rounds, r.Kind), lat(r.FanOut)},
+		{"controller: recompute+publish a round", ms(r.Publish)},
+	}
+	if r.Floor != nil {
+		rows = append(rows,
+			[]string{"raw broker floor, same fan-out", lat(*r.Floor)},
+			[]string{"fan-out / floor", fmt.Sprintf("p50 %.2f×  p99 %.2f×", r.FloorRatio[0], r.FloorRatio[1])})
+	}
+	conns := "unknown"
+	if r.BrokerConnections >= 0 {
+		conns = fmt.Sprint(r.BrokerConnections)
+	}
+	rows = append(rows,
+		[]string{"controller CPU over the rounds", fmt.Sprintf("%.1f %% of one core", r.Controller.CPUPercent)},
+		[]string{"controller RSS (peak), per 1,000 boxes", fmt.Sprintf("%s (%s), %s", mb(r.Controller.RSSBytes), mb(r.Controller.MaxRSSBytes), mb(r.Controller.RSSPerThousand))},
+		[]string{"broker connections", conns},
+		[]string{"MQTT bytes per box over the rounds", fmt.Sprintf("in %.0f, out %.0f (plan %.0f B)", r.BytesInPerBox, r.BytesOutPerBox, r.PlanBytesMean)},
+	)
+	for _, ch := range []struct {
+		name string
+		c    *loadtest.Change
+	}{{"new schedule, one group", r.OneGroup}, {"new schedule, every group", r.AllGroups}} {
+		if ch.c != nil {
+			rows = append(rows, []string{ch.name, fmt.Sprintf("all %d boxes have it in %s; replan %s (%d targets, %d recomputed, %d published)",
+				ch.c.Boxes, ms(ch.c.AllHave), ms(ch.c.Replan), ch.c.Targets, ch.c.Recomputed, ch.c.Published)})
+		}
+	}
+	if r.Heartbeats > 0 {
+		rows = append(rows, []string{"heartbeat ingestion", fmt.Sprintf("%.0f /s (%d heartbeats)", r.HeartbeatsPerSec, r.Heartbeats)})
+	}
+	return rows
 }

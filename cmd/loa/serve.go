@@ -64,8 +64,16 @@ func serve(ctx context.Context, cfg controller.Config, log *slog.Logger) error {
 	if cfg.TLSCert != "" {
 		scheme = "https"
 	}
-	fmt.Fprintf(os.Stderr, "Loa controller for site %q is running: API %s://%s, admin token in %s/admin.token. Stop with Ctrl+C.\n",
-		cfg.Site, scheme, c.HTTPAddr(), cfg.Data)
+	broker := cfg.Broker // external
+	if addr := c.BrokerAddr(); addr != "" {
+		broker = "tcp://" + addr
+		if cfg.TLSCert != "" {
+			broker = "ssl://" + addr
+		}
+	}
+	// `loa bench` reads the addresses from this line.
+	fmt.Fprintf(os.Stderr, "Loa controller for site %q is running: API %s://%s, MQTT %s, admin token in %s/admin.token. Stop with Ctrl+C.\n",
+		cfg.Site, scheme, c.HTTPAddr(), broker, cfg.Data)
 	<-ctx.Done()
 	log.Info("shutting down")
 	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
