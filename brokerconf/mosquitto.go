@@ -29,6 +29,9 @@ type Device struct {
 	// Hash is the mosquitto hash of its token (MosquittoHash); empty when
 	// the box was registered before Loa stored one.
 	Hash string
+	// NATSHash is the bcrypt hash of its token (NATSHash), for NATS;
+	// empty when none is stored.
+	NATSHash string
 }
 
 // Options say what to generate.
@@ -37,8 +40,8 @@ type Options struct {
 	// ControllerUser is the controller's MQTT username; auth.ControllerUser
 	// when empty.
 	ControllerUser string
-	// ControllerHash is the mosquitto hash of the controller's broker
-	// password (see HashFor).
+	// ControllerHash is the hash of the controller's broker password: a
+	// mosquitto hash (HashFor) for Mosquitto, bcrypt (NATSHashFor) for NATS.
 	ControllerHash string
 	Devices        []Device
 	// AnyGroup lets every box read every group's plan (one wildcard line)
@@ -235,32 +238,41 @@ func (f Files) Write(dir string) (changed bool, err error) {
 		body []byte
 		mode os.FileMode
 	}{{PasswdFile, f.Passwd, 0o640}, {ACLFile, f.ACL, 0o640}, {ConfFile, f.Conf, 0o644}} {
-		path := filepath.Join(dir, x.name)
-		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, x.body) {
-			continue
-		}
-		tmp, err := os.CreateTemp(dir, "."+x.name+".*")
+		c, err := writeIfChanged(filepath.Join(dir, x.name), x.body, x.mode)
 		if err != nil {
-			return changed, fmt.Errorf("write %s: %w", path, err)
+			return changed, err
 		}
-		_, werr := tmp.Write(x.body)
-		if werr == nil {
-			werr = tmp.Chmod(x.mode)
-		}
-		if werr == nil {
-			werr = tmp.Sync()
-		}
-		if cerr := tmp.Close(); werr == nil {
-			werr = cerr
-		}
-		if werr == nil {
-			werr = os.Rename(tmp.Name(), path)
-		}
-		if werr != nil {
-			os.Remove(tmp.Name())
-			return changed, fmt.Errorf("write %s: %w", path, werr)
-		}
-		changed = true
+		changed = changed || c
 	}
 	return changed, nil
+}
+
+// writeIfChanged replaces the file at path with body (mode) by a rename,
+// unless it already holds exactly body. It reports whether it wrote.
+func writeIfChanged(path string, body []byte, mode os.FileMode) (bool, error) {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, body) {
+		return false, nil
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return false, fmt.Errorf("write %s: %w", path, err)
+	}
+	_, werr := tmp.Write(body)
+	if werr == nil {
+		werr = tmp.Chmod(mode)
+	}
+	if werr == nil {
+		werr = tmp.Sync()
+	}
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp.Name(), path)
+	}
+	if werr != nil {
+		os.Remove(tmp.Name())
+		return false, fmt.Errorf("write %s: %w", path, werr)
+	}
+	return true, nil
 }

@@ -30,11 +30,19 @@ func newBroker(g *globals) *cobra.Command {
 			"broker_username/broker_password). Run it on the controller's machine, copy DIR to the broker's machine\n" +
 			"(--broker-dir) and reload mosquitto. Run it again, and reload, after adding or removing boxes or changing\n" +
 			"groups: each box may read only its own groups' plans (unless --any-group).\n" +
-			"Boxes registered before Loa kept a broker password hash are left out and named on stderr.",
+			"Boxes registered before Loa kept a broker password hash are left out and named on stderr.\n" +
+			"With --format nats: the site's NATS account (loa-account.conf: the controller and one user per box, each\n" +
+			"with the same rules as NATS subject permissions, MQTT connections only) and loa-nats.conf, which includes\n" +
+			"it, for every node of the cluster; reload the nodes after. NATS needs bcrypt hashes, which `loa device add`\n" +
+			"does not store: pass each new box's config with --box-config FILE once.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if req.format != "mosquitto" {
-				return usageErr(errors.New(messages.T(messages.BrokerFormat, req.format)))
+			if req.format != "mosquitto" && req.format != "nats" {
+				// messages.BrokerFormat still says "only mosquitto".
+				return usageErr(fmt.Errorf("unknown broker format %q: use mosquitto or nats", req.format))
+			}
+			if req.format != "nats" && len(req.boxConfigs) > 0 {
+				return usageErr(errors.New("--box-config is for --format nats: mosquitto's hashes are stored at `loa device add`"))
 			}
 			if req.out == "" {
 				return usageErr(errors.New("say where to write the files: --out DIR"))
@@ -53,7 +61,11 @@ func newBroker(g *globals) *cobra.Command {
 				cfg.Data = g.data
 			}
 			req.site, req.data, req.user, req.password = cfg.Site, cfg.Data, cfg.BrokerUsername, cfg.BrokerPassword
-			res, err := writeBrokerConfig(cmd.Context(), req, cmd.ErrOrStderr())
+			write := writeBrokerConfig
+			if req.format == "nats" {
+				write = writeNATSConfig
+			}
+			res, err := write(cmd.Context(), req, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -64,7 +76,8 @@ func newBroker(g *globals) *cobra.Command {
 		},
 	}
 	f := config.Flags()
-	f.StringVar(&req.format, "format", "mosquitto", "broker whose files to write (only mosquitto)")
+	f.StringVar(&req.format, "format", "mosquitto", "broker whose files to write: mosquitto, or nats (an account per site, for a NATS cluster with MQTT)")
+	f.StringArrayVar(&req.boxConfigs, "box-config", nil, "with --format nats: a box's config as `loa device add --write-config` wrote it, to store a NATS (bcrypt) hash of its token (repeat for each new box)")
 	f.StringVar(&req.out, "out", "", "folder to write the files to (created if missing)")
 	f.StringVar(&req.brokerDir, "broker-dir", "", "the folder the files will be in on the broker's machine (default: --out)")
 	f.BoolVar(&req.anyGroup, "any-group", false, "let every box read every group's plan, so group changes need no new files")
@@ -78,6 +91,7 @@ func newBroker(g *globals) *cobra.Command {
 type brokerRequest struct {
 	format, out, brokerDir string
 	anyGroup               bool
+	boxConfigs             []string // agent configs whose tokens get a NATS hash
 	site, data             string
 	user, password         string // the controller's broker credentials
 }
@@ -91,6 +105,7 @@ type brokerResult struct {
 	Boxes          []string `json:"boxes"`
 	Missing        []string `json:"missing"`
 	Conf           string   `json:"conf"`
+	Format         string   `json:"format"`
 }
 
 // writeBrokerConfig reads the boxes and their broker hashes from the
@@ -147,6 +162,7 @@ func writeBrokerConfig(ctx context.Context, req brokerRequest, warn io.Writer) (
 	return brokerResult{
 		Dir: out, Files: []string{brokerconf.PasswdFile, brokerconf.ACLFile, brokerconf.ConfFile}, Changed: changed,
 		ControllerUser: user, Boxes: nonNil(files.Boxes), Missing: nonNil(files.Missing), Conf: string(files.Conf),
+		Format: "mosquitto",
 	}, nil
 }
 
@@ -178,6 +194,9 @@ func brokerDevices(ctx context.Context, path string) (devices []brokerconf.Devic
 }
 
 func (r brokerResult) print(w io.Writer) error {
+	if r.Format == "nats" {
+		return r.printNATS(w)
+	}
 	if r.Changed {
 		fmt.Fprintf(w, "Wrote %s in %s: the controller (%s) and %d boxes.\n", strings.Join(r.Files, ", "), r.Dir, r.ControllerUser, len(r.Boxes))
 	} else {

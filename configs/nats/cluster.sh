@@ -6,6 +6,7 @@
 #   configs/nats/cluster.sh stop [DIR]        stop every node (SIGTERM, then SIGKILL after 20 s)
 #   configs/nats/cluster.sh kill N [DIR]      kill -9 node N (1..3), as a power cut would
 #   configs/nats/cluster.sh restart N [DIR]   stop node N if it runs, start it, wait until healthy
+#   configs/nats/cluster.sh reload [DIR]      copy LOA_NATS_AUTH again and make every node reload it
 #   configs/nats/cluster.sh status [DIR]      one line per node: name, pid or "down", MQTT URL
 #
 # DIR (default $LOA_NATS_DIR, else ./nats-cluster) holds each node's JetStream store (nN/),
@@ -16,22 +17,23 @@
 #   LOA_NATS_MQTT_PORTS     their MQTT ports                  (default "1883 1884 1885")
 #   LOA_NATS_HTTP_PORTS     their monitoring ports            (default "8222 8223 8224")
 #   LOA_NATS_CLUSTER_PORTS  their route ports                 (default "6222 6223 6224")
-#   LOA_NATS_AUTH           a file to include in every node: the accounts and users
-#                           `loa broker config --format nats` writes (default: none, open)
+#   LOA_NATS_AUTH           a file to include in every node: loa-nats.conf as `loa broker config
+#                           --format nats` writes it (the .conf files of its folder are copied
+#                           along, for its includes); default none: every client is let in
 #   NATS_SERVER             the nats-server binary (default: nats-server on PATH, else GOPATH/bin)
 #
 # MQTT URLs for Loa: tcp://127.0.0.1:1883, tcp://127.0.0.1:1884, tcp://127.0.0.1:1885.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-usage() { echo "usage: $0 start|stop|status [DIR] | kill N [DIR] | restart N [DIR]" >&2; exit 2; }
+usage() { echo "usage: $0 start|stop|reload|status [DIR] | kill N [DIR] | restart N [DIR]" >&2; exit 2; }
 
 cmd=${1:-}; shift || true
 node=""
 case "$cmd" in
   kill|restart) node=${1:-}; shift || true
     [[ "$node" =~ ^[123]$ ]] || usage ;;
-  start|stop|status) ;;
+  start|stop|reload|status) ;;
   *) usage ;;
 esac
 [ $# -le 1 ] || usage
@@ -73,8 +75,9 @@ write_conf() {
     echo "# Written by configs/nats/cluster.sh; the node's settings come from its environment."
     echo "include node.conf"
     if [ -n "${LOA_NATS_AUTH:-}" ]; then
-      cp "$LOA_NATS_AUTH" "$dir/auth.conf"
-      echo "include auth.conf"
+      rm -rf "$dir/auth" && mkdir -p "$dir/auth"
+      cp "$(dirname "$LOA_NATS_AUTH")"/*.conf "$dir/auth/"
+      echo "include \"auth/$(basename "$LOA_NATS_AUTH")\""
     fi
   } >"$dir/nats.conf"
 }
@@ -161,6 +164,12 @@ case "$cmd" in
     [ -f "$dir/nats.conf" ] || write_conf
     start_node "$node"
     wait_healthy "$node"
+    ;;
+  reload)
+    write_conf
+    for n in 1 2 3; do
+      if pid=$(pid_of "$n"); then kill -HUP "$pid"; fi
+    done
     ;;
   status)
     for n in 1 2 3; do
