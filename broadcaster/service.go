@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,10 +27,11 @@ type Options struct {
 	Horizon  time.Duration
 
 	// MQTTListen is where the embedded broker listens (e.g. ":1883"); used
-	// when BrokerURL is empty.
+	// when BrokerURLs is empty.
 	MQTTListen string
-	// BrokerURL selects an external broker (tcp://host:1883) instead.
-	BrokerURL      string
+	// BrokerURLs select an external broker (tcp://host:1883) instead: a
+	// cluster's nodes, tried in order on every (re)connect.
+	BrokerURLs     []string
 	BrokerUsername string
 	BrokerPassword string
 	// MQTTTLS makes the embedded broker listen with TLS (ssl://); nil:
@@ -151,11 +153,12 @@ func (s *Service) Open(ctx context.Context) error {
 	s.wg.Add(2) // both end with ctx, in Close
 	go s.decodeLoop()
 	go s.ingestLoop()
-	brokerURL, user, pass := s.opts.BrokerURL, s.opts.BrokerUsername, s.opts.BrokerPassword
-	if brokerURL == "" {
+	brokers, user, pass := s.opts.BrokerURLs, s.opts.BrokerUsername, s.opts.BrokerPassword
+	if len(brokers) == 0 {
 		secret := auth.NewToken()
 		b, err := startBroker(s.opts.MQTTListen, s.opts.MQTTTLS, s.topics, secret, s.store.DeviceTokenHash, s.deviceGroups, s.log)
 		if err != nil {
+			s.Close(ctx)
 			return err
 		}
 		s.broker = b
@@ -167,13 +170,16 @@ func (s *Service) Open(ctx context.Context) error {
 		if s.opts.MQTTTLS != nil {
 			scheme = "ssl://"
 		}
-		brokerURL, user, pass = scheme+loopbackOf(b.Addr()), auth.ControllerUser, secret
+		brokers, user, pass = []string{scheme + loopbackOf(b.Addr())}, auth.ControllerUser, secret
 	}
 	if user == "" {
 		user = auth.ControllerUser
 	}
-	co := paho.NewClientOptions().AddBroker(brokerURL).
-		SetClientID("loa-controller-" + s.opts.Site).SetUsername(user).SetPassword(pass).
+	co := paho.NewClientOptions()
+	for _, u := range brokers {
+		co.AddBroker(u)
+	}
+	co.SetClientID("loa-controller-" + s.opts.Site).SetUsername(user).SetPassword(pass).
 		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
 		SetMaxReconnectInterval(10 * time.Second).SetKeepAlive(30 * time.Second).
 		SetOnConnectHandler(func(c paho.Client) { s.onConnect(c) }).
@@ -186,15 +192,15 @@ func (s *Service) Open(ctx context.Context) error {
 	if !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
 		s.Close(ctx)
 		if tok.Error() != nil {
-			return fmt.Errorf("connect to MQTT broker %s: %w", brokerURL, tok.Error())
+			return fmt.Errorf("connect to MQTT broker %s: %w", strings.Join(brokers, ", "), tok.Error())
 		}
-		return fmt.Errorf("connect to MQTT broker %s: no answer in 15 s", brokerURL)
+		return fmt.Errorf("connect to MQTT broker %s: no answer in 15 s", strings.Join(brokers, ", "))
 	}
 	select { // boxes are let in, and answer, once the controller listens
 	case <-s.subscribed:
 	case <-time.After(15 * time.Second):
 		s.Close(ctx)
-		return fmt.Errorf("subscribe to the boxes' topics on %s: no answer in 15 s", brokerURL)
+		return fmt.Errorf("subscribe to the boxes' topics on %s: no answer in 15 s", strings.Join(brokers, ", "))
 	}
 	if err := s.PublishConfigs(ctx); err != nil {
 		s.Close(ctx)

@@ -89,7 +89,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 	// only known once the embedded broker listens, so start it first.
 	c.bc = broadcaster.New(broadcaster.Options{
 		Site: cfg.Site, Location: loc, Horizon: cfg.Horizon, MQTTListen: cfg.MQTT,
-		BrokerURL: cfg.Broker, BrokerUsername: cfg.BrokerUsername, BrokerPassword: cfg.BrokerPassword,
+		BrokerURLs: cfg.BrokerURLs(), BrokerUsername: cfg.BrokerUsername, BrokerPassword: cfg.BrokerPassword,
 		MQTTTLS: mqttTLS, ClientTLS: clientTLS,
 		HeartbeatSec: cfg.HeartbeatSec, EmergencyVolume: cfg.EmergencyVolume, Keys: c.keys,
 		OnTrigger: func(source string, payload []byte) {

@@ -52,6 +52,9 @@ func SysConnections(o FloorOptions) func(context.Context) (int64, error) {
 		defer c.Disconnect(50)
 		got := make(chan int64, 1)
 		tok := c.Subscribe("$SYS/broker/clients/connected", 0, func(_ paho.Client, m paho.Message) {
+			if m.Retained() {
+				return // up to sys_interval old: wait for the next update
+			}
 			if n, err := strconv.ParseInt(strings.TrimSpace(string(m.Payload())), 10, 64); err == nil {
 				select {
 				case got <- n:
@@ -66,7 +69,7 @@ func SysConnections(o FloorOptions) func(context.Context) (int64, error) {
 		case n := <-got:
 			return n - 1, nil // without this reader
 		case <-time.After(15 * time.Second):
-			return 0, fmt.Errorf("no $SYS/broker/clients/connected in 15 s (is sys_interval set, and may this user read $SYS/#?)")
+			return 0, fmt.Errorf("no update of $SYS/broker/clients/connected in 15 s (set sys_interval to 10 or less, and let this user read $SYS/#)")
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		}

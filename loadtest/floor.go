@@ -24,18 +24,22 @@ import (
 
 // FloorOptions say which broker's raw latency to measure.
 type FloorOptions struct {
-	// Brokers are the URLs the subscribers use, spread as the boxes are;
-	// the publisher uses the first (where the controller would be). Empty:
-	// an embedded broker (mochi, as in `loa serve`, without Loa's hooks) is
-	// started on loopback for the measure.
-	Brokers            []string
+	// Brokers are the URLs the subscribers use, spread as the boxes are.
+	// Empty: an embedded broker (mochi, as in `loa serve`, without Loa's
+	// hooks) is started on loopback for the measure.
+	Brokers []string
+	// Publisher are the URLs the publisher uses, where the controller is
+	// (default: Brokers).
+	Publisher          []string
 	Username, Password string
 }
 
 // Floor measures the broker alone: n subscribers on one topic, one
-// publisher sending rounds messages of size bytes at QoS 1 one after the
-// other; the latency is from just before each publish to each receipt. It
-// is the physical floor under Loa's fan-out on the same broker.
+// publisher sending rounds messages of size bytes one after the other,
+// retained at QoS 1 as the controller sends plans (a broker may store a
+// retained message before it delivers it: NATS does, in JetStream); the
+// latency is from just before each publish to each receipt. It is the
+// physical floor under Loa's fan-out on the same broker.
 func Floor(ctx context.Context, o FloorOptions, n, rounds, size int, timeout time.Duration) (Latency, error) {
 	brokers := o.Brokers
 	if len(brokers) == 0 {
@@ -45,6 +49,10 @@ func Floor(ctx context.Context, o FloorOptions, n, rounds, size int, timeout tim
 		}
 		defer closeBroker(srv)
 		brokers = []string{"tcp://" + addr}
+	}
+	publisher := o.Publisher
+	if len(publisher) == 0 || len(o.Brokers) == 0 {
+		publisher = brokers
 	}
 	topic := fmt.Sprintf("loa-floor/%x", randomBytes(4))
 	subs := make([]*floorSub, n)
@@ -79,11 +87,12 @@ func Floor(ctx context.Context, o FloorOptions, n, rounds, size int, timeout tim
 	if err := errors.Join(errs...); err != nil {
 		return Latency{}, err
 	}
-	pub, err := dial(brokers, o, "floor-publisher")
+	pub, err := dial(publisher, o, "floor-publisher")
 	if err != nil {
 		return Latency{}, err
 	}
 	defer pub.Disconnect(50)
+	defer pub.Publish(topic, 1, true, nil).WaitTimeout(timeout) // leave no retained message behind
 
 	var lat []time.Duration
 	missing := 0
@@ -91,7 +100,7 @@ func Floor(ctx context.Context, o FloorOptions, n, rounds, size int, timeout tim
 	for r := 0; r < rounds; r++ {
 		binary.BigEndian.PutUint32(payload, uint32(r+1))
 		start := time.Now()
-		if tok := pub.Publish(topic, 1, false, bytes.Clone(payload)); !tok.WaitTimeout(timeout) || tok.Error() != nil {
+		if tok := pub.Publish(topic, 1, true, bytes.Clone(payload)); !tok.WaitTimeout(timeout) || tok.Error() != nil {
 			return Latency{}, fmt.Errorf("publish: %v", tok.Error())
 		}
 		deadline := time.Now().Add(timeout)

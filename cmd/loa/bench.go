@@ -71,9 +71,9 @@ func newBench(g *globals) *cobra.Command {
 			}
 			o.Brokers = splitList(boxBrokers)
 			if floor {
-				floorOpts.Brokers = o.Brokers
-				if len(floorOpts.Brokers) == 0 && broker != "" {
-					floorOpts.Brokers = splitList(broker)
+				floorOpts.Brokers, floorOpts.Publisher = o.Brokers, splitList(broker)
+				if len(floorOpts.Brokers) == 0 {
+					floorOpts.Brokers = floorOpts.Publisher
 				}
 				o.Floor = &floorOpts // no brokers: an embedded one, like the controller's
 			}
