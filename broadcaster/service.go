@@ -183,6 +183,11 @@ func (s *Service) Open(ctx context.Context) error {
 		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
 		SetMaxReconnectInterval(10 * time.Second).SetKeepAlive(30 * time.Second).
 		SetOnConnectHandler(func(c paho.Client) { s.onConnect(c) }).
+		// A persistent session's queued messages (events boxes sent while
+		// the controller was down) arrive right after the CONNACK, before
+		// this process has subscribed again; without a default handler
+		// paho leaves them unacknowledged until the next reconnect.
+		SetDefaultPublishHandler(s.handle).
 		SetConnectionLostHandler(func(_ paho.Client, err error) { s.log.Warn("lost the MQTT broker, reconnecting", "err", err) })
 	if s.opts.ClientTLS != nil {
 		co.SetTLSConfig(s.opts.ClientTLS)

@@ -49,7 +49,10 @@ func newCommune(t testing.TB, broker string, extraConfig string) *commune {
 	dir := t.TempDir()
 	httpAddr, mqttAddr := freePort(t), freePort(t)
 	cfg := filepath.Join(dir, "loa.yaml")
-	if err := os.WriteFile(cfg, []byte("site: e2e\n"+extraConfig), 0o644); err != nil {
+	if !strings.Contains(extraConfig, "site:") {
+		extraConfig = "site: e2e\n" + extraConfig
+	}
+	if err := os.WriteFile(cfg, []byte(extraConfig), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	args := []string{"loa", "serve", "--config", cfg, "--data", filepath.Join(dir, "data"), "--http", httpAddr, "--mqtt", mqttAddr}

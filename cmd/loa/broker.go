@@ -83,7 +83,7 @@ func newBroker(g *globals) *cobra.Command {
 	f.BoolVar(&req.anyGroup, "any-group", false, "let every box read every group's plan, so group changes need no new files")
 	f.StringVar(&file, "config", "", "the controller's YAML config (site, broker_username, broker_password)")
 	f.StringVar(&site, "site", "", "site id, as `loa serve` has it (default from --config, LOA_SITE or commune)")
-	cmd.AddCommand(config)
+	cmd.AddCommand(config, newBrokerMerge(g))
 	return cmd
 }
 
