@@ -120,7 +120,9 @@ type Result struct {
 	BytesInPerBox  float64 `json:"bytes_in_per_box"`
 	BytesOutPerBox float64 `json:"bytes_out_per_box"`
 	PlanBytesMean  float64 `json:"plan_bytes_mean"`
-	EventsPerSec   float64 `json:"events_per_sec"`
+	// EventsPerSec is how fast the controller stored the boxes' answers
+	// over the rounds (each round waits until it has them all).
+	EventsPerSec float64 `json:"events_per_sec"`
 	// HeartbeatsPerSec is how fast the controller stored the heartbeats
 	// every box sent at once.
 	Heartbeats       int     `json:"heartbeats"`
@@ -297,9 +299,13 @@ func rounds(ctx context.Context, c *api.Client, boxes []*box, o Options, media s
 		if err != nil {
 			return err
 		}
-		// Each round starts from a quiet controller, not behind the
-		// replan of the cancel.
+		// Each round starts from a quiet controller: not behind the
+		// replan of the cancel, nor behind the answers of this round.
 		if _, err := replanned(ctx, c, m["replans"]); err != nil {
+			return err
+		}
+		_, _, sent := totals(boxes)
+		if err := caughtUp(ctx, c, "events_ingested", before["events_ingested"]+sent-events0, o.Timeout); err != nil {
 			return err
 		}
 	}
@@ -309,10 +315,10 @@ func rounds(ctx context.Context, c *api.Client, boxes []*box, o Options, media s
 		return err
 	}
 	res.Controller.CPUPercent = 100 * float64(after["cpu_ns"]-before["cpu_ns"]) / float64(took)
-	in1, out1, events1 := totals(boxes)
+	in1, out1, _ := totals(boxes)
 	res.BytesInPerBox = float64(in1-in0) / float64(len(boxes))
 	res.BytesOutPerBox = float64(out1-out0) / float64(len(boxes))
-	res.EventsPerSec = float64(events1-events0) / took.Seconds()
+	res.EventsPerSec = float64(after["events_ingested"]-before["events_ingested"]) / took.Seconds()
 	var planBytes, plans int64
 	for _, b := range boxes {
 		planBytes += b.planBytes.Load()
@@ -410,21 +416,30 @@ func heartbeats(ctx context.Context, c *api.Client, boxes []*box, n int, timeout
 		}()
 	}
 	wg.Wait()
-	deadline := start.Add(timeout)
+	if err := caughtUp(ctx, c, "states_ingested", want, timeout); err != nil {
+		return 0, err
+	}
+	return float64(n*len(boxes)) / time.Since(start).Seconds(), nil
+}
+
+// caughtUp waits until the controller's metric counter reaches want.
+func caughtUp(ctx context.Context, c *api.Client, counter string, want int64, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	for {
 		m, err := c.Metrics(ctx)
 		if err != nil {
-			return 0, err
+			return err
 		}
-		if got := m["states_ingested"]; got >= want {
-			return float64(n*len(boxes)) / time.Since(start).Seconds(), nil
-		} else if time.Now().After(deadline) {
-			return 0, fmt.Errorf("the controller stored %d of %d heartbeats in %s", got-before["states_ingested"], n*len(boxes), timeout)
+		if m[counter] >= want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the controller's %s is %d after %s, want %d", counter, m[counter], timeout, want)
 		}
 		select {
 		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }

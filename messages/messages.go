@@ -132,7 +132,7 @@ var english = map[Key]string{
 	CAPNoArea:         "%s: add its area to cap.areas in the controller config",
 	StormEmbeddedOnly: "--storm restarts the controller's embedded broker: leave out --broker and --attach",
 	BenchAttachBroker: "with --attach, say where the boxes connect: --box-broker tcp://HOST:1883 (the controller's broker)",
-	BrokerFormat:      "unknown broker format %q: only mosquitto is supported",
+	BrokerFormat:      "unknown broker format %q: use mosquitto or nats",
 	BrokerNoPassword:  "the controller has no broker password: set broker_password in the controller config and pass it with --config (for example broker_password: %s), then run this again and restart `loa serve` with that config",
 	BrokerNoDatabase:  "warning: no controller database at %s yet, so only the controller user was written: run this again once `loa serve` has started and boxes are added (--data is the controller's data folder)",
 	BrokerLeftOut:     "warning: left out %s: no broker password is stored for them (registered before Loa kept one), so they cannot connect through this broker; remove and add them again (`loa device rm ID`, `loa device add ID`) and install their new agent configs",

@@ -77,3 +77,53 @@ func BenchmarkRecordStates(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRecordEvents is the answer-back ingestion rate of the store:
+// every box of 5,000 answers playing then played for one item, 256 events
+// per transaction, into a report that already holds 100,000 rows.
+func BenchmarkRecordEvents(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, b.TempDir()+"/loa.db")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now()
+	const boxes = 5000
+	ids := make([]string, boxes)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("box-%05d", i)
+		if err := s.AddDevice(ctx, Device{ID: ids[i], Volume: 70, CreatedAt: now}, "h"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for r := range 20 {
+		if err := s.AddPending(ctx, fmt.Sprintf("old-%d-1", r), fmt.Sprintf("old-%d", r), now, ids); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var batch []DeviceEvent
+	n, item := 0, 0
+	for b.Loop() {
+		if n%(2*boxes) == 0 {
+			item++
+			if err := s.AddPending(ctx, fmt.Sprintf("e-%d-1", item), fmt.Sprintf("e-%d", item), now, ids); err != nil {
+				b.Fatal(err)
+			}
+		}
+		batch = batch[:0]
+		for range 256 {
+			typ := protocol.EventPlaying
+			if n%(2*boxes) >= boxes {
+				typ = protocol.EventPlayed
+			}
+			batch = append(batch, DeviceEvent{Device: ids[n%boxes], Received: now,
+				Event: protocol.Event{Item: fmt.Sprintf("e-%d-1", item), Announcement: fmt.Sprintf("e-%d", item), Type: typ, At: now.Add(time.Duration(n))}})
+			n++
+		}
+		if _, err := s.RecordEvents(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+}

@@ -298,6 +298,7 @@ func benchRows(r loadtest.Result) [][]string {
 				ch.c.Boxes, ms(ch.c.AllHave), ms(ch.c.Replan), ch.c.Targets, ch.c.Recomputed, ch.c.Published)})
 		}
 	}
+	rows = append(rows, []string{"answer-back ingestion over the rounds", fmt.Sprintf("%.0f events/s", r.EventsPerSec)})
 	if r.Heartbeats > 0 {
 		rows = append(rows, []string{"heartbeat ingestion", fmt.Sprintf("%.0f /s (%d heartbeats)", r.HeartbeatsPerSec, r.Heartbeats)})
 	}

@@ -38,8 +38,7 @@ func newBroker(g *globals) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if req.format != "mosquitto" && req.format != "nats" {
-				// messages.BrokerFormat still says "only mosquitto".
-				return usageErr(fmt.Errorf("unknown broker format %q: use mosquitto or nats", req.format))
+				return usageErr(errors.New(messages.T(messages.BrokerFormat, req.format)))
 			}
 			if req.format != "nats" && len(req.boxConfigs) > 0 {
 				return usageErr(errors.New("--box-config is for --format nats: mosquitto's hashes are stored at `loa device add`"))

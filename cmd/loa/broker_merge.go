@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/loa-commune/loa/brokerconf"
+	"github.com/loa-commune/loa/messages"
 )
 
 // newBrokerMerge is `loa broker merge`: one broker for several sites.
@@ -63,7 +64,7 @@ func newBrokerMerge(g *globals) *cobra.Command {
 				res.Files = append(res.Files, brokerconf.NATSConfFile)
 				res.Boxes, res.Conf = nonNil(acc.Boxes), string(acc.Conf)
 			default:
-				return usageErr(fmt.Errorf("unknown broker format %q: use mosquitto or nats", format))
+				return usageErr(errors.New(messages.T(messages.BrokerFormat, format)))
 			}
 			if g.output == "json" {
 				return printJSON(cmd.OutOrStdout(), res)
