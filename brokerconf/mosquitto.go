@@ -160,6 +160,9 @@ func confLines(passwd, acl string) string {
 		"# mosquitto.conf needs per_listener_settings true, repeat the last three lines\n" +
 		"# under each listener the boxes use instead.\n" +
 		"per_listener_settings false\n" +
+		"# The controller gets every box's answers: past 1,000 queued for one client\n" +
+		"# (the default) mosquitto drops them, and a thousand boxes answer an emergency at once.\n" +
+		"max_queued_messages 1000000\n" +
 		"allow_anonymous false\n" +
 		"password_file " + passwd + "\n" +
 		"acl_file " + acl + "\n"

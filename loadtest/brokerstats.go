@@ -50,16 +50,22 @@ func SysConnections(o FloorOptions) func(context.Context) (int64, error) {
 			return 0, err
 		}
 		defer c.Disconnect(50)
-		got := make(chan int64, 1)
+		// mosquitto publishes the count every sys_interval when it
+		// changed, so this reader's own connection brings a fresh one
+		// (counting it); with no update, the retained value is current.
+		got, retained := make(chan int64, 1), make(chan int64, 1)
 		tok := c.Subscribe("$SYS/broker/clients/connected", 0, func(_ paho.Client, m paho.Message) {
-			if m.Retained() {
-				return // up to sys_interval old: wait for the next update
+			n, err := strconv.ParseInt(strings.TrimSpace(string(m.Payload())), 10, 64)
+			if err != nil {
+				return
 			}
-			if n, err := strconv.ParseInt(strings.TrimSpace(string(m.Payload())), 10, 64); err == nil {
-				select {
-				case got <- n:
-				default:
-				}
+			ch := got
+			if m.Retained() {
+				ch = retained
+			}
+			select {
+			case ch <- n:
+			default:
 			}
 		})
 		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
@@ -69,7 +75,12 @@ func SysConnections(o FloorOptions) func(context.Context) (int64, error) {
 		case n := <-got:
 			return n - 1, nil // without this reader
 		case <-time.After(15 * time.Second):
-			return 0, fmt.Errorf("no update of $SYS/broker/clients/connected in 15 s (set sys_interval to 10 or less, and let this user read $SYS/#)")
+			select {
+			case n := <-retained:
+				return n, nil
+			default:
+				return 0, fmt.Errorf("no $SYS/broker/clients/connected in 15 s (set sys_interval to 10 or less, and let this user read $SYS/#)")
+			}
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		}

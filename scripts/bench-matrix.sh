@@ -35,7 +35,8 @@ run() { # BROKER SIZE RUN FLAGS...
   local b=$1 n=$2 r=$3; shift 3
   echo "== $b, $n boxes, run $r" >&2
   # shellcheck disable=SC2086
-  "$loa" bench --boxes "$n" --rounds "$rounds" -o json "$@" $BENCH_ARGS_ >"$out/$b-$n-$r.json" 2>>"$out/bench.log"
+  "$loa" bench --boxes "$n" --rounds "$rounds" -o json "$@" $BENCH_ARGS_ >"$out/$b-$n-$r.json" 2>>"$out/bench.log" ||
+    { echo "   failed: see $out/bench.log" >&2; rm -f "$out/$b-$n-$r.json"; }
 }
 BENCH_ARGS_=${BENCH_ARGS:-}
 
@@ -47,7 +48,7 @@ for b in $brokers; do
     cat >"$work/mosquitto.conf" <<CONF
 listener 18830 127.0.0.1
 allow_anonymous true
-max_queued_messages 1000
+max_queued_messages 1000000
 sys_interval 1
 CONF
     mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
