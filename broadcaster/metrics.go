@@ -10,6 +10,7 @@ type counters struct {
 	replans, replanNS, replanTargets atomic.Int64
 	replanRecomputed, replanChanged  atomic.Int64
 	plansPublished, planBytes        atomic.Int64
+	firstPublishUS                   atomic.Int64 // wall clock of the last replan's first publish
 	configsPublished                 atomic.Int64
 	states, stateBatches             atomic.Int64
 	events, eventBatches             atomic.Int64
@@ -35,6 +36,7 @@ func (s *Service) Metrics() map[string]int64 {
 		"last_replan_recomputed":  c.replanRecomputed.Load(),
 		"last_replan_published":   c.replanChanged.Load(),
 		"plans_published":         c.plansPublished.Load(),
+		"last_publish_unix_us":    c.firstPublishUS.Load(),
 		"plan_bytes_published":    c.planBytes.Load(),
 		"configs_published":       c.configsPublished.Load(),
 		"states_ingested":         c.states.Load(),

@@ -270,7 +270,9 @@ func (s *Service) publishPlans(plans map[string]targetPlan, now time.Time) (int,
 		if err != nil {
 			return changed, fmt.Errorf("publish plan %s: %w", target, err)
 		}
-		changed++
+		if changed++; changed == 1 {
+			s.count.firstPublishUS.Store(time.Now().UnixMicro())
+		}
 		pub.publish(topic, payload, func(err error) {
 			if err != nil {
 				return

@@ -107,6 +107,10 @@ type Result struct {
 	// Publish is the median time the controller took to recompute and
 	// publish the plans of a round.
 	Publish time.Duration `json:"publish_ns"`
+	// ControllerPath is from just before each request until the controller
+	// handed the plan to the broker (HTTP, store, replan, signing): Loa's
+	// own share of the fan-out.
+	ControllerPath Latency `json:"controller_path"`
 	// Floor is the same broker's raw publish → receive latency to as many
 	// subscribers; FloorRatio is FanOut over it (p50 and p99).
 	Floor      *Latency   `json:"floor,omitempty"`
@@ -258,7 +262,7 @@ func rounds(ctx context.Context, c *api.Client, boxes []*box, o Options, media s
 	}
 	in0, out0, events0 := totals(boxes)
 	tStart := time.Now()
-	var lat, publish []time.Duration
+	var lat, publish, path []time.Duration
 	missing := 0
 	for round := 0; round < o.Rounds; round++ {
 		replans, err := c.Metrics(ctx)
@@ -291,6 +295,9 @@ func rounds(ctx context.Context, c *api.Client, boxes []*box, o Options, media s
 			return err
 		}
 		publish = append(publish, time.Duration(m["last_replan_ns"]))
+		if us := m["last_publish_unix_us"]; us > 0 {
+			path = append(path, time.UnixMicro(us).Sub(start))
+		}
 		if o.Kind == KindEmergency {
 			_, err = c.CancelEmergency(ctx, a.ID)
 		} else {
@@ -328,6 +335,7 @@ func rounds(ctx context.Context, c *api.Client, boxes []*box, o Options, media s
 		res.PlanBytesMean = float64(planBytes) / float64(plans)
 	}
 	res.FanOut = latencyOf(lat, missing)
+	res.ControllerPath = latencyOf(path, o.Rounds-len(path))
 	if len(publish) > 0 {
 		slices.Sort(publish)
 		res.Publish = publish[len(publish)/2]

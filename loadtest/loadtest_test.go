@@ -35,6 +35,9 @@ func TestRunSmall(t *testing.T) {
 	if f := res.FanOut; f.Missing != 0 || f.N != 60 || f.P50 <= 0 || f.Max < f.P99 {
 		t.Fatalf("fan-out: %+v", f)
 	}
+	if p := res.ControllerPath; p.N != 3 || p.P50 <= 0 || p.P50 > res.FanOut.Max {
+		t.Fatalf("request → publish: %+v", p)
+	}
 	if res.Floor == nil || res.Floor.N != 60 || res.Floor.Missing != 0 || res.Floor.P50 <= 0 || res.FloorRatio[1] <= 0 {
 		t.Fatalf("floor: %+v, ratio %v", res.Floor, res.FloorRatio)
 	}

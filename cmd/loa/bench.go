@@ -272,6 +272,7 @@ func benchRows(r loadtest.Result) [][]string {
 		{"boxes / groups / schedules", fmt.Sprintf("%d / %d / %d", r.Boxes, r.Groups, r.Schedules)},
 		{"register, connect", fmt.Sprintf("%s, %s", r.RegisterTime.Round(time.Millisecond), r.ConnectTime.Round(time.Millisecond))},
 		{fmt.Sprintf("fan-out (%d %s rounds)", r.Rounds, r.Kind), lat(r.FanOut)},
+		{"request → plan leaves the controller", fmt.Sprintf("p50 %s  max %s", ms(r.ControllerPath.P50), ms(r.ControllerPath.Max))},
 		{"controller: recompute+publish a round", ms(r.Publish)},
 	}
 	if r.Floor != nil {
