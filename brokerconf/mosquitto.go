@@ -87,33 +87,12 @@ func Mosquitto(o Options) (Files, error) {
 	if !filepath.IsAbs(o.Dir) || strings.ContainsFunc(o.Dir, unicode.IsControl) {
 		return Files{}, fmt.Errorf("folder %q: want an absolute path on the broker's machine", o.Dir)
 	}
-	devices := slices.Clone(o.Devices)
-	slices.SortFunc(devices, func(a, b Device) int { return strings.Compare(a.ID, b.ID) })
 	var f Files
-	for i, d := range devices {
-		if err := protocol.ValidName(d.ID); err != nil {
-			return Files{}, fmt.Errorf("box id: %w", err)
-		}
-		if d.ID == user {
-			return Files{}, fmt.Errorf("box %s has the controller's username", d.ID)
-		}
-		if i > 0 && devices[i-1].ID == d.ID {
-			return Files{}, fmt.Errorf("box %s is listed twice", d.ID)
-		}
-		for _, g := range d.Groups {
-			if err := protocol.ValidName(g); err != nil {
-				return Files{}, fmt.Errorf("group of box %s: %w", d.ID, err)
-			}
-		}
-		if d.Hash == "" {
-			f.Missing = append(f.Missing, d.ID)
-			continue
-		}
-		if err := checkHash(d.Hash); err != nil {
-			return Files{}, fmt.Errorf("broker hash of box %s: %w", d.ID, err)
-		}
-		f.Boxes = append(f.Boxes, d.ID)
+	devices, boxes, missing, err := checkDevices(o.Devices, user, func(d Device) string { return d.Hash }, checkHash, "broker hash")
+	if err != nil {
+		return Files{}, err
 	}
+	f.Boxes, f.Missing = boxes, missing
 
 	t := protocol.NewTopics(o.Site)
 	var pw, acl bytes.Buffer
@@ -278,4 +257,38 @@ func writeIfChanged(path string, body []byte, mode os.FileMode) (bool, error) {
 		return false, fmt.Errorf("write %s: %w", path, werr)
 	}
 	return true, nil
+}
+
+// checkDevices checks the boxes and sorts them by id. hash is the password
+// hash this broker checks (named what in errors), check validates it; boxes
+// without one are listed in missing, the others in boxes.
+func checkDevices(in []Device, controller string, hash func(Device) string, check func(string) error, what string) (devices []Device, boxes, missing []string, err error) {
+	devices = slices.Clone(in)
+	slices.SortFunc(devices, func(a, b Device) int { return strings.Compare(a.ID, b.ID) })
+	for i, d := range devices {
+		if err := protocol.ValidName(d.ID); err != nil {
+			return nil, nil, nil, fmt.Errorf("box id: %w", err)
+		}
+		if d.ID == controller {
+			return nil, nil, nil, fmt.Errorf("box %s has the controller's username", d.ID)
+		}
+		if i > 0 && devices[i-1].ID == d.ID {
+			return nil, nil, nil, fmt.Errorf("box %s is listed twice", d.ID)
+		}
+		for _, g := range d.Groups {
+			if err := protocol.ValidName(g); err != nil {
+				return nil, nil, nil, fmt.Errorf("group of box %s: %w", d.ID, err)
+			}
+		}
+		h := hash(d)
+		if h == "" {
+			missing = append(missing, d.ID)
+			continue
+		}
+		if err := check(h); err != nil {
+			return nil, nil, nil, fmt.Errorf("%s of box %s: %w", what, d.ID, err)
+		}
+		boxes = append(boxes, d.ID)
+	}
+	return devices, boxes, missing, nil
 }

@@ -109,33 +109,12 @@ func NATS(o Options) (NATSFiles, error) {
 	if err := checkBcrypt(o.ControllerHash); err != nil {
 		return NATSFiles{}, fmt.Errorf("controller password hash: %w", err)
 	}
-	devices := slices.Clone(o.Devices)
-	slices.SortFunc(devices, func(a, b Device) int { return strings.Compare(a.ID, b.ID) })
 	var f NATSFiles
-	for i, d := range devices {
-		if err := protocol.ValidName(d.ID); err != nil {
-			return NATSFiles{}, fmt.Errorf("box id: %w", err)
-		}
-		if d.ID == user {
-			return NATSFiles{}, fmt.Errorf("box %s has the controller's username", d.ID)
-		}
-		if i > 0 && devices[i-1].ID == d.ID {
-			return NATSFiles{}, fmt.Errorf("box %s is listed twice", d.ID)
-		}
-		for _, g := range d.Groups {
-			if err := protocol.ValidName(g); err != nil {
-				return NATSFiles{}, fmt.Errorf("group of box %s: %w", d.ID, err)
-			}
-		}
-		if d.NATSHash == "" {
-			f.Missing = append(f.Missing, d.ID)
-			continue
-		}
-		if err := checkBcrypt(d.NATSHash); err != nil {
-			return NATSFiles{}, fmt.Errorf("NATS hash of box %s: %w", d.ID, err)
-		}
-		f.Boxes = append(f.Boxes, d.ID)
+	devices, boxes, missing, err := checkDevices(o.Devices, user, func(d Device) string { return d.NATSHash }, checkBcrypt, "NATS hash")
+	if err != nil {
+		return NATSFiles{}, err
 	}
+	f.Boxes, f.Missing = boxes, missing
 
 	t := protocol.NewTopics(o.Site)
 	var b bytes.Buffer
