@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -163,7 +162,7 @@ func (c *Config) Validate() error {
 	for _, b := range []struct {
 		field string
 		urls  []string
-	}{{"broker", splitURLs(c.Broker)}, {"brokers", c.Brokers}} {
+	}{{"broker", protocol.SplitList(c.Broker)}, {"brokers", c.Brokers}} {
 		for _, s := range b.urls {
 			if u, err := url.Parse(s); err != nil || (u.Scheme != "tcp" && u.Scheme != "ssl") || u.Host == "" {
 				return bad(b.field, "%q must look like tcp://HOST:1883", s)
@@ -225,26 +224,7 @@ func (c *Config) Validate() error {
 // BrokerURLs lists the external broker's URLs in the order they are tried:
 // those of Broker (comma-separated), then Brokers, each once. None: the
 // embedded broker.
-func (c *Config) BrokerURLs() []string {
-	var out []string
-	for _, u := range append(splitURLs(c.Broker), c.Brokers...) {
-		if u = strings.TrimSpace(u); u != "" && !slices.Contains(out, u) {
-			out = append(out, u)
-		}
-	}
-	return out
-}
-
-// splitURLs splits a comma-separated list, dropping blanks.
-func splitURLs(s string) []string {
-	var out []string
-	for u := range strings.SplitSeq(s, ",") {
-		if u = strings.TrimSpace(u); u != "" {
-			out = append(out, u)
-		}
-	}
-	return out
-}
+func (c *Config) BrokerURLs() []string { return protocol.BrokerURLs(c.Broker, c.Brokers) }
 
 // validListen reports whether addr is HOST:PORT with a port from 0 to 65535.
 func validListen(addr string) bool {

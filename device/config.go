@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -153,7 +152,7 @@ func (c *Config) Validate() error {
 	for _, b := range []struct {
 		field string
 		urls  []string
-	}{{"broker", splitURLs(c.Broker)}, {"brokers", c.Brokers}} {
+	}{{"broker", protocol.SplitList(c.Broker)}, {"brokers", c.Brokers}} {
 		for _, s := range b.urls {
 			if u, err := url.Parse(s); err != nil || u.Host == "" || !brokerSchemes[u.Scheme] {
 				return fieldErr(b.field, "%q is not a broker URL: use tcp://HOST:1883 (or ssl://HOST:8883, ws://HOST/PATH)", s)
@@ -237,27 +236,7 @@ func (c *Config) tlsConfig(now func() time.Time) (*tls.Config, error) {
 // BrokerURLs lists every broker the box may use, in the order it tries
 // them: the URLs of Broker (comma-separated), then Brokers, each once, blanks
 // dropped.
-func (c *Config) BrokerURLs() []string {
-	var out []string
-	for _, u := range append(splitURLs(c.Broker), c.Brokers...) {
-		if u = strings.TrimSpace(u); u != "" && !slices.Contains(out, u) {
-			out = append(out, u)
-		}
-	}
-	return out
-}
-
-// splitURLs splits a comma-separated list of URLs, trimming spaces and
-// dropping empty entries.
-func splitURLs(s string) []string {
-	var out []string
-	for u := range strings.SplitSeq(s, ",") {
-		if u = strings.TrimSpace(u); u != "" {
-			out = append(out, u)
-		}
-	}
-	return out
-}
+func (c *Config) BrokerURLs() []string { return protocol.BrokerURLs(c.Broker, c.Brokers) }
 
 var brokerSchemes = map[string]bool{"tcp": true, "mqtt": true, "ssl": true, "tls": true, "mqtts": true, "ws": true, "wss": true}
 

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,6 +18,7 @@ import (
 	"github.com/loa-commune/loa/device"
 	"github.com/loa-commune/loa/loadtest"
 	"github.com/loa-commune/loa/messages"
+	"github.com/loa-commune/loa/protocol"
 )
 
 func newBench(g *globals) *cobra.Command {
@@ -69,9 +69,9 @@ func newBench(g *globals) *cobra.Command {
 				so := loadtest.StormOptions{Boxes: o.Boxes, Groups: o.Groups, Reconnect: reconnect, Timeout: o.Timeout}
 				return runStorm(cmd.Context(), so, dir, down, g.output, cmd.OutOrStdout())
 			}
-			o.Brokers = splitList(boxBrokers)
+			o.Brokers = protocol.SplitList(boxBrokers)
 			if floor {
-				floorOpts.Brokers, floorOpts.Publisher = o.Brokers, splitList(broker)
+				floorOpts.Brokers, floorOpts.Publisher = o.Brokers, protocol.SplitList(broker)
 				if len(floorOpts.Brokers) == 0 {
 					floorOpts.Brokers = floorOpts.Publisher
 				}
@@ -81,11 +81,11 @@ func newBench(g *globals) *cobra.Command {
 			case monitor == "sys":
 				so := floorOpts
 				if len(so.Brokers) == 0 {
-					so.Brokers = splitList(broker)
+					so.Brokers = protocol.SplitList(broker)
 				}
 				o.Connections = loadtest.SysConnections(so)
 			case monitor != "":
-				o.Connections = loadtest.NATSConnections(splitList(monitor))
+				o.Connections = loadtest.NATSConnections(protocol.SplitList(monitor))
 			}
 			if attach {
 				if len(o.Brokers) == 0 {
@@ -123,17 +123,6 @@ func newBench(g *globals) *cobra.Command {
 	f.DurationVar(&reconnect.Spread, "spread", reconnect.Spread, "with --storm: the boxes spread their first reconnect attempt over this window")
 	f.DurationVar(&reconnect.Cap, "reconnect-cap", reconnect.Cap, "with --storm: the window of later attempts doubles up to this")
 	return cmd
-}
-
-// splitList splits a comma-separated list, dropping empty entries.
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // stormCloseWait bounds each stop of the controller in runStorm.
