@@ -63,6 +63,9 @@ func TestPlaysPlanItemOnTime(t *testing.T) {
 			if ev.Announcement != it.Announcement {
 				t.Errorf("event %s announcement %q", ev.Type, ev.Announcement)
 			}
+			if wantStarted := ev.Type == protocol.EventPlayed; wantStarted != ev.Started.Equal(it.Start) {
+				t.Errorf("event %s says it started at %v (only the final answer repeats the start, %v)", ev.Type, ev.Started, it.Start)
+			}
 		}
 	}
 	if !at[0].Equal(t0) || !at[1].Equal(t0) || !at[2].Equal(it.Start) || !at[3].Equal(it.Start) {

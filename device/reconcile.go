@@ -269,7 +269,14 @@ func (a *Agent) setStatusAt(it protocol.PlanItem, rec *itemRecord, t protocol.Ev
 	default:
 		log.Info("item " + string(t))
 	}
-	a.emit(protocol.Event{Item: it.ID, Announcement: it.Announcement, Type: t, At: now.UTC(), Reason: reason})
+	ev := protocol.Event{Item: it.ID, Announcement: it.Announcement, Type: t, At: now.UTC(), Reason: reason}
+	switch {
+	case t == protocol.EventPlaying && rec.StartedAt.IsZero():
+		rec.StartedAt = ev.At
+	case t.Final():
+		ev.Started = rec.StartedAt
+	}
+	a.emit(ev)
 }
 
 // emit writes an answer-back event to the disk outbox, then queues it

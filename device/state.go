@@ -91,6 +91,8 @@ type itemRecord struct {
 	// Started is set once playback began, so a restart does not call an
 	// interrupted item expired.
 	Started bool `json:"started,omitempty"`
+	// StartedAt is when it first began, repeated in its final answer.
+	StartedAt time.Time `json:"started_at,omitzero"`
 	// Until is set on finished items that left the plan: the record is
 	// dropped after it.
 	Until time.Time `json:"until,omitempty"`

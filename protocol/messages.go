@@ -309,6 +309,10 @@ type Event struct {
 	Type         EventType `json:"type"`
 	At           time.Time `json:"at"`
 	Reason       string    `json:"reason,omitempty"`
+	// Started is when the item first began to play, sent again with the
+	// final answer: answers resent after a broken link may arrive out of
+	// order, and the report keeps the start even if "playing" came late.
+	Started time.Time `json:"started,omitzero"`
 }
 
 // Validate checks the item id and the event type.

@@ -109,6 +109,9 @@ func recordEvent(ctx context.Context, tx *sql.Tx, device string, e protocol.Even
 		started = at
 	case e.Type.Final():
 		finished = at
+		if started == 0 && !e.Started.IsZero() {
+			started = ms(e.Started) // its "playing" answer is late or lost
+		}
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO deliveries(item, device_id, announcement, status, scheduled_at, started_at, finished_at, reason, updated_at)
 		VALUES(?,?,?,?,?,?,?,?,?)

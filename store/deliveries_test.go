@@ -122,6 +122,27 @@ func TestRecordEventPlayingAfterPlayed(t *testing.T) {
 	}
 }
 
+// TestRecordEventPlayedCarriesStart: a final answer names when the item
+// first began, so the report has the start before (or without) the
+// playing answer; a later playing answer does not move it.
+func TestRecordEventPlayedCarriesStart(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	addDevice(t, s, "loa-1")
+	it := item("a-1", t0)
+	played := event(it, protocol.EventPlayed, t0.Add(2*time.Minute), "")
+	played.Started = t0
+	for _, e := range []protocol.Event{played, event(it, protocol.EventPlaying, t0.Add(time.Minute), "")} {
+		if err := s.RecordEvent(ctx, "loa-1", e, t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		d := report(t, s)[0]
+		if d.Status != "played" || !d.StartedAt.Equal(t0) || !d.FinishedAt.Equal(t0.Add(2*time.Minute)) {
+			t.Fatalf("after %s: %+v: want played, started at the final answer's start", e.Type, d)
+		}
+	}
+}
+
 func TestRecordEventFailedKeepsReason(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t)
