@@ -17,10 +17,10 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/loa-commune/loa/auth"
+	"github.com/loa-commune/loa/internal/mochistop"
 	"github.com/loa-commune/loa/protocol"
 	"github.com/loa-commune/loa/triggers"
 )
@@ -36,7 +36,7 @@ type GroupLookup func(ctx context.Context, deviceID string) ([]string, error)
 type embeddedBroker struct {
 	side     *aside // runs the hooks' database lookups
 	server   *mqtt.Server
-	listener *listeners.TCP
+	listener *mochistop.Listener
 	access   *accessHook
 	limits   *limitHook
 }
@@ -64,8 +64,7 @@ func startBroker(addr string, tlsConf *tls.Config, topics protocol.Topics, contr
 	caps.MaximumClientWritesPending = maxWritesPending
 	every := DefaultLimits().LogEvery
 	conns := newDropLog(log, "broker closed a connection", "broker closed connections", every)
-	srvLog := slog.New(&connLogHandler{Handler: log.With("part", "broker").Handler(), conns: conns})
-	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: srvLog, InlineClient: true})
+	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: log.With("part", "broker"), InlineClient: true})
 	refused := newDropLog(log, "broker refused a client", "broker refused clients", every)
 	side := newAside(4)
 	started := false
@@ -93,7 +92,8 @@ func startBroker(addr string, tlsConf *tls.Config, topics protocol.Topics, contr
 	if err := srv.AddHook(limits, nil); err != nil {
 		return nil, fmt.Errorf("broker limits hook: %w", err)
 	}
-	l := listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr, TLSConfig: tlsConf})
+	l := mochistop.NewListener("tcp", addr, tlsConf)
+	l.ConnError = connEnded(conns)
 	if err := srv.AddListener(l); err != nil {
 		return nil, fmt.Errorf("listen for MQTT on %s: %w", addr, err)
 	}
@@ -109,7 +109,7 @@ func (b *embeddedBroker) Addr() string { return b.listener.Address() }
 // Close stops the broker; its hooks' Stop logs the last drop summaries.
 func (b *embeddedBroker) Close() error {
 	defer b.side.stop()
-	return b.server.Close()
+	return mochistop.Close(b.server)
 }
 
 // accessHook authenticates clients and keeps each box to its own topics.
@@ -318,44 +318,22 @@ const (
 	dropConnError      = "connection_error"
 )
 
-// connLogHandler passes the broker's log on, but for the line mochi writes
-// for every connection that ends in an error (level WARN, no message): a
-// flood of junk connections would repeat it, so those go to a dropLog.
-// Refused logins are left out: the access hook logs them.
-type connLogHandler struct {
-	slog.Handler
-	conns *dropLog
-}
-
-func (h *connLogHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level != slog.LevelWarn || r.Message != "" {
-		return h.Handler.Handle(ctx, r)
-	}
-	var err string
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "error" {
-			err = a.Value.String()
+// connEnded sorts the error a connection ended with into conns: a flood
+// of junk connections would repeat the same line. Refused logins are left
+// out: the access hook logs them.
+func connEnded(conns *dropLog) func(error) {
+	return func(err error) {
+		msg := err.Error()
+		switch {
+		case strings.Contains(msg, packets.ErrBadUsernameOrPassword.Reason):
+		case strings.Contains(msg, packets.ErrPacketTooLarge.Reason):
+			conns.add("", dropPacketTooLarge, err)
+		case strings.HasPrefix(msg, "read connection"):
+			conns.add("", dropBadConnect, err)
+		default:
+			conns.add("", dropConnError, err)
 		}
-		return true
-	})
-	switch {
-	case strings.Contains(err, packets.ErrBadUsernameOrPassword.Reason):
-	case strings.Contains(err, packets.ErrPacketTooLarge.Reason):
-		h.conns.add("", dropPacketTooLarge, errors.New(err))
-	case strings.HasPrefix(err, "read connection"):
-		h.conns.add("", dropBadConnect, errors.New(err))
-	default:
-		h.conns.add("", dropConnError, errors.New(err))
 	}
-	return nil
-}
-
-func (h *connLogHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &connLogHandler{Handler: h.Handler.WithAttrs(as), conns: h.conns}
-}
-
-func (h *connLogHandler) WithGroup(name string) slog.Handler {
-	return &connLogHandler{Handler: h.Handler.WithGroup(name), conns: h.conns}
 }
 
 // limitHook drops what boxes and sensors publish over their Limits, and

@@ -65,7 +65,13 @@ func newEnv(t *testing.T) *env {
 	if err := e.svc.Open(ctx); err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	t.Cleanup(func() { e.svc.Close(context.Background()) })
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := e.svc.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
 	if !strings.HasPrefix(e.svc.BrokerAddr(), "127.0.0.1:") {
 		t.Fatalf("broker listens on %q", e.svc.BrokerAddr())
 	}

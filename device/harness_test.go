@@ -24,9 +24,9 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/loa-commune/loa/audio"
+	"github.com/loa-commune/loa/internal/mochistop"
 	"github.com/loa-commune/loa/internal/testnet"
 	"github.com/loa-commune/loa/protocol"
 )
@@ -125,7 +125,7 @@ func startBrokerServer(t testing.TB, addr string) (*mochi.Server, string) {
 	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
 		t.Fatal(err)
 	}
-	l := listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})
+	l := mochistop.NewListener("tcp", addr, nil)
 	if err := s.AddListener(l); err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func startBrokerServer(t testing.TB, addr string) (*mochi.Server, string) {
 // waits for every client to go, and a stuck one must not hang the suite.
 func closeBroker(s *mochi.Server) {
 	done := make(chan struct{})
-	go func() { s.Close(); close(done) }()
+	go func() { _ = mochistop.Close(s); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):

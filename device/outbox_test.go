@@ -14,9 +14,9 @@ import (
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/loa-commune/loa/internal/mochistop"
 	"github.com/loa-commune/loa/protocol"
 )
 
@@ -122,7 +122,7 @@ func startRecordingBroker(t testing.TB, addr string) *controller {
 	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddListener(listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})); err != nil {
+	if err := s.AddListener(mochistop.NewListener("tcp", addr, nil)); err != nil {
 		t.Fatal(err)
 	}
 	rec := &controller{t: t}

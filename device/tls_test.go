@@ -15,9 +15,9 @@ import (
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/loa-commune/loa/audio"
+	"github.com/loa-commune/loa/internal/mochistop"
 	"github.com/loa-commune/loa/pki"
 	"github.com/loa-commune/loa/protocol"
 )
@@ -141,10 +141,10 @@ func startTLSBroker(t *testing.T, p testPKI) (plain, secure string) {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(p.ca)
-	lp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: "127.0.0.1:0"})
-	ls := listeners.NewTCP(listeners.Config{ID: "tls", Address: "127.0.0.1:0", TLSConfig: &tls.Config{
-		Certificates: []tls.Certificate{p.server}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}})
-	for _, l := range []*listeners.TCP{lp, ls} {
+	lp := mochistop.NewListener("tcp", "127.0.0.1:0", nil)
+	ls := mochistop.NewListener("tls", "127.0.0.1:0", &tls.Config{
+		Certificates: []tls.Certificate{p.server}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool})
+	for _, l := range []*mochistop.Listener{lp, ls} {
 		if err := s.AddListener(l); err != nil {
 			t.Fatal(err)
 		}

@@ -17,9 +17,9 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/loa-commune/loa/api"
+	"github.com/loa-commune/loa/internal/mochistop"
 )
 
 // FloorOptions say which broker's raw latency to measure.
@@ -192,7 +192,7 @@ func plainBroker() (*mqtt.Server, string, error) {
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		return nil, "", err
 	}
-	ln := listeners.NewTCP(listeners.Config{ID: "floor", Address: "127.0.0.1:0"})
+	ln := mochistop.NewListener("floor", "127.0.0.1:0", nil)
 	if err := srv.AddListener(ln); err != nil {
 		return nil, "", err
 	}
@@ -202,10 +202,11 @@ func plainBroker() (*mqtt.Server, string, error) {
 	return srv, ln.Address(), nil
 }
 
-// closeBroker stops mochi, giving up after 10 s (mochi-mqtt/server#488).
+// closeBroker stops mochi, giving up after 10 s: a client stuck in its
+// handshake would hold Close up.
 func closeBroker(srv *mqtt.Server) {
 	done := make(chan struct{})
-	go func() { srv.Close(); close(done) }()
+	go func() { _ = mochistop.Close(srv); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):

@@ -20,9 +20,9 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/loa-commune/loa/audio"
+	"github.com/loa-commune/loa/internal/mochistop"
 	"github.com/loa-commune/loa/protocol"
 )
 
@@ -67,12 +67,12 @@ func TestPlaysWithWAVOutput(t *testing.T) {
 	const site, id, token = "xa-test", "box-7", "tok"
 	broker := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
 	broker.AddHook(new(auth.AllowHook), nil)
-	l := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
+	l := mochistop.NewListener("t", "127.0.0.1:0", nil)
 	if err := broker.AddListener(l); err != nil {
 		t.Fatal(err)
 	}
 	broker.Serve()
-	t.Cleanup(func() { broker.Close() })
+	t.Cleanup(func() { _ = mochistop.Close(broker) })
 
 	f := audio.Format{SampleRate: 48000, Channels: 2}
 	s := make([]float32, 2*4800)
