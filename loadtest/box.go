@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ type box struct {
 	group           string // the one group it is registered in
 	topics          protocol.Topics
 	policy          device.ReconnectPolicy // the agent's wait before each reconnect attempt
+	decoder         *planCache             // shared by the run's boxes
 	client          paho.Client
 	stop            chan struct{} // closed by close: ends waits and retries
 	stopOnce        sync.Once
@@ -35,8 +37,9 @@ type box struct {
 
 	mu      sync.Mutex
 	sent    []paho.Token         // answers not yet confirmed by the broker
-	seen    map[string]time.Time // item id → first arrival
-	last    map[string]time.Time // item id → latest arrival in a plan
+	seen    map[string]bool      // item ids answered
+	firstOf map[string]time.Time // announcement → first arrival of one of its items
+	lastOf  map[string]time.Time // announcement → latest plan holding one of its items
 	groups  []string
 	gotPlan bool
 	lostAt  time.Time // the connection was last lost
@@ -113,18 +116,19 @@ func (b *box) reconnect() (lost, back time.Time) {
 func (b *box) planHad(announcement string, t time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for id, at := range b.last {
-		if ofAnnouncement(id, announcement) && at.After(t) {
-			return true
-		}
-	}
-	return false
+	return b.lastOf[announcement].After(t)
 }
 
-// ofAnnouncement reports whether item id is an occurrence of announcement
-// ("<announcement>-<unix start>").
-func ofAnnouncement(id, announcement string) bool {
-	return len(id) > len(announcement) && id[:len(announcement)] == announcement && id[len(announcement)] == '-'
+// announcementOf names the announcement an item is an occurrence of: the
+// plan says, and its id is "<announcement>-<unix start>".
+func announcementOf(it protocol.PlanItem) string {
+	if it.Announcement != "" {
+		return it.Announcement
+	}
+	if i := strings.LastIndexByte(it.ID, '-'); i > 0 {
+		return it.ID[:i]
+	}
+	return it.ID
 }
 
 // subscribe subscribes, again while the broker refuses (see
@@ -163,12 +167,8 @@ func (b *box) close() {
 func (b *box) arrival(announcement string) (time.Time, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for id, at := range b.seen {
-		if ofAnnouncement(id, announcement) {
-			return at, true
-		}
-	}
-	return time.Time{}, false
+	at, ok := b.firstOf[announcement]
+	return at, ok
 }
 
 func (b *box) onMessage(_ paho.Client, m paho.Message) {
@@ -196,8 +196,8 @@ func (b *box) onMessage(_ paho.Client, m paho.Message) {
 		b.ready.Store(b.gotPlan)
 		b.mu.Unlock()
 	case protocol.TopicPlanAll, protocol.TopicPlanGroup, protocol.TopicPlanDevice:
-		var p protocol.Plan
-		if _, err := protocol.Decode(m.Payload(), b.site, protocol.KindPlan, &p); err != nil {
+		p, err := b.decoder.decode(m.Payload())
+		if err != nil {
 			return
 		}
 		b.plans.Add(1)
@@ -205,9 +205,13 @@ func (b *box) onMessage(_ paho.Client, m paho.Message) {
 		var fresh []protocol.PlanItem
 		b.mu.Lock()
 		for _, it := range p.Items {
-			b.last[it.ID] = now
-			if _, ok := b.seen[it.ID]; !ok {
-				b.seen[it.ID] = now
+			a := announcementOf(it)
+			b.lastOf[a] = now
+			if _, ok := b.firstOf[a]; !ok {
+				b.firstOf[a] = now
+			}
+			if !b.seen[it.ID] {
+				b.seen[it.ID] = true
 				fresh = append(fresh, it)
 			}
 		}

@@ -466,6 +466,7 @@ func (n names) group(i int) string { return fmt.Sprintf("simg-%s-%03d", n, i) }
 // once.
 func register(ctx context.Context, c *api.Client, n, groups int, site string, policy device.ReconnectPolicy) ([]*box, names, error) {
 	run := newNames()
+	plans := newPlanCache(site)
 	boxes := make([]*box, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -482,8 +483,8 @@ func register(ctx context.Context, c *api.Client, n, groups int, site string, po
 				errs[i] = fmt.Errorf("register %s: %w", id, err)
 				return
 			}
-			boxes[i] = &box{id: id, group: group, token: r.Token, topics: protocol.NewTopics(site), site: site, policy: policy,
-				seen: map[string]time.Time{}, last: map[string]time.Time{}}
+			boxes[i] = &box{id: id, group: group, token: r.Token, topics: protocol.NewTopics(site), site: site, policy: policy, decoder: plans,
+				seen: map[string]bool{}, firstOf: map[string]time.Time{}, lastOf: map[string]time.Time{}}
 		}()
 	}
 	wg.Wait()
@@ -572,17 +573,25 @@ func totals(boxes []*box) (in, out, events int64) {
 
 func waitAll(ctx context.Context, boxes []*box, timeout time.Duration, done func(*box) bool) error {
 	deadline := time.Now().Add(timeout)
+	// A box found done is not checked again: each poll starts at the
+	// first box not done yet, so the wait takes little CPU from the broker
+	// and the boxes it measures (a scan of every box every 5 ms took most
+	// of a core at 5,000 boxes).
+	first := 0
 	for {
-		missing := 0
-		for _, b := range boxes {
-			if !done(b) {
-				missing++
-			}
+		for first < len(boxes) && done(boxes[first]) {
+			first++
 		}
-		if missing == 0 {
+		if first == len(boxes) {
 			return nil
 		}
 		if time.Now().After(deadline) {
+			missing := 0
+			for _, b := range boxes[first:] {
+				if !done(b) {
+					missing++
+				}
+			}
 			return fmt.Errorf("%d of %d boxes not done after %s", missing, len(boxes), timeout)
 		}
 		select {

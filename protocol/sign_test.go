@@ -132,3 +132,28 @@ func findSig(e Envelope, key string) []byte {
 	}
 	return nil
 }
+
+// BenchmarkDecodeSignedPlan is what one box spends on an emergency's plan:
+// parse the envelope, check the signature, decode the items. (loa bench's
+// simulated boxes share one decode of each plan; see loadtest.planCache.)
+func BenchmarkDecodeSignedPlan(b *testing.B) {
+	ctl := testSigner(b, 1)
+	topic := NewTopics("xa").PlanAll()
+	t0 := time.Date(2026, 3, 1, 6, 0, 0, 0, time.UTC)
+	plan := Plan{Target: "all", Generated: t0, Items: []PlanItem{{
+		ID: "e-0123456789-1772344800", Announcement: "e-0123456789", Start: t0, Expires: t0.Add(10 * time.Minute),
+		Priority: Emergency, Repeat: 3, Tone: ToneSiren, Status: StatusLive,
+	}}}
+	data, err := EncodeSigned(topic, KindPlan, "xa", 7, t0, plan, ctl)
+	if err != nil {
+		b.Fatal(err)
+	}
+	keys := Keyring{ctl.KeyID(): ctl.Public()}
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		var got Plan
+		if _, err := DecodeSigned(data, topic, "xa", KindPlan, keys, &got); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

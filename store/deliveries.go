@@ -47,15 +47,21 @@ type DeviceEvent struct {
 // row. A duplicate (QoS 1 re-delivery) changes nothing. A final status is
 // never replaced by a non-final one that arrives late.
 func (s *Store) RecordEvent(ctx context.Context, device string, e protocol.Event, received time.Time) error {
-	return s.tx(ctx, func(tx *sql.Tx) error { return recordEvent(ctx, tx, device, e, received) })
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		st := newStmts(tx)
+		defer st.close()
+		return recordEvent(ctx, st, device, e, received)
+	})
 }
 
 // RecordEvents stores many events in one transaction, as RecordEvent does
 // each; events from unknown devices are skipped and counted.
 func (s *Store) RecordEvents(ctx context.Context, events []DeviceEvent) (unknown int, err error) {
 	err = s.tx(ctx, func(tx *sql.Tx) error {
+		st := newStmts(tx)
+		defer st.close()
 		for _, de := range events {
-			err := recordEvent(ctx, tx, de.Device, de.Event, de.Received)
+			err := recordEvent(ctx, st, de.Device, de.Event, de.Received)
 			switch {
 			case errors.Is(err, ErrNotFound):
 				unknown++
@@ -68,15 +74,67 @@ func (s *Store) RecordEvents(ctx context.Context, events []DeviceEvent) (unknown
 	return unknown, err
 }
 
-func recordEvent(ctx context.Context, tx *sql.Tx, device string, e protocol.Event, received time.Time) error {
+// stmts prepares each statement once per transaction: a batch of answers
+// runs the same few statements thousands of times, and SQLite would parse
+// their text every time.
+type stmts struct {
+	tx *sql.Tx
+	m  map[string]*sql.Stmt
+}
+
+func newStmts(tx *sql.Tx) *stmts { return &stmts{tx: tx, m: map[string]*sql.Stmt{}} }
+
+func (p *stmts) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := p.get(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// queryRow is QueryRowContext on the prepared query; a failed prepare
+// comes out of Scan, as database/sql's own errors do.
+func (p *stmts) queryRow(ctx context.Context, query string, args ...any) rowScanner {
+	st, err := p.get(ctx, query)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (p *stmts) get(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := p.m[query]; ok {
+		return st, nil
+	}
+	st, err := p.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	p.m[query] = st
+	return st, nil
+}
+
+func (p *stmts) close() {
+	for _, st := range p.m {
+		st.Close()
+	}
+}
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+func recordEvent(ctx context.Context, st *stmts, device string, e protocol.Event, received time.Time) error {
 	var known int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices WHERE id = ?`, device).Scan(&known); err != nil {
+	if err := st.queryRow(ctx, `SELECT COUNT(*) FROM devices WHERE id = ?`, device).Scan(&known); err != nil {
 		return err
 	}
 	if known == 0 {
 		return fmt.Errorf("event from device %s: %w", device, ErrNotFound)
 	}
-	res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO events(device_id, item, announcement, type, at, reason, received_at) VALUES(?,?,?,?,?,?,?)`,
+	res, err := st.exec(ctx, `INSERT OR IGNORE INTO events(device_id, item, announcement, type, at, reason, received_at) VALUES(?,?,?,?,?,?,?)`,
 		device, e.Item, e.Announcement, string(e.Type), ms(e.At), e.Reason, ms(received))
 	if err != nil {
 		return fmt.Errorf("record event: %w", err)
@@ -86,7 +144,7 @@ func recordEvent(ctx context.Context, tx *sql.Tx, device string, e protocol.Even
 	}
 	var status string
 	var started, finished int64
-	err = tx.QueryRowContext(ctx, `SELECT status, started_at, finished_at FROM deliveries WHERE item = ? AND device_id = ?`, e.Item, device).
+	err = st.queryRow(ctx, `SELECT status, started_at, finished_at FROM deliveries WHERE item = ? AND device_id = ?`, e.Item, device).
 		Scan(&status, &started, &finished)
 	switch {
 	case err == sql.ErrNoRows:
@@ -98,7 +156,7 @@ func recordEvent(ctx context.Context, tx *sql.Tx, device string, e protocol.Even
 		if e.Type == protocol.EventPlaying && started == 0 {
 			// Resent out of order after the final answer: it still says
 			// when the item began.
-			_, err = tx.ExecContext(ctx, `UPDATE deliveries SET started_at = ? WHERE item = ? AND device_id = ?`, ms(e.At), e.Item, device)
+			_, err = st.exec(ctx, `UPDATE deliveries SET started_at = ? WHERE item = ? AND device_id = ?`, ms(e.At), e.Item, device)
 			return err
 		}
 		return nil
@@ -113,7 +171,7 @@ func recordEvent(ctx context.Context, tx *sql.Tx, device string, e protocol.Even
 			started = ms(e.Started) // its "playing" answer is late or lost
 		}
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO deliveries(item, device_id, announcement, status, scheduled_at, started_at, finished_at, reason, updated_at)
+	_, err = st.exec(ctx, `INSERT INTO deliveries(item, device_id, announcement, status, scheduled_at, started_at, finished_at, reason, updated_at)
 		VALUES(?,?,?,?,?,?,?,?,?)
 		ON CONFLICT(item, device_id) DO UPDATE SET status=excluded.status, started_at=excluded.started_at,
 			finished_at=excluded.finished_at, reason=excluded.reason, updated_at=excluded.updated_at,
