@@ -79,8 +79,15 @@ func TestRunSmall(t *testing.T) {
 	}
 
 	// Without Keep, the boxes and schedules of a run are removed after it.
-	if _, err := Run(ctx, c, Options{Boxes: 5, Rounds: 1, Site: "lt", Brokers: broker, Schedules: 2, Timeout: 30 * time.Second}, quiet); err != nil {
+	// A floor that cannot be measured (no broker there) leaves the
+	// rounds' figures and says why.
+	res, err = Run(ctx, c, Options{Boxes: 5, Rounds: 1, Site: "lt", Brokers: broker, Schedules: 2, Timeout: 30 * time.Second,
+		Floor: &FloorOptions{Brokers: []string{"tcp://127.0.0.1:1"}}}, quiet)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if res.FanOut.N != 5 || res.Floor != nil || res.FloorError == "" || res.FloorRatio != [2]float64{} {
+		t.Fatalf("run whose floor failed: fan-out %+v, floor %+v, error %q, ratio %v", res.FanOut, res.Floor, res.FloorError, res.FloorRatio)
 	}
 	devices, err := c.Devices(ctx)
 	if err != nil || len(devices) != 20 {

@@ -269,6 +269,9 @@ func benchRows(r loadtest.Result) [][]string {
 			[]string{"raw broker floor, same fan-out", lat(*r.Floor)},
 			[]string{"fan-out / floor", fmt.Sprintf("p50 %.2f×  p99 %.2f×", r.FloorRatio[0], r.FloorRatio[1])})
 	}
+	if r.FloorError != "" {
+		rows = append(rows, []string{"raw broker floor", "failed: " + r.FloorError})
+	}
 	conns := "unknown"
 	if r.BrokerConnections >= 0 {
 		conns = fmt.Sprint(r.BrokerConnections)
