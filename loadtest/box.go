@@ -222,16 +222,16 @@ func (b *box) onMessage(_ paho.Client, m paho.Message) {
 		b.mu.Unlock()
 		for _, it := range fresh {
 			if !it.Start.After(now) && now.Before(it.Expires) {
-				b.answer(it, protocol.EventPlaying, now)
-				b.answer(it, protocol.EventPlayed, time.Now())
+				b.answer(protocol.Event{Item: it.ID, Announcement: it.Announcement, Type: protocol.EventPlaying, At: now.UTC()})
+				// The final answer repeats the start, as the agent's does.
+				b.answer(protocol.Event{Item: it.ID, Announcement: it.Announcement, Type: protocol.EventPlayed, At: time.Now().UTC(), Started: now.UTC()})
 			}
 		}
 	}
 }
 
-func (b *box) answer(it protocol.PlanItem, t protocol.EventType, at time.Time) {
-	ev := protocol.Event{Item: it.ID, Announcement: it.Announcement, Type: t, At: at.UTC()}
-	payload, err := protocol.Encode(protocol.KindEvent, b.site, b.seq.Add(1), at, ev)
+func (b *box) answer(ev protocol.Event) {
+	payload, err := protocol.Encode(protocol.KindEvent, b.site, b.seq.Add(1), ev.At, ev)
 	if err != nil {
 		return
 	}
