@@ -53,6 +53,25 @@ type Options struct {
 	Dir string
 }
 
+// controller checks the site, and the controller's username and hash with
+// a format's own rules; it returns the username.
+func (o Options) controller(checkName, checkHash func(string) error) (string, error) {
+	if err := protocol.ValidName(o.Site); err != nil {
+		return "", fmt.Errorf("site: %w", err)
+	}
+	user := o.ControllerUser
+	if user == "" {
+		user = auth.ControllerUser
+	}
+	if err := checkName(user); err != nil {
+		return "", fmt.Errorf("controller username: %w", err)
+	}
+	if err := checkHash(o.ControllerHash); err != nil {
+		return "", fmt.Errorf("controller password hash: %w", err)
+	}
+	return user, nil
+}
+
 // Files are the generated files.
 type Files struct {
 	Passwd []byte // password_file
@@ -71,18 +90,9 @@ type Files struct {
 // characters or outer spaces. The output depends only on o, so it does not
 // change when nothing changed.
 func Mosquitto(o Options) (Files, error) {
-	if err := protocol.ValidName(o.Site); err != nil {
-		return Files{}, fmt.Errorf("site: %w", err)
-	}
-	user := o.ControllerUser
-	if user == "" {
-		user = auth.ControllerUser
-	}
-	if err := checkUser(user); err != nil {
-		return Files{}, fmt.Errorf("controller username: %w", err)
-	}
-	if err := checkHash(o.ControllerHash); err != nil {
-		return Files{}, fmt.Errorf("controller password hash: %w", err)
+	user, err := o.controller(checkUser, checkHash)
+	if err != nil {
+		return Files{}, err
 	}
 	if !filepath.IsAbs(o.Dir) || strings.ContainsFunc(o.Dir, unicode.IsControl) {
 		return Files{}, fmt.Errorf("folder %q: want an absolute path on the broker's machine", o.Dir)

@@ -12,7 +12,6 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/loa-commune/loa/auth"
 	"github.com/loa-commune/loa/protocol"
 )
 
@@ -96,18 +95,9 @@ type NATSFiles struct {
 // connect only over MQTT. Devices' and the controller's hashes must be
 // bcrypt (NATSHash): Device.NATSHash, Options.ControllerHash.
 func NATS(o Options) (NATSFiles, error) {
-	if err := protocol.ValidName(o.Site); err != nil {
-		return NATSFiles{}, fmt.Errorf("site: %w", err)
-	}
-	user := o.ControllerUser
-	if user == "" {
-		user = auth.ControllerUser
-	}
-	if err := checkNATSName(user); err != nil {
-		return NATSFiles{}, fmt.Errorf("controller username: %w", err)
-	}
-	if err := checkBcrypt(o.ControllerHash); err != nil {
-		return NATSFiles{}, fmt.Errorf("controller password hash: %w", err)
+	user, err := o.controller(checkNATSName, checkBcrypt)
+	if err != nil {
+		return NATSFiles{}, err
 	}
 	var f NATSFiles
 	devices, boxes, missing, err := checkDevices(o.Devices, user, func(d Device) string { return d.NATSHash }, checkBcrypt, "NATS hash")

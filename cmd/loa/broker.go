@@ -95,6 +95,23 @@ type brokerRequest struct {
 	user, password         string // the controller's broker credentials
 }
 
+// begin checks that the controller's broker password was given and returns
+// the absolute output folder and the controller's username (as the
+// controller connects).
+func (req brokerRequest) begin() (out, user string, err error) {
+	if req.password == "" {
+		return "", "", errors.New(messages.T(messages.BrokerNoPassword, auth.NewToken()))
+	}
+	if out, err = filepath.Abs(req.out); err != nil {
+		return "", "", err
+	}
+	user = req.user
+	if user == "" {
+		user = auth.ControllerUser
+	}
+	return out, user, nil
+}
+
 // brokerResult is what it wrote.
 type brokerResult struct {
 	Dir            string   `json:"dir"`
@@ -110,20 +127,13 @@ type brokerResult struct {
 // writeBrokerConfig reads the boxes and their broker hashes from the
 // controller's database and writes the broker's files. Warnings go to warn.
 func writeBrokerConfig(ctx context.Context, req brokerRequest, warn io.Writer) (brokerResult, error) {
-	if req.password == "" {
-		return brokerResult{}, errors.New(messages.T(messages.BrokerNoPassword, auth.NewToken()))
-	}
-	out, err := filepath.Abs(req.out)
+	out, user, err := req.begin()
 	if err != nil {
 		return brokerResult{}, err
 	}
 	dir := req.brokerDir
 	if dir == "" {
 		dir = out
-	}
-	user := req.user
-	if user == "" {
-		user = auth.ControllerUser // as the controller connects
 	}
 	prev, err := os.ReadFile(filepath.Join(out, brokerconf.PasswdFile))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -21,16 +21,9 @@ import (
 // database, after storing a NATS (bcrypt) hash for each box whose config
 // was given. Warnings go to warn.
 func writeNATSConfig(ctx context.Context, req brokerRequest, warn io.Writer) (brokerResult, error) {
-	if req.password == "" {
-		return brokerResult{}, errors.New(messages.T(messages.BrokerNoPassword, auth.NewToken()))
-	}
-	out, err := filepath.Abs(req.out)
+	out, user, err := req.begin()
 	if err != nil {
 		return brokerResult{}, err
-	}
-	user := req.user
-	if user == "" {
-		user = auth.ControllerUser
 	}
 	prev, err := os.ReadFile(filepath.Join(out, brokerconf.NATSAccountFile))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
