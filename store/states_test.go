@@ -42,23 +42,28 @@ func TestRecordStatesSkipsUnknownAndKeepsTheLast(t *testing.T) {
 	}
 }
 
+// benchDevices registers n boxes, box-00000 on, and returns their ids.
+func benchDevices(b *testing.B, s *Store, n int, now time.Time) []string {
+	b.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("box-%05d", i)
+		if err := s.AddDevice(context.Background(), Device{ID: ids[i], Volume: 70, CreatedAt: now}, "h"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return ids
+}
+
 // BenchmarkRecordStates is the heartbeat ingestion rate of the store: 256
 // heartbeats of 10,000 boxes per transaction, as the broadcaster batches
 // them, against one transaction each.
 func BenchmarkRecordStates(b *testing.B) {
 	ctx := context.Background()
-	s, err := Open(ctx, b.TempDir()+"/loa.db")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(b)
 	now := time.Now()
 	const boxes = 10000
-	for i := range boxes {
-		if err := s.AddDevice(ctx, Device{ID: fmt.Sprintf("box-%05d", i), Volume: 70, CreatedAt: now}, "h"); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchDevices(b, s, boxes, now)
 	state := protocol.State{Online: true, State: protocol.StateIdle, Volume: 70}
 	for _, batch := range []int{1, 256} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
@@ -83,20 +88,10 @@ func BenchmarkRecordStates(b *testing.B) {
 // per transaction, into a report that already holds 100,000 rows.
 func BenchmarkRecordEvents(b *testing.B) {
 	ctx := context.Background()
-	s, err := Open(ctx, b.TempDir()+"/loa.db")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(b)
 	now := time.Now()
 	const boxes = 5000
-	ids := make([]string, boxes)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("box-%05d", i)
-		if err := s.AddDevice(ctx, Device{ID: ids[i], Volume: 70, CreatedAt: now}, "h"); err != nil {
-			b.Fatal(err)
-		}
-	}
+	ids := benchDevices(b, s, boxes, now)
 	for r := range 20 {
 		if err := s.AddPending(ctx, fmt.Sprintf("old-%d-1", r), fmt.Sprintf("old-%d", r), now, ids); err != nil {
 			b.Fatal(err)

@@ -16,7 +16,7 @@ import (
 
 var t0 = time.Date(2026, 3, 1, 23, 0, 0, 0, time.UTC)
 
-func openStore(t *testing.T) *Store {
+func openStore(t testing.TB) *Store {
 	t.Helper()
 	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "loa.db"))
 	if err != nil {
