@@ -491,7 +491,7 @@ func (h *limitHook) decode(kind protocol.TopicKind, payload []byte) error {
 	case protocol.TopicDeviceState:
 		_, err = protocol.Decode(payload, h.site, protocol.KindState, &protocol.State{})
 	case protocol.TopicDeviceEvents:
-		_, err = protocol.Decode(payload, h.site, protocol.KindEvent, &protocol.Event{})
+		_, err = protocol.DecodeEvents(payload, h.site)
 	case protocol.TopicTimeRequest:
 		_, err = protocol.Decode(payload, h.site, protocol.KindTimeRequest, &protocol.TimeRequest{})
 	case protocol.TopicTrigger:

@@ -70,22 +70,25 @@ func (s *Service) ingest(topic string, payload []byte) {
 		case <-s.ctx.Done():
 		}
 	case protocol.TopicDeviceEvents:
-		var ev protocol.Event
-		if _, err := protocol.Decode(payload, s.opts.Site, protocol.KindEvent, &ev); err != nil {
+		evs, err := protocol.DecodeEvents(payload, s.opts.Site)
+		if err != nil {
 			log.Warn("ignored a bad event message", "err", err)
 			return
 		}
-		if ev.Type == protocol.EventRejected {
-			log.Warn("a box rejected a message not from this controller", "reason", ev.Reason)
-			err := s.store.AddAudit(s.ctx, store.AuditEntry{At: now, Actor: "device:" + id, Action: store.AuditRejected, Details: ev.Reason})
-			if err != nil {
-				log.Error("audit a rejection", "err", err)
+		for _, ev := range evs {
+			if ev.Type == protocol.EventRejected {
+				log.Warn("a box rejected a message not from this controller", "reason", ev.Reason)
+				err := s.store.AddAudit(s.ctx, store.AuditEntry{At: now, Actor: "device:" + id, Action: store.AuditRejected, Details: ev.Reason})
+				if err != nil {
+					log.Error("audit a rejection", "err", err)
+				}
+				continue
 			}
-			return
-		}
-		select {
-		case s.events <- store.DeviceEvent{Device: id, Event: ev, Received: now}:
-		case <-s.ctx.Done():
+			select {
+			case s.events <- store.DeviceEvent{Device: id, Event: ev, Received: now}:
+			case <-s.ctx.Done():
+				return
+			}
 		}
 	case protocol.TopicTrigger:
 		if s.opts.OnTrigger != nil {

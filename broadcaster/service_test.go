@@ -397,14 +397,14 @@ func TestStateAndEventsReachTheStore(t *testing.T) {
 		t.Fatalf("status %+v", s[0])
 	}
 
+	// One event alone, then two in a batch, as a box sends what queued up.
 	start := e.now.Add(time.Minute)
-	for _, ev := range []protocol.Event{
-		{Item: item, Announcement: "a-1", Type: protocol.EventReceived, At: e.now},
+	publish(t, c, topics.DeviceEvents("loa-1"), false, encode(t, protocol.KindEvent,
+		protocol.Event{Item: item, Announcement: "a-1", Type: protocol.EventReceived, At: e.now}))
+	publish(t, c, topics.DeviceEvents("loa-1"), false, encode(t, protocol.KindEvents, protocol.EventBatch{Events: []protocol.Event{
 		{Item: item, Announcement: "a-1", Type: protocol.EventPlaying, At: start},
 		{Item: item, Announcement: "a-1", Type: protocol.EventPlayed, At: start.Add(3 * time.Second)},
-	} {
-		publish(t, c, topics.DeviceEvents("loa-1"), false, encode(t, protocol.KindEvent, ev))
-	}
+	}}))
 	eventually(t, "the played row in loa report", func() bool {
 		r, _ := e.store.Report(ctx, time.Time{}, time.Time{})
 		return len(r) == 1 && r[0].Status == "played"
@@ -488,6 +488,8 @@ func TestMalformedMessagesAreIgnored(t *testing.T) {
 		{"event huge", topics.DeviceEvents("loa-1"), huge(protocol.KindEvent, badEvent)},
 		{"event bad type", topics.DeviceEvents("loa-1"), encode(t, protocol.KindEvent, protocol.Event{Item: "bad-2", Type: "boom", At: e.now})},
 		{"event bad item id", topics.DeviceEvents("loa-1"), encode(t, protocol.KindEvent, protocol.Event{Item: "bad 3", Type: protocol.EventPlayed, At: e.now})},
+		{"batch with a bad event", topics.DeviceEvents("loa-1"), encode(t, protocol.KindEvents, protocol.EventBatch{Events: []protocol.Event{
+			{Item: "bad-4", Type: protocol.EventPlayed, At: e.now}, {Item: "bad 5", Type: protocol.EventPlayed, At: e.now}}})},
 		{"time req not JSON", topics.TimeRequest("loa-1"), []byte("\x00\x01")},
 		{"time req wrong site", topics.TimeRequest("loa-1"), wrongSite(protocol.KindTimeRequest, badReq)},
 		{"time req wrong kind", topics.TimeRequest("loa-1"), encode(t, protocol.KindEvent, badReq)},

@@ -435,7 +435,7 @@ func (a *Agent) onConnected() {
 // nor waiting in paho for an acknowledgement, oldest first, unchanged.
 func (a *Agent) resendEvents() {
 	for _, ev := range a.events.takePending() {
-		a.out.push(op{kind: opPublish, topics: []string{a.topics.DeviceEvents(a.cfg.ID)}, payload: ev.payload, record: ev.id})
+		a.out.push(a.eventOp(ev.payload, ev.id))
 	}
 }
 

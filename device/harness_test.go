@@ -227,13 +227,14 @@ func (ms *mediaServer) serve(sha string, data []byte) {
 // controller is the test's side of MQTT: it publishes config and plans and
 // records what the box says.
 type controller struct {
-	t      testing.TB
-	c      paho.Client
-	topics protocol.Topics
-	seq    atomic.Uint64
-	mu     sync.Mutex
-	events []protocol.Event
-	states []protocol.State
+	t        testing.TB
+	c        paho.Client
+	topics   protocol.Topics
+	seq      atomic.Uint64
+	mu       sync.Mutex
+	events   []protocol.Event
+	messages int // that carried events: a batch counts once
+	states   []protocol.State
 }
 
 func newController(t testing.TB, broker string) *controller {
@@ -252,13 +253,14 @@ func newController(t testing.TB, broker string) *controller {
 		}
 	}
 	sub(ctl.topics.DeviceEvents(testID), func(b []byte) {
-		var ev protocol.Event
-		if _, err := protocol.Decode(b, testSite, protocol.KindEvent, &ev); err != nil {
+		evs, err := protocol.DecodeEvents(b, testSite)
+		if err != nil {
 			t.Errorf("box sent a bad event: %v: %s", err, b)
 			return
 		}
 		ctl.mu.Lock()
-		ctl.events = append(ctl.events, ev)
+		ctl.events = append(ctl.events, evs...)
+		ctl.messages++
 		ctl.mu.Unlock()
 	})
 	sub(ctl.topics.DeviceState(testID), func(b []byte) {

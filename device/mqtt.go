@@ -360,8 +360,87 @@ type op struct {
 	topics   []string
 	payload  []byte
 	retained bool
-	wait     bool   // wait for the broker's acknowledgement (used for the final offline state)
-	record   uint64 // the event's record in the disk outbox, removed on acknowledgement; 0 if none
+	wait     bool     // wait for the broker's acknowledgement (used for the final offline state)
+	records  []uint64 // the events' records in the disk outbox, removed on acknowledgement
+}
+
+// eventOp is the publish of one answer-back event, kept on disk as record
+// (0 if the disk failed).
+func (a *Agent) eventOp(payload []byte, record uint64) op {
+	x := op{kind: opPublish, topics: []string{a.topics.DeviceEvents(a.cfg.ID)}, payload: payload}
+	if record != 0 {
+		x.records = []uint64{record}
+	}
+	return x
+}
+
+// isEvent reports whether x publishes answer-back events.
+func (a *Agent) isEvent(x op) bool {
+	return x.kind == opPublish && !x.retained && !x.wait && x.topics[0] == a.topics.DeviceEvents(a.cfg.ID)
+}
+
+// eventLinger is how long the outbox worker waits for more events after
+// one is queued: an emergency's "received" and "playing" follow each other
+// within milliseconds, and then leave as one message.
+const eventLinger = 20 * time.Millisecond
+
+// batchEvents merges each run of queued events into batches of at most
+// protocol.MaxBatchEvents (KindEvents): one publish, one acknowledgement
+// and one route through the broker instead of one per event, which counts
+// when thousands of boxes answer the same emergency, or when a box on a
+// slow link sends what waited while it was offline. Other operations keep
+// their place between the runs.
+func (a *Agent) batchEvents(ops []op) []op {
+	out := make([]op, 0, len(ops))
+	var run []op
+	flush := func() {
+		if len(run) > 0 {
+			out = append(out, a.batch(run)...)
+			run = run[:0]
+		}
+	}
+	for _, x := range ops {
+		if !a.isEvent(x) {
+			flush()
+			out = append(out, x)
+			continue
+		}
+		run = append(run, x)
+		if len(run) == protocol.MaxBatchEvents {
+			flush()
+		}
+	}
+	flush()
+	return out
+}
+
+// batch turns a run of event publishes into one. Each payload is one of the
+// box's own envelopes; the batch takes the newest one's sequence and issue
+// time. Should one not decode, the run is sent as it is.
+func (a *Agent) batch(run []op) []op {
+	if len(run) == 1 {
+		return []op{run[0]}
+	}
+	b := protocol.EventBatch{Events: make([]protocol.Event, len(run))}
+	var last protocol.Envelope
+	var records []uint64
+	for i, x := range run {
+		env, err := protocol.Decode(x.payload, a.cfg.Site, protocol.KindEvent, &b.Events[i])
+		if err != nil {
+			a.log.Warn("cannot batch an event; sending each alone", keyErr, err)
+			return slices.Clone(run)
+		}
+		last = env
+		records = append(records, x.records...)
+	}
+	payload, err := protocol.Encode(protocol.KindEvents, a.cfg.Site, last.Seq, last.Issued, b)
+	if err != nil {
+		a.log.Warn("cannot batch events; sending each alone", keyErr, err)
+		return slices.Clone(run)
+	}
+	x := run[0]
+	x.payload, x.records = payload, records
+	return []op{x}
 }
 
 // outbox serialises the loop's MQTT operations onto one goroutine, so a slow
@@ -448,6 +527,15 @@ func (a *Agent) runOutbox(ctx context.Context) {
 		if done {
 			return
 		}
+		if slices.ContainsFunc(ops, a.isEvent) {
+			select { // let the events that follow at once join this batch
+			case <-ctx.Done():
+				return
+			case <-time.After(eventLinger):
+			}
+			more, _ := a.out.next()
+			ops = a.batchEvents(append(ops, more...))
+		}
 		for i, x := range ops {
 			if ctx.Err() != nil {
 				return
@@ -475,9 +563,9 @@ func (a *Agent) execOp(ctx context.Context, x op) {
 	switch x.kind {
 	case opPublish:
 		tok = a.client.Publish(x.topics[0], qosAtLeastOnce, x.retained, x.payload)
-		if x.record != 0 {
-			// The record leaves the disk outbox once the broker has it.
-			a.events.watch(x.record, tok)
+		if len(x.records) > 0 {
+			// The records leave the disk outbox once the broker has them.
+			a.events.watch(x.records, tok)
 		}
 		if !x.wait {
 			// QoS 1: paho keeps it in its store and resends it after a

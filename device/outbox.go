@@ -288,10 +288,11 @@ func (o *diskOutbox) len() int {
 	return len(o.recs)
 }
 
-// watch removes record id once tok completes without error, and marks it
-// for sending again if it fails. It returns at once; the watcher ends when
-// the token completes or close is called.
-func (o *diskOutbox) watch(id uint64, tok mqtt.Token) {
+// watch removes records ids once tok completes without error (one publish
+// may carry several events), and marks them for sending again if it fails.
+// It returns at once; the watcher ends when the token completes or close is
+// called.
+func (o *diskOutbox) watch(ids []uint64, tok mqtt.Token) {
 	o.wg.Go(func() {
 		select {
 		case <-tok.Done():
@@ -299,15 +300,17 @@ func (o *diskOutbox) watch(id uint64, tok mqtt.Token) {
 			select {
 			case <-tok.Done():
 			default:
-				return // still unacknowledged: it stays on disk
+				return // still unacknowledged: they stay on disk
 			}
 		}
-		if err := tok.Error(); err != nil {
-			o.log.Debug("event publish not confirmed; kept in the outbox", "record", outboxName(id), keyErr, err)
-			o.retry(id)
-			return
+		for _, id := range ids {
+			if err := tok.Error(); err != nil {
+				o.log.Debug("event publish not confirmed; kept in the outbox", "record", outboxName(id), keyErr, err)
+				o.retry(id)
+				continue
+			}
+			o.remove(id)
 		}
-		o.remove(id)
 	})
 }
 

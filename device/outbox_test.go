@@ -103,6 +103,13 @@ func TestOfflineEventsSurviveRestart(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("events %v, want %v exactly once each", got, want)
 	}
+	// What waited offline leaves as one batch: one message, one ack.
+	rec.mu.Lock()
+	messages := rec.messages
+	rec.mu.Unlock()
+	if messages != 1 {
+		t.Errorf("the 4 waiting events came in %d messages, want 1 batch", messages)
+	}
 	var at []time.Time
 	for _, ev := range rec.allEvents() {
 		if ev.Item == it.ID {
@@ -127,13 +134,14 @@ func startRecordingBroker(t testing.TB, addr string) *controller {
 	}
 	rec := &controller{t: t}
 	err := s.Subscribe(protocol.NewTopics(testSite).DeviceEvents(testID), 1, func(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
-		var ev protocol.Event
-		if _, err := protocol.Decode(pk.Payload, testSite, protocol.KindEvent, &ev); err != nil {
+		evs, err := protocol.DecodeEvents(pk.Payload, testSite)
+		if err != nil {
 			t.Errorf("box sent a bad event: %v: %s", err, pk.Payload)
 			return
 		}
 		rec.mu.Lock()
-		rec.events = append(rec.events, ev)
+		rec.events = append(rec.events, evs...)
+		rec.messages++
 		rec.mu.Unlock()
 	})
 	if err != nil {

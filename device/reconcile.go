@@ -291,7 +291,7 @@ func (a *Agent) emit(ev protocol.Event) {
 	if err != nil {
 		a.log.Error("cannot keep event on disk; sending it from memory", keyItem, ev.Item, keyErr, err)
 	}
-	a.out.push(op{kind: opPublish, topics: []string{a.topics.DeviceEvents(a.cfg.ID)}, payload: b, record: id})
+	a.out.push(a.eventOp(b, id))
 }
 
 // sortTopics puts first at the front and sorts the rest, so the config is

@@ -220,23 +220,38 @@ func (b *box) onMessage(_ paho.Client, m paho.Message) {
 		}
 		b.ready.Store(b.gotPlan && b.groups != nil)
 		b.mu.Unlock()
+		var answers []protocol.Event
 		for _, it := range fresh {
 			if !it.Start.After(now) && now.Before(it.Expires) {
-				b.answer(protocol.Event{Item: it.ID, Announcement: it.Announcement, Type: protocol.EventPlaying, At: now.UTC()})
-				// The final answer repeats the start, as the agent's does.
-				b.answer(protocol.Event{Item: it.ID, Announcement: it.Announcement, Type: protocol.EventPlayed, At: time.Now().UTC(), Started: now.UTC()})
+				answers = append(answers,
+					protocol.Event{Item: it.ID, Announcement: it.Announcement, Type: protocol.EventPlaying, At: now.UTC()},
+					// The final answer repeats the start, as the agent's does.
+					protocol.Event{Item: it.ID, Announcement: it.Announcement, Type: protocol.EventPlayed, At: time.Now().UTC(), Started: now.UTC()})
 			}
 		}
+		b.answer(answers)
 	}
 }
 
-func (b *box) answer(ev protocol.Event) {
-	payload, err := protocol.Encode(protocol.KindEvent, b.site, b.seq.Add(1), ev.At, ev)
-	if err != nil {
-		return
+// answer sends events that fall together as one batch, as the agent's
+// outbox does (protocol.EventBatch).
+func (b *box) answer(evs []protocol.Event) {
+	for len(evs) > 0 {
+		n := min(len(evs), protocol.MaxBatchEvents)
+		var payload []byte
+		var err error
+		if n == 1 {
+			payload, err = protocol.Encode(protocol.KindEvent, b.site, b.seq.Add(1), evs[0].At, evs[0])
+		} else {
+			payload, err = protocol.Encode(protocol.KindEvents, b.site, b.seq.Add(1), evs[n-1].At, protocol.EventBatch{Events: evs[:n]})
+		}
+		if err != nil {
+			return
+		}
+		b.send(b.topics.DeviceEvents(b.id), false, payload)
+		b.events.Add(int64(n))
+		evs = evs[n:]
 	}
-	b.send(b.topics.DeviceEvents(b.id), false, payload)
-	b.events.Add(1)
 }
 
 // heartbeat sends the box's state, as the agent does every heartbeat_sec.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 )
 
@@ -25,6 +26,7 @@ const (
 	KindConfig       Kind = "config"
 	KindState        Kind = "state"
 	KindEvent        Kind = "event"
+	KindEvents       Kind = "events" // several events in one message (EventBatch)
 	KindTimeRequest  Kind = "time_req"
 	KindTimeResponse Kind = "time_resp"
 	KindTrigger      Kind = "trigger"
@@ -58,6 +60,11 @@ func Encode(kind Kind, site string, seq uint64, issued time.Time, body any) ([]b
 // DecodeEnvelope parses data and checks the envelope's version, kind and
 // site. want is the kind the topic carries.
 func DecodeEnvelope(data []byte, site string, want Kind) (Envelope, error) {
+	return decodeEnvelope(data, site, want)
+}
+
+// decodeEnvelope is DecodeEnvelope for a topic that carries any of kinds.
+func decodeEnvelope(data []byte, site string, kinds ...Kind) (Envelope, error) {
 	var e Envelope
 	if len(data) > MaxPayload {
 		return e, fmt.Errorf("%w: payload of %d bytes is over %d", ErrBadMessage, len(data), MaxPayload)
@@ -68,8 +75,8 @@ func DecodeEnvelope(data []byte, site string, want Kind) (Envelope, error) {
 	switch {
 	case e.V != Version:
 		return e, fmt.Errorf("%w: version %d, want %d", ErrBadMessage, e.V, Version)
-	case e.Kind != want:
-		return e, fmt.Errorf("%w: kind %q, want %q", ErrBadMessage, e.Kind, want)
+	case !slices.Contains(kinds, e.Kind):
+		return e, fmt.Errorf("%w: kind %q, want %q", ErrBadMessage, e.Kind, kinds[0])
 	case e.Site != site:
 		return e, fmt.Errorf("%w: site %q, want %q", ErrBadMessage, e.Site, site)
 	case len(e.Body) == 0 || bytes.Equal(e.Body, []byte("null")):

@@ -322,3 +322,44 @@ func TestEventFinal(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeEvents(t *testing.T) {
+	playing := Event{Item: "a-1-1772406000", Announcement: "a-1", Type: EventPlaying, At: t0}
+	one := marshalEnv(t, KindEvent, validEvent())
+	got, err := DecodeEvents(one, testSite)
+	if err != nil || len(got) != 1 || got[0].Type != EventPlayed {
+		t.Fatalf("one event: %+v, %v", got, err)
+	}
+	batch := marshalEnv(t, KindEvents, &EventBatch{Events: []Event{playing, *validEvent()}})
+	got, err = DecodeEvents(batch, testSite)
+	if err != nil || len(got) != 2 || got[0].Type != EventPlaying || got[1].Type != EventPlayed {
+		t.Fatalf("batch: %+v, %v", got, err)
+	}
+	tooMany := make([]Event, MaxBatchEvents+1)
+	for i := range tooMany {
+		tooMany[i] = playing
+	}
+	for name, data := range map[string][]byte{
+		"empty batch":    marshalEnv(t, KindEvents, &EventBatch{Events: []Event{}}),
+		"too many":       marshalEnv(t, KindEvents, &EventBatch{Events: tooMany}),
+		"one bad event":  marshalEnv(t, KindEvents, &EventBatch{Events: []Event{playing, {Item: "bad item", Type: EventPlayed, At: t0}}}),
+		"state kind":     marshalEnv(t, KindState, validState()),
+		"event as batch": []byte(strings.Replace(string(one), `"kind":"event"`, `"kind":"events"`, 1)),
+	} {
+		if evs, err := DecodeEvents(data, testSite); err == nil || !errors.Is(err, ErrBadMessage) {
+			t.Errorf("%s: accepted %+v (err %v)", name, evs, err)
+		}
+	}
+	if _, err := DecodeEvents(batch, "other-site"); err == nil {
+		t.Error("a batch for another site was accepted")
+	}
+}
+
+func marshalEnv(t *testing.T, kind Kind, body any) []byte {
+	t.Helper()
+	b, err := Encode(kind, testSite, 1, t0, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

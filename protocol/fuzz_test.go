@@ -85,6 +85,26 @@ func FuzzDecodeEvent(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzDecode[Event](t, data, KindEvent) })
 }
 
+// FuzzDecodeEvents checks what a box's events topic carries, one event or a
+// batch: never a panic, and what is accepted is a valid batch that survives
+// a round trip.
+func FuzzDecodeEvents(f *testing.F) {
+	seed(f, KindEvent, validEvent())
+	seed(f, KindEvents, &EventBatch{Events: []Event{*validEvent(), {Item: "a-1", Type: EventPlaying, At: t0}}})
+	seed(f, KindEvents, &EventBatch{Events: []Event{}})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		evs, err := DecodeEvents(data, testSite)
+		if err != nil {
+			return
+		}
+		b := EventBatch{Events: evs}
+		if err := b.Validate(); err != nil {
+			t.Fatalf("accepted an invalid batch: %v\ninput %q", err, data)
+		}
+		fuzzDecode[EventBatch](t, marshalEnv(t, KindEvents, &b), KindEvents)
+	})
+}
+
 func FuzzDecodeConfig(f *testing.F) {
 	seed(f, KindConfig, validConfig())
 	seed(f, KindConfig, &DeviceConfig{Groups: []string{}, Volume: 0, EmergencyVolume: 100})

@@ -351,3 +351,51 @@ type TimeResponse struct {
 
 // Validate is a no-op kept so Decode treats every body alike.
 func (r *TimeResponse) Validate() error { return nil }
+
+// MaxBatchEvents bounds the events in one EventBatch: a box sends what
+// queued up while it was busy or offline in batches of at most this many.
+const MaxBatchEvents = 64
+
+// EventBatch is several answer-back events in one message, oldest first. A
+// box sends one when events queue up together (an emergency's "received"
+// and "playing", or what waited while it was offline): one MQTT message,
+// one acknowledgement and one broker route instead of one per event, which
+// matters for thousands of boxes answering the same emergency at once.
+type EventBatch struct {
+	Events []Event `json:"events"`
+}
+
+// Validate checks the batch's size and every event in it.
+func (b *EventBatch) Validate() error {
+	if len(b.Events) == 0 || len(b.Events) > MaxBatchEvents {
+		return fmt.Errorf("a batch holds 1 to %d events, not %d", MaxBatchEvents, len(b.Events))
+	}
+	for i := range b.Events {
+		if err := b.Events[i].Validate(); err != nil {
+			return fmt.Errorf("event %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+// DecodeEvents decodes a message from a box's events topic: one event
+// (KindEvent) or a batch (KindEvents). Either is checked whole; a batch with
+// one bad event is refused entirely.
+func DecodeEvents(data []byte, site string) ([]Event, error) {
+	e, err := decodeEnvelope(data, site, KindEvent, KindEvents)
+	if err != nil {
+		return nil, err
+	}
+	if e.Kind == KindEvent {
+		var ev Event
+		if err := decodeBody(e, KindEvent, &ev); err != nil {
+			return nil, err
+		}
+		return []Event{ev}, nil
+	}
+	var b EventBatch
+	if err := decodeBody(e, KindEvents, &b); err != nil {
+		return nil, err
+	}
+	return b.Events, nil
+}
