@@ -7,13 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/loa-commune/loa/messages"
 	"github.com/loa-commune/loa/protocol"
-	"github.com/loa-commune/loa/scheduler"
 	"github.com/loa-commune/loa/store"
 )
 
@@ -144,21 +142,7 @@ func (s *Server) checkTargets(ctx context.Context, t store.Targets) error {
 
 // targetDevices resolves targets to box ids, sorted.
 func (s *Server) targetDevices(ctx context.Context, t store.Targets) ([]string, error) {
-	devices, err := s.store.Devices(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, d := range devices {
-		hit := t.All || slices.Contains(t.Devices, d.ID)
-		for _, g := range d.Groups {
-			hit = hit || slices.Contains(t.Groups, g)
-		}
-		if hit {
-			out = append(out, d.ID)
-		}
-	}
-	return out, nil
+	return s.store.TargetDevices(ctx, t)
 }
 
 func (s *Server) announce(w http.ResponseWriter, r *http.Request) error {
@@ -171,7 +155,7 @@ func (s *Server) addSchedule(w http.ResponseWriter, r *http.Request) error {
 
 // createRule stores an announcement or a schedule and asks for a replan.
 // An announcement's one item gets its pending deliveries at once, so
-// `--wait` knows every box it waits for.
+// `--wait` and `loa report` know every box it waits for.
 func (s *Server) createRule(w http.ResponseWriter, r *http.Request, kind string) error {
 	var req AnnounceRequest
 	if err := readJSON(r, &req); err != nil {
@@ -197,53 +181,57 @@ func (s *Server) addRule(w http.ResponseWriter, r *http.Request, rule store.Rule
 	return writeJSON(w, http.StatusCreated, a)
 }
 
-// storeRule prepares the rule's media, stores it (auditing emergencies),
-// records the pending deliveries of a one-off item and asks for a replan.
+// storeRule prepares the rule's media, stores it (auditing emergencies)
+// and asks for a replan. The answer names the boxes targeted but carries no
+// report rows: at that moment every one is pending (GET of the announcement
+// lists them).
+//
+// A one-off rule's pending report rows are written once, by the store, after
+// the rule and the request for a replan (boxes first), and before this
+// returns: so a GET or `loa report` right after the answer shows every box
+// pending, whether the replan has run yet or not, and the replan does not
+// write them again (see store.AddRuleThen for the rest: a box answering first,
+// a crash in between).
 func (s *Server) storeRule(ctx context.Context, rule store.Rule) (Announcement, error) {
 	if err := s.prepareMedia(ctx, &rule); err != nil {
 		return Announcement{}, err
 	}
-	if err := s.store.AddRule(ctx, rule); err != nil {
+	if err := s.store.AddRuleThen(ctx, rule, s.bc.Replan); err != nil {
 		return Announcement{}, err
 	}
-	s.bc.Replan() // before the bookkeeping below: boxes first
 	if rule.Priority == protocol.Emergency {
 		s.audit(ctx, staffActor(ctx, rule.Source), store.AuditEmergencyStart, rule.ID, rule.Targets, auditDetails(rule))
 	}
-	if rule.Kind == store.KindOnce {
-		devices, err := s.targetDevices(ctx, rule.Targets)
-		if err != nil {
-			return Announcement{}, err
-		}
-		if err := s.store.AddPending(ctx, scheduler.ItemID(rule.ID, rule.Start), rule.ID, rule.Start, devices); err != nil {
-			return Announcement{}, err
-		}
-	}
-	return s.announcement(ctx, rule)
+	return s.summary(ctx, rule)
 }
 
-func (s *Server) announcement(ctx context.Context, rule store.Rule) (Announcement, error) {
+// summary describes a rule and the boxes it targets, without its report
+// rows.
+func (s *Server) summary(ctx context.Context, rule store.Rule) (Announcement, error) {
 	devices, err := s.targetDevices(ctx, rule.Targets)
-	if err != nil {
-		return Announcement{}, err
-	}
-	deliveries, err := s.store.Deliveries(ctx, rule.ID)
 	if err != nil {
 		return Announcement{}, err
 	}
 	a := Announcement{ID: rule.ID, Kind: rule.Kind, Name: rule.Name, Cron: rule.Cron, Start: rule.Start,
 		Targets: rule.Targets, Media: rule.Media, Priority: rule.Priority.String(), Repeat: rule.Repeat,
 		Tone: rule.Tone, Text: rule.Text, Exercise: rule.Status == protocol.StatusTest, Source: rule.Source,
-		Paused: rule.Paused, Cancelled: !rule.CancelledAt.IsZero(), Devices: devices, Deliveries: deliveries}
-	if a.Devices == nil {
-		a.Devices = []string{}
-	}
+		Paused: rule.Paused, Cancelled: !rule.CancelledAt.IsZero(), Devices: devices}
 	if rule.Kind == store.KindCron && !rule.Paused {
 		if sched, err := s.bc.Scheduler().ParseCron(rule.Cron); err == nil {
 			a.Next = sched.Next(s.opts.Now()).UTC()
 		}
 	}
 	return a, nil
+}
+
+// announcement is the summary of a rule with its report rows.
+func (s *Server) announcement(ctx context.Context, rule store.Rule) (Announcement, error) {
+	a, err := s.summary(ctx, rule)
+	if err != nil {
+		return a, err
+	}
+	a.Deliveries, err = s.store.Deliveries(ctx, rule.ID)
+	return a, err
 }
 
 func (s *Server) getAnnouncement(w http.ResponseWriter, r *http.Request) error {
@@ -275,11 +263,10 @@ func (s *Server) listSchedules(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := []Announcement{}
 	for _, rule := range rules {
-		a, err := s.announcement(r.Context(), rule)
+		a, err := s.summary(r.Context(), rule)
 		if err != nil {
 			return err
 		}
-		a.Deliveries = nil
 		out = append(out, a)
 	}
 	return writeJSON(w, http.StatusOK, out)
@@ -308,11 +295,10 @@ func (s *Server) pauseSchedule(paused bool) func(http.ResponseWriter, *http.Requ
 		if err != nil {
 			return err
 		}
-		a, err := s.announcement(r.Context(), rule)
+		a, err := s.summary(r.Context(), rule)
 		if err != nil {
 			return err
 		}
-		a.Deliveries = nil
 		return writeJSON(w, http.StatusOK, a)
 	}
 }

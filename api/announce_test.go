@@ -114,7 +114,11 @@ func TestAnnounceTimes(t *testing.T) {
 			if !a.Start.Equal(tc.want) {
 				t.Fatalf("start %v (%v local), want %v", a.Start, a.Start.In(e.loc), tc.want.In(e.loc))
 			}
-			for _, d := range a.Deliveries {
+			got, err := e.client.Announcement(ctx, a.ID)
+			if err != nil || len(got.Deliveries) != 3 {
+				t.Fatalf("GET %s: %d deliveries, %v; want 3", a.ID, len(got.Deliveries), err)
+			}
+			for _, d := range got.Deliveries {
 				if d.Item != scheduler.ItemID(a.ID, tc.want) || !d.ScheduledAt.Equal(tc.want) {
 					t.Fatalf("delivery %+v does not match the start", d)
 				}
@@ -150,6 +154,9 @@ func TestAnnounceTargetsExactlyThoseBoxes(t *testing.T) {
 			if !slices.Equal(a.Devices, tc.want) {
 				t.Fatalf("devices %v, want %v", a.Devices, tc.want)
 			}
+			if a.Deliveries != nil {
+				t.Fatalf("the answer to the announcement carries report rows: %+v", a.Deliveries)
+			}
 			// The report shows a pending row for exactly those boxes.
 			rows, err := e.store.Deliveries(ctx, a.ID)
 			if err != nil {
@@ -166,14 +173,20 @@ func TestAnnounceTargetsExactlyThoseBoxes(t *testing.T) {
 				t.Fatalf("pending deliveries for %v, want %v", got, tc.want)
 			}
 			fetched, err := e.client.Announcement(ctx, a.ID)
-			if err != nil || len(fetched.Deliveries) != len(tc.want) {
-				t.Fatalf("GET announcement = %+v, %v", fetched, err)
+			if err != nil || !slices.Equal(fetched.Devices, tc.want) || !slices.EqualFunc(fetched.Deliveries, rows, sameRow) {
+				t.Fatalf("GET announcement = %+v, %v; want the rows %+v", fetched, err, rows)
 			}
 			if after, _ := e.bc.counts(); after <= replans {
 				t.Fatal("announcing did not ask for a replan")
 			}
 		})
 	}
+}
+
+// sameRow compares two report rows, their times as instants.
+func sameRow(a, b store.Delivery) bool {
+	return a.Item == b.Item && a.Announcement == b.Announcement && a.Device == b.Device && a.Status == b.Status &&
+		a.ScheduledAt.Equal(b.ScheduledAt) && a.StartedAt.Equal(b.StartedAt) && a.FinishedAt.Equal(b.FinishedAt) && a.Reason == b.Reason
 }
 
 func TestAnnouncementCancel(t *testing.T) {

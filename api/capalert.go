@@ -84,7 +84,7 @@ func (s *Server) applyCAP(ctx context.Context, d capxml.Decision) (CAPResponse, 
 	}
 	for _, e := range active {
 		if e.Source == capSource(d.Key) {
-			a, err := s.announcement(ctx, e)
+			a, err := s.summary(ctx, e) // as when it started: boxes, not report rows
 			res.Emergency = &a
 			return res, http.StatusOK, err
 		}

@@ -13,7 +13,6 @@ import (
 	"github.com/loa-commune/loa/audio"
 	"github.com/loa-commune/loa/messages"
 	"github.com/loa-commune/loa/protocol"
-	"github.com/loa-commune/loa/scheduler"
 	"github.com/loa-commune/loa/store"
 )
 
@@ -200,6 +199,10 @@ func (s *Server) cancelWhere(ctx context.Context, match func(store.Rule) bool, a
 		res.Cancelled = append(res.Cancelled, e.ID)
 		all = mergeTargets(all, e.Targets)
 	}
+	// One replan publishes the cancellations and the all-clear: asked for
+	// once the all-clear is stored and before its pending rows are written.
+	replanned := false
+	replan := func() { s.bc.Replan(); replanned = true }
 	if s.opts.AllClearText != "" {
 		req := AnnounceRequest{Targets: all, Text: s.opts.AllClearText, Priority: protocol.High.String()}
 		rule, err := s.rule(ctx, req, store.KindOnce)
@@ -207,18 +210,21 @@ func (s *Server) cancelWhere(ctx context.Context, match func(store.Rule) bool, a
 			err = s.prepareMedia(ctx, &rule)
 		}
 		if err == nil {
-			err = s.store.AddRule(ctx, rule)
+			err = s.store.AddRuleThen(ctx, rule, replan)
 		}
-		if err != nil {
+		switch {
+		case err != nil && !replanned: // not stored
 			s.log.Error("all-clear could not be prepared; the emergency is cancelled anyway", "err", err)
-		} else {
+		case err != nil: // stored and playing, without its report rows
+			s.log.Error("all-clear: its pending report rows could not be written", "rule", rule.ID, "err", err)
 			res.AllClear = rule.ID
-			if devices, err := s.targetDevices(ctx, rule.Targets); err == nil {
-				s.store.AddPending(ctx, scheduler.ItemID(rule.ID, rule.Start), rule.ID, rule.Start, devices)
-			}
+		default:
+			res.AllClear = rule.ID
 		}
 	}
-	s.bc.Replan()
+	if !replanned {
+		s.bc.Replan()
+	}
 	return res, nil
 }
 

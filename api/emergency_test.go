@@ -2,12 +2,16 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/loa-commune/loa/api"
+	"github.com/loa-commune/loa/scheduler"
 	"github.com/loa-commune/loa/store"
 )
 
@@ -21,7 +25,7 @@ func TestEmergencyToneOnlyAndCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Priority != "emergency" || a.Tone != "siren" || a.Media != "" || !strings.HasPrefix(a.ID, "e-") || len(a.Devices) != 1 {
+	if a.Priority != "emergency" || a.Tone != "siren" || a.Media != "" || !strings.HasPrefix(a.ID, "e-") || len(a.Devices) != 1 || a.Deliveries != nil {
 		t.Fatalf("tone-only emergency: %+v", a)
 	}
 	list, err := e.client.Emergencies(ctx)
@@ -36,7 +40,8 @@ func TestEmergencyToneOnlyAndCancel(t *testing.T) {
 		t.Fatalf("spoken: %q", speaker.texts)
 	}
 	allClear, err := e.client.Announcement(ctx, res.AllClear)
-	if err != nil || allClear.Priority != "priority" || allClear.Media == "" || len(allClear.Devices) != 1 {
+	if err != nil || allClear.Priority != "priority" || allClear.Media == "" || len(allClear.Devices) != 1 ||
+		len(allClear.Deliveries) != 1 || allClear.Deliveries[0].Device != "loa-1" || allClear.Deliveries[0].Status != store.StatusPending {
 		t.Fatalf("all-clear: %+v, %v", allClear, err)
 	}
 	if _, err := e.client.CancelEmergency(ctx, ""); apiError(t, err, http.StatusNotFound) == nil {
@@ -98,5 +103,64 @@ func TestExerciseGetsSpokenNotice(t *testing.T) {
 		if x.ID == a.Media && (x.DurationMS < 3400 || x.DurationMS > 3700 || x.Codec != "wav") {
 			t.Fatalf("joined media %+v", x)
 		}
+	}
+}
+
+// TestEmergencyAnswerNamesBoxesReportListsThem: at 1,000 boxes the answer
+// to POST /v1/emergencies names the boxes but carries no report row (each
+// would say "pending"), and a GET right after it, as `loa emergency --wait`
+// polls, lists every box pending; so does the report.
+func TestEmergencyAnswerNamesBoxesReportListsThem(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const boxes = 1000
+	for i := range boxes {
+		d := store.Device{ID: fmt.Sprintf("box-%05d", i), Groups: []string{fmt.Sprintf("g-%02d", i%10)}, Volume: 70, CreatedAt: e.now}
+		if err := e.store.AddDevice(ctx, d, "h"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+"/v1/emergencies", strings.NewReader(`{"targets":{"all":true}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST: %s %.200s, %v", resp.Status, raw, err)
+	}
+	var body map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &body); err != nil {
+		t.Fatal(err)
+	}
+	var a api.Announcement
+	if err := json.Unmarshal(raw, &a); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := body["deliveries"]; ok || len(a.Devices) != boxes || len(raw) > 20*boxes {
+		t.Fatalf("the answer has deliveries: %v, %d boxes, %d bytes; want none, %d boxes, a few bytes a box", ok, len(a.Devices), len(raw), boxes)
+	}
+
+	got, err := e.client.Announcement(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	item := scheduler.ItemID(a.ID, a.Start)
+	if len(got.Deliveries) != boxes {
+		t.Fatalf("GET right after POST lists %d deliveries, want %d", len(got.Deliveries), boxes)
+	}
+	for i, d := range got.Deliveries {
+		if d.Device != a.Devices[i] || d.Status != store.StatusPending || d.Item != item || !d.ScheduledAt.Equal(a.Start) {
+			t.Fatalf("delivery %d: %+v", i, d)
+		}
+	}
+	rep, err := e.client.Report(ctx, "", "")
+	if err != nil || len(rep) != boxes {
+		t.Fatalf("loa report: %d rows, %v; want %d", len(rep), err, boxes)
 	}
 }

@@ -86,7 +86,7 @@ type env struct {
 	now      time.Time
 }
 
-func hcm(t *testing.T) *time.Location {
+func hcm(t testing.TB) *time.Location {
 	t.Helper()
 	loc, err := time.LoadLocation("Asia/Ho_Chi_Minh")
 	if err != nil {
@@ -97,7 +97,7 @@ func hcm(t *testing.T) *time.Location {
 
 // newEnv starts the API at a fixed "now": 2026-03-01 05:30 in Hanoi's zone
 // (2026-02-28 22:30 UTC).
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	return newEnvWith(t, api.Options{})
 }
@@ -116,7 +116,7 @@ func (f *fakeSpeaker) Render(_ context.Context, text string) ([]byte, error) {
 }
 
 // newEnvWith is newEnv with the speech, exercise and all-clear options of extra.
-func newEnvWith(t *testing.T, extra api.Options) *env {
+func newEnvWith(t testing.TB, extra api.Options) *env {
 	t.Helper()
 	loc := hcm(t)
 	now := time.Date(2026, 3, 1, 5, 30, 0, 0, loc)

@@ -76,7 +76,9 @@ type CancelResponse struct {
 }
 
 // Announcement is an announcement or schedule with its targeted boxes and
-// what they reported.
+// what they reported. Only GET of one announcement and of the active
+// emergencies carry Deliveries; the answer to creating one names its boxes
+// (each is pending then), and lists of schedules leave them out.
 type Announcement struct {
 	ID         string           `json:"id"`
 	Kind       string           `json:"kind"`

@@ -132,7 +132,8 @@ type targetPlan struct {
 	key       [32]byte
 	at, until time.Time
 	items     []protocol.PlanItem
-	sum       [32]byte // of the items as published
+	scheduled []protocol.PlanItem // the items of schedules: the replan records their pending rows
+	sum       [32]byte            // of the items as published
 }
 
 // emptyPlan is the plan of a target without rules.
@@ -162,6 +163,9 @@ func (s *Service) replan(ctx context.Context) error {
 	s.mu.Lock()
 	computed := s.computed
 	s.mu.Unlock()
+	// The first replan of a start also records the pending rows of one-off
+	// rules' items (see ofSchedules).
+	first := len(computed) == 0
 	plans := map[string]targetPlan{"all": emptyPlan}
 	var next time.Time
 	recomputed := 0
@@ -176,7 +180,8 @@ func (s *Service) replan(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			c = targetPlan{key: key, at: now, until: s.sched.NextChange(rules, now), items: items, sum: itemsSum(items)}
+			c = targetPlan{key: key, at: now, until: s.sched.NextChange(rules, now), items: items,
+				scheduled: ofSchedules(items, rules), sum: itemsSum(items)}
 			if c.until.IsZero() {
 				c.until = never
 			}
@@ -223,7 +228,11 @@ func (s *Service) replan(ctx context.Context) error {
 	}
 	var rows []store.Pending
 	for target, c := range plans {
-		r, err := s.pendingRows(ctx, target, c.items, ids, pended)
+		items := c.scheduled
+		if first {
+			items = c.items
+		}
+		r, err := s.pendingRows(ctx, target, items, ids, pended)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -238,6 +247,32 @@ func (s *Service) replan(ctx context.Context) error {
 	}
 	s.count.replanDone(time.Since(started), len(plans), recomputed, changed)
 	return errors.Join(errs...)
+}
+
+// ofSchedules keeps the items of schedules (cron rules), whose pending
+// report rows the replan records. A one-off rule's (announcement, emergency,
+// all-clear) are written by store.AddRule(Then) right after the rule, before
+// the API answers: writing them again here cost as much as the first time
+// (1,000 rows for an emergency at 1,000 boxes) for nothing. Only the first replan
+// after a start writes them too (as INSERT OR IGNORE, like every pending
+// row), for the items in plans: the controller may have died between a rule
+// and its rows. A one-off rule's rows are the boxes its targets reached when
+// it was made (or at that first replan); a box added to them later shows in
+// the report once it answers.
+func ofSchedules(items []protocol.PlanItem, rules []scheduler.Rule) []protocol.PlanItem {
+	cron := map[string]bool{}
+	for _, r := range rules {
+		if r.Cron != "" {
+			cron[r.ID] = true
+		}
+	}
+	var out []protocol.PlanItem
+	for _, it := range items {
+		if cron[it.Announcement] {
+			out = append(out, it)
+		}
+	}
+	return out
 }
 
 // rulesKey identifies a target's rules as the scheduler sees them.
@@ -293,7 +328,8 @@ func (s *Service) publishPlans(plans map[string]targetPlan, now time.Time) (int,
 
 // pendingRows lists a pending report row for each new item of a target
 // and each box it reaches, so boxes that never answer show in the report.
-// allIDs are every registered box's.
+// items are the target's items of schedules (targetPlan.scheduled); allIDs
+// are every registered box's.
 func (s *Service) pendingRows(ctx context.Context, target string, items []protocol.PlanItem, allIDs []string, pended map[string]bool) ([]store.Pending, error) {
 	var rows []store.Pending
 	var ids []string

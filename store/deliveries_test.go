@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strconv"
@@ -347,10 +348,7 @@ func TestMarkUnanswered(t *testing.T) {
 	if err := s.AddRule(ctx, rule); err != nil {
 		t.Fatal(err)
 	}
-	item := "a-1-" + strconv.FormatInt(t0.Unix(), 10)
-	if err := s.AddPending(ctx, item, "a-1", t0, []string{"loa-1", "loa-2"}); err != nil {
-		t.Fatal(err)
-	}
+	item := "a-1-" + strconv.FormatInt(t0.Unix(), 10) // pending on both boxes: AddRule recorded it
 	if err := s.RecordEvent(ctx, "loa-1", protocol.Event{Item: item, Announcement: "a-1", Type: protocol.EventPlayed, At: t0.Add(time.Minute)}, t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
@@ -393,9 +391,6 @@ func TestMarkUnansweredCancelled(t *testing.T) {
 	if err := s.AddRule(ctx, rule); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddPending(ctx, "a-2-1", "a-2", t0, []string{"loa-1"}); err != nil {
-		t.Fatal(err)
-	}
 	if err := s.CancelRule(ctx, "a-2", t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
@@ -405,5 +400,159 @@ func TestMarkUnansweredCancelled(t *testing.T) {
 	rows, _ := s.Deliveries(ctx, "a-2")
 	if len(rows) != 1 || rows[0].Status != "cancelled" {
 		t.Fatalf("a cancelled announcement's unanswered row: %+v", rows)
+	}
+}
+
+// TestAddRuleRecordsPending: a one-off rule is stored with a pending row for
+// its item on each box its targets reach (a rule that is refused leaves no
+// row); a schedule gets none (the replan records its items' rows).
+// TargetDevices names the same boxes.
+func TestAddRuleRecordsPending(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	addMedia(t, s, shaA)
+	addDevice(t, s, "loa-1", "thon-1")
+	addDevice(t, s, "loa-2", "thon-1", "thon-2")
+	addDevice(t, s, "loa-3", "thon-2")
+	addDevice(t, s, "loa-4")
+	start := t0.Add(1500 * time.Millisecond) // the scheduler's item starts on the whole second
+	tests := []struct {
+		id      string
+		targets Targets
+		want    []string
+	}{
+		{"a-all", Targets{All: true}, []string{"loa-1", "loa-2", "loa-3", "loa-4"}},
+		{"a-group", Targets{Groups: []string{"thon-1"}}, []string{"loa-1", "loa-2"}},
+		{"a-groups", Targets{Groups: []string{"thon-1", "thon-2"}}, []string{"loa-1", "loa-2", "loa-3"}},
+		{"a-group-box", Targets{Groups: []string{"thon-2"}, Devices: []string{"loa-4", "loa-2"}}, []string{"loa-2", "loa-3", "loa-4"}},
+		{"a-gone", Targets{Devices: []string{"loa-9"}}, []string{}},
+		{"a-none", Targets{}, []string{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.id, func(t *testing.T) {
+			r := Rule{ID: tc.id, Kind: KindOnce, Start: start, Targets: tc.targets, Media: shaA, Priority: protocol.Normal,
+				Repeat: 1, Validity: 15 * time.Minute, CreatedAt: t0}
+			if err := s.AddRule(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			rows, err := s.Deliveries(ctx, tc.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := []string{}
+			for _, d := range rows {
+				if d.Item != item(tc.id, t0.Add(time.Second)) || d.Status != StatusPending || !d.ScheduledAt.Equal(t0.Add(time.Second)) {
+					t.Fatalf("row %+v", d)
+				}
+				got = append(got, d.Device)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("pending rows for %v, want %v", got, tc.want)
+			}
+			if ids, err := s.TargetDevices(ctx, tc.targets); err != nil || !slices.Equal(ids, tc.want) {
+				t.Fatalf("TargetDevices = %v, %v; want %v", ids, err, tc.want)
+			}
+		})
+	}
+	before := len(report(t, s))
+	cron := Rule{ID: "s-1", Kind: KindCron, Cron: "0 6 * * *", Targets: Targets{All: true}, Media: shaA, Priority: protocol.Normal,
+		Repeat: 1, Validity: 15 * time.Minute, CreatedAt: t0}
+	if err := s.AddRule(ctx, cron); err != nil {
+		t.Fatal(err)
+	}
+	taken := Rule{ID: "a-group", Kind: KindOnce, Start: t0.Add(time.Hour), Targets: Targets{All: true}, Media: shaA,
+		Priority: protocol.Normal, Repeat: 1, Validity: 15 * time.Minute, CreatedAt: t0}
+	if err := s.AddRule(ctx, taken); err == nil {
+		t.Fatal("AddRule with a taken id succeeded")
+	}
+	badMedia := taken
+	badMedia.ID, badMedia.Media = "a-bad", "c"
+	if err := s.AddRule(ctx, badMedia); err == nil {
+		t.Fatal("AddRule with unknown media succeeded")
+	}
+	if after := len(report(t, s)); after != before {
+		t.Fatalf("a schedule and two refused rules made %d report rows", after-before)
+	}
+}
+
+// TestAddRuleKeepsAnEarlierAnswer: a box that answers for an item before
+// its pending rows are written (the plan may go out first) keeps its answer;
+// the other boxes are pending.
+func TestAddRuleKeepsAnEarlierAnswer(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	addMedia(t, s, shaA)
+	addDevice(t, s, "loa-1")
+	addDevice(t, s, "loa-2")
+	it := item("e-1", t0)
+	if err := s.RecordEvent(ctx, "loa-1", protocol.Event{Item: it, Announcement: "e-1", Type: protocol.EventReceived, At: t0}, t0); err != nil {
+		t.Fatal(err)
+	}
+	r := Rule{ID: "e-1", Kind: KindOnce, Start: t0, Targets: Targets{All: true}, Priority: protocol.Emergency, Repeat: 1,
+		Validity: time.Hour, Tone: protocol.ToneSiren, CreatedAt: t0}
+	if err := s.AddRule(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.Deliveries(ctx, "e-1")
+	if err != nil || len(rows) != 2 || rows[0].Status != "received" || rows[1].Status != StatusPending {
+		t.Fatalf("rows %+v, %v", rows, err)
+	}
+}
+
+// TestAddRuleAtScale: an emergency to 1,000 boxes is 1,000 pending rows,
+// written by AddRule alone.
+func TestAddRuleAtScale(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	const boxes = 1000
+	for i := range boxes {
+		if err := s.AddDevice(ctx, Device{ID: fmt.Sprintf("box-%05d", i), Groups: []string{fmt.Sprintf("g-%02d", i%10)}, Volume: 70, CreatedAt: t0}, "h"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := Rule{ID: "e-1", Kind: KindOnce, Start: t0, Targets: Targets{All: true}, Priority: protocol.Emergency, Repeat: 3,
+		Validity: time.Hour, Tone: protocol.ToneSiren, CreatedAt: t0}
+	if err := s.AddRule(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.Deliveries(ctx, "e-1")
+	if err != nil || len(rows) != boxes {
+		t.Fatalf("%d rows, %v; want %d", len(rows), err, boxes)
+	}
+	for i, d := range rows {
+		if d.Device != fmt.Sprintf("box-%05d", i) || d.Status != StatusPending || d.Item != item("e-1", t0) {
+			t.Fatalf("row %d: %+v", i, d)
+		}
+	}
+}
+
+// TestAddRuleThen: then runs once the rule can be read (the replan reads it)
+// and before its rows are written; they are all there when AddRuleThen
+// returns. A refused rule does not call then.
+func TestAddRuleThen(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	addDevice(t, s, "loa-1")
+	addDevice(t, s, "loa-2")
+	r := Rule{ID: "e-1", Kind: KindOnce, Start: t0, Targets: Targets{All: true}, Priority: protocol.Emergency, Repeat: 1,
+		Validity: time.Hour, Tone: protocol.ToneSiren, CreatedAt: t0}
+	calls := 0
+	then := func() {
+		calls++
+		if _, err := s.RuleByID(ctx, "e-1"); err != nil {
+			t.Errorf("in then: the rule cannot be read: %v", err)
+		}
+		if rows, _ := s.Deliveries(ctx, "e-1"); len(rows) != 0 {
+			t.Errorf("in then: %d rows already", len(rows))
+		}
+	}
+	if err := s.AddRuleThen(ctx, r, then); err != nil || calls != 1 {
+		t.Fatalf("AddRuleThen: %v, then called %d times", err, calls)
+	}
+	if rows, err := s.Deliveries(ctx, "e-1"); err != nil || len(rows) != 2 {
+		t.Fatalf("after AddRuleThen: %d rows, %v; want 2", len(rows), err)
+	}
+	if err := s.AddRuleThen(ctx, r, then); err == nil || calls != 1 {
+		t.Fatalf("AddRuleThen with a taken id: %v, then called %d times", err, calls)
 	}
 }

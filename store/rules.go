@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/loa-commune/loa/protocol"
+	"github.com/loa-commune/loa/scheduler"
 )
 
 // Rule kinds.
@@ -65,8 +66,27 @@ type Rule struct {
 
 const ruleColumns = `id, kind, name, cron, start_at, targets, media, priority, repeat, gap_ms, validity_ms, text, tone, status, source, paused, cancelled_at, created_at`
 
-// AddRule stores a new rule. Its media must exist.
+// AddRule stores a new rule. Its media must exist. A one-off rule (an
+// announcement, an emergency, an all-clear) also gets its pending report
+// rows: see AddRuleThen.
 func (s *Store) AddRule(ctx context.Context, r Rule) error {
+	return s.AddRuleThen(ctx, r, nil)
+}
+
+// AddRuleThen stores a new rule, calls then (when not nil) once the rule is
+// committed, and for a one-off rule then records a pending report row for
+// its item on each box its targets reach. The API asks for the replan in
+// then: boxes get the plan without waiting for the rows (about 13 ms for
+// 1,000 boxes here, mostly SQLite's five indexes on deliveries).
+//
+// Nothing else writes a one-off rule's pending rows but the first replan
+// after a start, for a controller that died between the rule and its rows
+// (the replan writes those of schedules' items). A box may answer before its
+// row is written (its plan may be out already): RecordEvents then makes the
+// row, and this leaves it as it is. The rows are written before this
+// returns, so once the API has answered, GET of the announcement and `loa
+// report` show every box.
+func (s *Store) AddRuleThen(ctx context.Context, r Rule, then func()) error {
 	targets, err := json.Marshal(r.Targets)
 	if err != nil {
 		return err
@@ -83,7 +103,67 @@ func (s *Store) AddRule(ctx context.Context, r Rule) error {
 	if err != nil {
 		return fmt.Errorf("add %s %s: %w", r.Kind, r.ID, err)
 	}
+	if then != nil {
+		then()
+	}
+	if r.Kind != KindOnce || r.Start.IsZero() {
+		return nil
+	}
+	// The item as the scheduler names it; one statement for every box.
+	start := r.Start.Truncate(time.Second)
+	where, args := targetsWhere(r.Targets)
+	_, err = s.db.ExecContext(ctx, `INSERT OR IGNORE INTO deliveries(item, device_id, announcement, status, scheduled_at, updated_at)
+		SELECT ?, d.id, ?, ?, ?, ? FROM devices d WHERE `+where,
+		append([]any{scheduler.ItemID(r.ID, start), r.ID, StatusPending, ms(start), ms(time.Now())}, args...)...)
+	if err != nil {
+		return fmt.Errorf("record the pending deliveries of %s: %w", r.ID, err)
+	}
 	return nil
+}
+
+// TargetDevices lists the ids of the boxes targets reach now, sorted.
+func (s *Store) TargetDevices(ctx context.Context, t Targets) ([]string, error) {
+	where, args := targetsWhere(t)
+	rows, err := s.read.QueryContext(ctx, `SELECT d.id FROM devices d WHERE `+where+` ORDER BY d.id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list target boxes: %w", err)
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// targetsWhere is the condition on devices d that selects the boxes targets
+// reach, and its arguments.
+func targetsWhere(t Targets) (string, []any) {
+	if t.All {
+		return "1", nil
+	}
+	var conds []string
+	var args []any
+	if len(t.Groups) > 0 {
+		conds = append(conds, `d.id IN (SELECT device_id FROM group_members WHERE group_name IN (`+placeholders(len(t.Groups))+`))`)
+		for _, g := range t.Groups {
+			args = append(args, g)
+		}
+	}
+	if len(t.Devices) > 0 {
+		conds = append(conds, `d.id IN (`+placeholders(len(t.Devices))+`)`)
+		for _, d := range t.Devices {
+			args = append(args, d)
+		}
+	}
+	if len(conds) == 0 {
+		return "0", nil
+	}
+	return strings.Join(conds, " OR "), args
 }
 
 // Rules lists rules of a kind ("" for all), oldest first, cancelled ones
