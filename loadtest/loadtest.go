@@ -33,6 +33,12 @@ type Options struct {
 	Brokers []string
 	Site    string
 	Timeout time.Duration // per round
+	// ConnectRate paces the boxes' first connections, boxes per second (0:
+	// 50 at a time, as fast as the broker takes them). Boxes of a province
+	// come online over minutes, not all in the same second; a NATS cluster
+	// creates a JetStream consumer per subscription and falls behind when
+	// 1,000 sessions open at once on two cores.
+	ConnectRate float64
 	// Schedules are cron schedules added before the rounds, spread over
 	// the groups (a site's daily bulletins), so the rounds and changes run
 	// against a controller that has them.
@@ -193,7 +199,7 @@ func Run(ctx context.Context, c *api.Client, o Options, log *slog.Logger) (Resul
 
 	t0 = time.Now()
 	defer closeAll(boxes)
-	if err := connectAll(ctx, boxes, o.Brokers, o.Timeout); err != nil {
+	if err := connectAll(ctx, boxes, o.Brokers, o.ConnectRate, o.Timeout); err != nil {
 		return res, err
 	}
 	res.ConnectTime = time.Since(t0)
@@ -534,16 +540,25 @@ func forEach(boxes []*box, n int, fn func(*box)) {
 	wg.Wait()
 }
 
-// connectAll connects the boxes, 50 at a time, box i to brokers from
-// i % len(brokers) on, and waits until every one has its config and plans.
-func connectAll(ctx context.Context, boxes []*box, brokers []string, timeout time.Duration) error {
+// connectAll connects the boxes, 50 at a time and at most rate a second
+// (0: no bound), box i to brokers from i % len(brokers) on, and waits until
+// every one has its config and plans.
+func connectAll(ctx context.Context, boxes []*box, brokers []string, rate float64, timeout time.Duration) error {
 	var connectErr error
 	var mu sync.Mutex
 	index := map[*box]int{}
 	for i, b := range boxes {
 		index[b] = i
 	}
+	start := time.Now()
 	forEach(boxes, 50, func(b *box) { // do not stampede the broker
+		if rate > 0 {
+			due := start.Add(time.Duration(float64(index[b]) / rate * float64(time.Second)))
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Until(due)):
+			}
+		}
 		if err := b.connect(rotate(brokers, index[b])); err != nil {
 			mu.Lock()
 			connectErr = errors.Join(connectErr, err)

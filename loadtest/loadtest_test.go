@@ -28,9 +28,14 @@ func TestRunSmall(t *testing.T) {
 	c := api.NewClient("http://"+ctrl.HTTPAddr(), ctrl.AdminToken())
 	broker := []string{"tcp://" + ctrl.BrokerAddr()}
 	res, err := Run(ctx, c, Options{Boxes: 20, Groups: 3, Rounds: 3, Site: "lt", Brokers: broker, Timeout: 30 * time.Second,
-		Schedules: 6, Heartbeats: 2, Changes: true, Floor: &FloorOptions{}, Keep: true}, quiet)
+		Schedules: 6, Heartbeats: 2, Changes: true, Floor: &FloorOptions{}, Keep: true, ConnectRate: 100}, quiet)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Paced at 100 a second, the 20th box starts connecting 190 ms after
+	// the first: connecting cannot take less.
+	if res.ConnectTime < 190*time.Millisecond {
+		t.Errorf("20 boxes at 100 a second connected in %v", res.ConnectTime)
 	}
 	if f := res.FanOut; f.Missing != 0 || f.N != 60 || f.P50 <= 0 || f.Max < f.P99 {
 		t.Fatalf("fan-out: %+v", f)

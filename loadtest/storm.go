@@ -93,7 +93,7 @@ func Storm(ctx context.Context, c *api.Client, o StormOptions, log *slog.Logger)
 		return res, err
 	}
 	defer closeAll(boxes)
-	if err := connectAll(ctx, boxes, []string{o.Broker}, o.Timeout); err != nil {
+	if err := connectAll(ctx, boxes, []string{o.Broker}, 0, o.Timeout); err != nil {
 		return res, err
 	}
 	before, err := c.StartEmergency(ctx, api.AnnounceRequest{Targets: store.Targets{All: true}, Tone: protocol.ToneSiren})

@@ -113,6 +113,7 @@ func newBench(g *globals) *cobra.Command {
 	f.StringVar(&floorOpts.Password, "floor-password", "", "password of --floor-user")
 	f.StringVar(&monitor, "broker-monitor", "", "count an external broker's connections: NATS monitoring URLs (http://HOST:8222,...), or sys for mosquitto's $SYS (as --floor-user)")
 	f.DurationVar(&o.Timeout, "timeout", 30*time.Second, "give up on a round after this long")
+	f.Float64Var(&o.ConnectRate, "connect-rate", 0, "boxes connecting per second at the start (0: as fast as the broker takes them)")
 	f.StringVar(&dir, "dir", "", "folder for the controller's data and log (default: a temporary one, removed after)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the boxes; with --storm also the controller and broker) to this file")
 	f.StringVar(&broker, "broker", "", "the controller uses this external MQTT broker (tcp://HOST:1883; a cluster's nodes separated by commas) instead of the embedded one")
