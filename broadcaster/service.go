@@ -45,6 +45,7 @@ type Options struct {
 	// MediaURL is the controller's base URL as boxes reach it.
 	MediaURL        string
 	HeartbeatSec    int
+	AnswerSpreadMS  int // protocol.DeviceConfig.AnswerSpreadMS
 	EmergencyVolume int
 
 	// OnTrigger receives every sensor message (loa/<site>/trigger/<source>)
@@ -356,7 +357,8 @@ func (s *Service) PublishConfigs(ctx context.Context, ids ...string) error {
 	for _, d := range devices {
 		cfg := protocol.DeviceConfig{
 			Name: d.Name, Groups: d.Groups, Volume: d.Volume, EmergencyVolume: s.opts.EmergencyVolume,
-			MediaURL: s.opts.MediaURL, HeartbeatSec: s.opts.HeartbeatSec, Timezone: s.opts.Location.String(),
+			MediaURL: s.opts.MediaURL, HeartbeatSec: s.opts.HeartbeatSec, AnswerSpreadMS: s.opts.AnswerSpreadMS,
+			Timezone: s.opts.Location.String(),
 		}
 		if s.opts.Keys != nil {
 			cfg.ControllerKeys = s.opts.Keys.Trusted()

@@ -49,6 +49,10 @@ type Config struct {
 	DefaultVolume   int           `yaml:"default_volume"`
 	EmergencyVolume int           `yaml:"emergency_volume"`
 	HeartbeatSec    int           `yaml:"heartbeat_sec"`
+	// AnswerSpread is how long boxes may wait, at random, before they
+	// answer (protocol.DeviceConfig.AnswerSpreadMS): a province's boxes
+	// then do not all answer an emergency while the broker still sends it.
+	AnswerSpread    time.Duration `yaml:"answer_spread"`
 	MaxMediaMB      int64         `yaml:"max_media_mb"`
 	MaxMediaMinutes int           `yaml:"max_media_minutes"`
 	// EmergencyValidity is how long an emergency keeps reaching boxes that
@@ -88,7 +92,7 @@ func Defaults() Config {
 	return Config{
 		Site: "commune", Data: "loa-data", HTTP: ":8080", MQTT: ":1883", Timezone: "Asia/Ho_Chi_Minh",
 		Horizon: 48 * time.Hour, Validity: 15 * time.Minute, DefaultVolume: 80, EmergencyVolume: 100,
-		HeartbeatSec: 30, MaxMediaMB: 50, MaxMediaMinutes: 30,
+		HeartbeatSec: 30, AnswerSpread: time.Second, MaxMediaMB: 50, MaxMediaMinutes: 30,
 		EmergencyValidity: time.Hour,
 		ExerciseNotice:    "Đây là bản tin diễn tập, không phải báo động thật.",
 		AllClearText:      "Đã hết báo động. Bà con trở lại sinh hoạt bình thường.",
@@ -180,6 +184,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Validity < time.Second {
 		return bad("validity", "%v is shorter than 1s", c.Validity)
+	}
+	if c.AnswerSpread < 0 || c.AnswerSpread > protocol.MaxAnswerSpreadMS*time.Millisecond {
+		return bad("answer_spread", "%v is not within 0s..1m", c.AnswerSpread)
 	}
 	if c.EmergencyValidity < time.Minute {
 		return bad("emergency_validity", "%v is shorter than 1m", c.EmergencyValidity)

@@ -91,7 +91,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 		Site: cfg.Site, Location: loc, Horizon: cfg.Horizon, MQTTListen: cfg.MQTT,
 		BrokerURLs: cfg.BrokerURLs(), BrokerUsername: cfg.BrokerUsername, BrokerPassword: cfg.BrokerPassword,
 		MQTTTLS: mqttTLS, ClientTLS: clientTLS,
-		HeartbeatSec: cfg.HeartbeatSec, EmergencyVolume: cfg.EmergencyVolume, Keys: c.keys,
+		HeartbeatSec: cfg.HeartbeatSec, AnswerSpreadMS: int(cfg.AnswerSpread.Milliseconds()), EmergencyVolume: cfg.EmergencyVolume, Keys: c.keys,
 		OnTrigger: func(source string, payload []byte) {
 			if sn := c.sensors.Load(); sn != nil { // nil until the API exists, a moment after connecting
 				sn.handle(source, payload)

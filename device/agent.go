@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -68,17 +69,20 @@ type Agent struct {
 	started     time.Time // monotonic, for uptime
 
 	// Channels between goroutines; each has one sender side and one reader.
-	inbox     *inbox           // paho → loop
-	out       *outbox          // loop → outbox worker
-	events    *diskOutbox      // answer-back events until the broker has them
-	gate      *sessionGate     // paho → outbox worker: the session may publish
-	connected chan struct{}    // paho on-connect → loop
-	syncKick  chan struct{}    // paho on-connect → time sync
-	subFailed chan struct{}    // outbox worker → loop
-	fetchReq  chan fetchJob    // loop → fetch workers (capacity fetchWorkers)
-	fetchRes  chan fetchResult // fetch workers → loop
-	playReq   chan playJob     // loop → player (capacity 1)
-	playRes   chan playResult  // player → loop
+	inbox     *inbox        // paho → loop
+	out       *outbox       // loop → outbox worker
+	events    *diskOutbox   // answer-back events until the broker has them
+	gate      *sessionGate  // paho → outbox worker: the session may publish
+	connected chan struct{} // paho on-connect → loop
+	syncKick  chan struct{} // paho on-connect → time sync
+	subFailed chan struct{} // outbox worker → loop
+	// answerSpread is the config's AnswerSpreadMS: the loop sets it, the
+	// outbox worker reads it.
+	answerSpread atomic.Int64
+	fetchReq     chan fetchJob    // loop → fetch workers (capacity fetchWorkers)
+	fetchRes     chan fetchResult // fetch workers → loop
+	playReq      chan playJob     // loop → player (capacity 1)
+	playRes      chan playResult  // player → loop
 
 	// Set by New; read by the player.
 	sinkFades bool       // the sink fades out by itself when Play's context ends

@@ -84,6 +84,7 @@ func TestMalformedPayloadsAreIgnored(t *testing.T) {
 		{Groups: []string{"bad group/"}, Volume: 50},
 		{Groups: []string{}, Volume: 101},
 		{Groups: []string{}, Volume: 50, HeartbeatSec: -1},
+		{Groups: []string{}, Volume: 50, AnswerSpreadMS: -1},
 	}
 	for _, c := range badConfigs {
 		ctl.config(t0.Add(time.Hour), c)

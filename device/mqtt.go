@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"net/url"
 	"slices"
 	"strings"
@@ -362,6 +363,7 @@ type op struct {
 	retained bool
 	wait     bool     // wait for the broker's acknowledgement (used for the final offline state)
 	records  []uint64 // the events' records in the disk outbox, removed on acknowledgement
+	batched  bool     // events past batchEvents: they go as they are
 }
 
 // eventOp is the publish of one answer-back event, kept on disk as record
@@ -374,9 +376,9 @@ func (a *Agent) eventOp(payload []byte, record uint64) op {
 	return x
 }
 
-// isEvent reports whether x publishes answer-back events.
+// isEvent reports whether x publishes an answer-back event not yet batched.
 func (a *Agent) isEvent(x op) bool {
-	return x.kind == opPublish && !x.retained && !x.wait && x.topics[0] == a.topics.DeviceEvents(a.cfg.ID)
+	return x.kind == opPublish && !x.batched && !x.retained && !x.wait && x.topics[0] == a.topics.DeviceEvents(a.cfg.ID)
 }
 
 // eventLinger is how long the outbox worker waits for more events after
@@ -418,8 +420,12 @@ func (a *Agent) batchEvents(ops []op) []op {
 // box's own envelopes; the batch takes the newest one's sequence and issue
 // time. Should one not decode, the run is sent as it is.
 func (a *Agent) batch(run []op) []op {
+	out := slices.Clone(run)
+	for i := range out {
+		out[i].batched = true
+	}
 	if len(run) == 1 {
-		return []op{run[0]}
+		return out
 	}
 	b := protocol.EventBatch{Events: make([]protocol.Event, len(run))}
 	var last protocol.Envelope
@@ -428,7 +434,7 @@ func (a *Agent) batch(run []op) []op {
 		env, err := protocol.Decode(x.payload, a.cfg.Site, protocol.KindEvent, &b.Events[i])
 		if err != nil {
 			a.log.Warn("cannot batch an event; sending each alone", keyErr, err)
-			return slices.Clone(run)
+			return out
 		}
 		last = env
 		records = append(records, x.records...)
@@ -436,9 +442,9 @@ func (a *Agent) batch(run []op) []op {
 	payload, err := protocol.Encode(protocol.KindEvents, a.cfg.Site, last.Seq, last.Issued, b)
 	if err != nil {
 		a.log.Warn("cannot batch events; sending each alone", keyErr, err)
-		return slices.Clone(run)
+		return out
 	}
-	x := run[0]
+	x := out[0]
 	x.payload, x.records = payload, records
 	return []op{x}
 }
@@ -506,9 +512,32 @@ func (o *outbox) len() int {
 
 // runOutbox executes queued operations while the session is up, until the
 // outbox is closed and drained (or closed while offline), or ctx is done.
+//
+// Events are held a moment before they go (answerDelay): those that follow
+// at once join them in one batch (batchEvents), and with an answer spread
+// a commune's boxes do not all answer a broadcast in the same instant.
+// Other operations go at once. Held events are on disk and marked in
+// flight: when the session drops they go back to the queue, and when the
+// outbox closes they go at once.
 func (a *Agent) runOutbox(ctx context.Context) {
+	var held []op
+	var due *time.Timer // fires when held may go; nil while none are held
+	dueFired := false
+	unhold := func() []op {
+		out := held
+		held, dueFired = nil, false
+		if due != nil {
+			due.Stop()
+			due = nil
+		}
+		return out
+	}
+	defer unhold()
 	for {
 		if !a.gate.isOpen() {
+			if len(held) > 0 {
+				a.out.unshift(unhold()) // held again in the next session
+			}
 			if a.out.isClosed() {
 				if n := a.out.len(); n > 0 {
 					a.log.Warn("stopping offline; dropping unsent MQTT messages (events stay in the disk outbox)", "count", n)
@@ -523,18 +552,23 @@ func (a *Agent) runOutbox(ctx context.Context) {
 			}
 			continue
 		}
-		ops, done := a.out.next()
-		if done {
-			return
-		}
-		if slices.ContainsFunc(ops, a.isEvent) {
-			select { // let the events that follow at once join this batch
-			case <-ctx.Done():
-				return
-			case <-time.After(eventLinger):
+		queued, done := a.out.next()
+		var ops []op
+		for _, x := range queued {
+			if !a.isEvent(x) {
+				ops = append(ops, x)
+				continue
 			}
-			more, _ := a.out.next()
-			ops = a.batchEvents(append(ops, more...))
+			if len(held) == 0 {
+				due = time.NewTimer(a.answerDelay())
+			}
+			held = append(held, x)
+		}
+		if len(held) > 0 && (dueFired || a.out.isClosed()) {
+			ops = append(ops, a.batchEvents(unhold())...)
+		}
+		if done && len(ops) == 0 {
+			return
 		}
 		for i, x := range ops {
 			if ctx.Err() != nil {
@@ -549,13 +583,33 @@ func (a *Agent) runOutbox(ctx context.Context) {
 		if len(ops) > 0 {
 			continue
 		}
+		var dueC <-chan time.Time
+		if due != nil {
+			dueC = due.C
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-a.out.wake:
 		case <-a.gate.wake:
+		case <-dueC:
+			dueFired = true
 		}
 	}
+}
+
+// answerDelay is how long events are held (AnswerDelay).
+func (a *Agent) answerDelay() time.Duration { return AnswerDelay(int(a.answerSpread.Load())) }
+
+// AnswerDelay is how long a box holds its answers before it sends them:
+// eventLinger, plus a random share of spreadMS (the config's
+// AnswerSpreadMS). Simulated boxes (loa bench) wait the same.
+func AnswerDelay(spreadMS int) time.Duration {
+	d := eventLinger
+	if spreadMS > 0 {
+		d += time.Duration(rand.Int64N(int64(spreadMS) * int64(time.Millisecond)))
+	}
+	return d
 }
 
 func (a *Agent) execOp(ctx context.Context, x op) {

@@ -64,3 +64,20 @@ func TestBatchEvents(t *testing.T) {
 		t.Fatalf("a lone event is sent as it was, got sequence %d", env.Seq)
 	}
 }
+
+func TestAnswerDelay(t *testing.T) {
+	if d := AnswerDelay(0); d != eventLinger {
+		t.Fatalf("no spread: %v, want %v", d, eventLinger)
+	}
+	var longest time.Duration
+	for range 1000 {
+		d := AnswerDelay(500)
+		if d < eventLinger || d >= eventLinger+500*time.Millisecond {
+			t.Fatalf("spread 500 ms: %v is outside [%v, %v)", d, eventLinger, eventLinger+500*time.Millisecond)
+		}
+		longest = max(longest, d)
+	}
+	if longest < eventLinger+250*time.Millisecond {
+		t.Fatalf("1,000 waits within a 500 ms spread, the longest %v: not spread", longest)
+	}
+}

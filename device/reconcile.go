@@ -60,9 +60,11 @@ func (a *Agent) applyConfig(m inMsg) {
 func (a *Agent) setConfig(c *heldConfig) {
 	a.config = c
 	a.quiet = quietHours{}
+	a.answerSpread.Store(0)
 	if c == nil {
 		return
 	}
+	a.answerSpread.Store(int64(c.Config.AnswerSpreadMS))
 	q, err := parseQuietHours(c.Config.QuietHours, c.Config.Timezone)
 	if err != nil {
 		a.log.Warn("device config", keyErr, err)

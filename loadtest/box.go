@@ -30,6 +30,7 @@ type box struct {
 	seq             atomic.Uint64
 	ready           atomic.Bool
 	events          atomic.Int64
+	holding         atomic.Int64 // answer batches held, not sent yet
 	plans           atomic.Int64
 	planBytes       atomic.Int64
 	bytesIn         atomic.Int64 // topic and payload of every message received
@@ -41,6 +42,9 @@ type box struct {
 	firstOf map[string]time.Time // announcement → first arrival of one of its items
 	lastOf  map[string]time.Time // announcement → latest plan holding one of its items
 	groups  []string
+	spread  int                  // the config's AnswerSpreadMS
+	waiting map[*time.Timer]bool // answers held (device.AnswerDelay), stopped by close
+	held    sync.WaitGroup       // the held answers' timer functions
 	gotPlan bool
 	lostAt  time.Time // the connection was last lost
 	backAt  time.Time // the first session after lostAt began
@@ -152,7 +156,17 @@ func (b *box) close() {
 	if b.client == nil {
 		return
 	}
+	b.mu.Lock()
 	b.stopOnce.Do(func() { close(b.stop) })
+	for t := range b.waiting {
+		if t.Stop() {
+			b.held.Done() // its function will not run
+			b.holding.Add(-1)
+		}
+	}
+	b.waiting = nil
+	b.mu.Unlock()
+	b.held.Wait()
 	b.mu.Lock()
 	sent := b.sent
 	b.mu.Unlock()
@@ -193,6 +207,7 @@ func (b *box) onMessage(_ paho.Client, m paho.Message) {
 		}
 		b.mu.Lock()
 		b.groups = cfg.Groups
+		b.spread = cfg.AnswerSpreadMS
 		b.ready.Store(b.gotPlan)
 		b.mu.Unlock()
 	case protocol.TopicPlanAll, protocol.TopicPlanGroup, protocol.TopicPlanDevice:
@@ -229,8 +244,38 @@ func (b *box) onMessage(_ paho.Client, m paho.Message) {
 					protocol.Event{Item: it.ID, Announcement: it.Announcement, Type: protocol.EventPlayed, At: time.Now().UTC(), Started: now.UTC()})
 			}
 		}
-		b.answer(answers)
+		b.hold(answers)
 	}
+}
+
+// hold sends answers after device.AnswerDelay, as the agent's outbox
+// worker does.
+func (b *box) hold(answers []protocol.Event) {
+	if len(answers) == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	select {
+	case <-b.stop:
+		return // closing
+	default:
+	}
+	b.held.Add(1)
+	b.holding.Add(1)
+	var t *time.Timer
+	t = time.AfterFunc(device.AnswerDelay(b.spread), func() {
+		defer b.held.Done()
+		defer b.holding.Add(-1)
+		b.mu.Lock()
+		delete(b.waiting, t)
+		b.mu.Unlock()
+		b.answer(answers)
+	})
+	if b.waiting == nil {
+		b.waiting = map[*time.Timer]bool{}
+	}
+	b.waiting[t] = true
 }
 
 // answer sends events that fall together as one batch, as the agent's

@@ -325,6 +325,10 @@ func rounds(ctx context.Context, c *api.Client, boxes []*box, o Options, media s
 		if _, err := replanned(ctx, c, m["replans"]); err != nil {
 			return err
 		}
+		// Boxes hold their answers for up to the config's answer spread.
+		if err := waitAll(ctx, boxes, o.Timeout, func(b *box) bool { return b.holding.Load() == 0 }); err != nil {
+			return fmt.Errorf("boxes still hold their answers: %w", err)
+		}
 		_, _, sent := totals(boxes)
 		if err := caughtUp(ctx, c, "events_ingested", before["events_ingested"]+sent-events0, o.Timeout); err != nil {
 			return err

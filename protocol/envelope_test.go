@@ -34,7 +34,7 @@ func validPlan() *Plan {
 
 func validConfig() *DeviceConfig {
 	return &DeviceConfig{Name: "Loa chợ", Groups: []string{"thon-1", "cho"}, Volume: 80, EmergencyVolume: 100,
-		MediaURL: "http://10.0.0.1:8080", HeartbeatSec: 30, QuietHours: "22:00-05:00", Timezone: "Asia/Ho_Chi_Minh"}
+		MediaURL: "http://10.0.0.1:8080", HeartbeatSec: 30, AnswerSpreadMS: 1000, QuietHours: "22:00-05:00", Timezone: "Asia/Ho_Chi_Minh"}
 }
 
 func validState() *State {
@@ -244,6 +244,7 @@ func TestDecodeRejectsBadBodies(t *testing.T) {
 		{"config emergency volume", KindConfig, &DeviceConfig{}, edit(KindConfig, validConfig(), func(b map[string]any) { b["emergency_volume"] = -1 })},
 		{"config bad group", KindConfig, &DeviceConfig{}, edit(KindConfig, validConfig(), func(b map[string]any) { b["groups"] = []string{"a/b"} })},
 		{"config negative heartbeat", KindConfig, &DeviceConfig{}, edit(KindConfig, validConfig(), func(b map[string]any) { b["heartbeat_sec"] = -5 })},
+		{"config answer spread over a minute", KindConfig, &DeviceConfig{}, edit(KindConfig, validConfig(), func(b map[string]any) { b["answer_spread_ms"] = MaxAnswerSpreadMS + 1 })},
 		{"time request as array", KindTimeRequest, &TimeRequest{}, edit(KindTimeRequest, &TimeRequest{ID: 1, Sent: t0}, func(b map[string]any) { b["id"] = []int{1} })},
 	}
 	for _, tc := range tests {

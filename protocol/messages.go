@@ -199,7 +199,16 @@ type DeviceConfig struct {
 	// trust from now on; during a key rotation, the old and the new one.
 	// Empty: keep the keys it has.
 	ControllerKeys []string `json:"controller_keys,omitempty"`
+	// AnswerSpreadMS spreads the box's answers: it sends them after a
+	// random wait of up to this long, so that thousands of boxes answering
+	// the same broadcast do not all answer in the same instant, while the
+	// broker is still handing the broadcast out. 0: at once.
+	AnswerSpreadMS int `json:"answer_spread_ms,omitempty"`
 }
+
+// MaxAnswerSpreadMS bounds DeviceConfig.AnswerSpreadMS: answers may wait,
+// but the report must not lag by more than a minute.
+const MaxAnswerSpreadMS = 60_000
 
 // Validate checks the config's ranges and names.
 func (c *DeviceConfig) Validate() error {
@@ -224,6 +233,9 @@ func (c *DeviceConfig) Validate() error {
 	}
 	if c.HeartbeatSec < 0 {
 		return errors.New("negative heartbeat")
+	}
+	if c.AnswerSpreadMS < 0 || c.AnswerSpreadMS > MaxAnswerSpreadMS {
+		return fmt.Errorf("answer spread %d ms is not within 0..%d", c.AnswerSpreadMS, MaxAnswerSpreadMS)
 	}
 	return nil
 }
