@@ -3,14 +3,12 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/loa-commune/loa/api"
-	"github.com/loa-commune/loa/store"
 )
 
 // BenchmarkStartEmergency is `loa emergency --all` at 1,000 boxes as the API
@@ -26,12 +24,7 @@ func BenchmarkStartEmergency(b *testing.B) {
 	e := newEnv(b)
 	ctx := context.Background()
 	const boxes = 1000
-	for i := range boxes {
-		d := store.Device{ID: fmt.Sprintf("box-%05d", i), Groups: []string{fmt.Sprintf("g-%02d", i%10)}, Volume: 70, CreatedAt: e.now}
-		if err := e.store.AddDevice(ctx, d, "h"); err != nil {
-			b.Fatal(err)
-		}
-	}
+	e.addBoxes(b, boxes)
 	body := `{"targets":{"all":true},"tone":"siren"}`
 	var size int
 	b.ReportAllocs()

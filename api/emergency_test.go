@@ -3,7 +3,6 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -114,12 +113,7 @@ func TestEmergencyAnswerNamesBoxesReportListsThem(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	const boxes = 1000
-	for i := range boxes {
-		d := store.Device{ID: fmt.Sprintf("box-%05d", i), Groups: []string{fmt.Sprintf("g-%02d", i%10)}, Volume: 70, CreatedAt: e.now}
-		if err := e.store.AddDevice(ctx, d, "h"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.addBoxes(t, boxes)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+"/v1/emergencies", strings.NewReader(`{"targets":{"all":true}}`))
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -214,4 +215,15 @@ func wav(rate int, d time.Duration) []byte {
 		le(int16(0.5 * math.MaxInt16 * math.Sin(2*math.Pi*440*float64(i)/float64(rate))))
 	}
 	return b.Bytes()
+}
+
+// addBoxes registers n boxes, box-00000 on, spread over 10 groups g-00..g-09.
+func (e *env) addBoxes(t testing.TB, n int) {
+	t.Helper()
+	for i := range n {
+		d := store.Device{ID: fmt.Sprintf("box-%05d", i), Groups: []string{fmt.Sprintf("g-%02d", i%10)}, Volume: 70, CreatedAt: e.now}
+		if err := e.store.AddDevice(context.Background(), d, "h"); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -148,57 +148,38 @@ func (s *Store) Groups(ctx context.Context) ([]Group, error) {
 
 // DeviceIDs lists the ids of every device, sorted.
 func (s *Store) DeviceIDs(ctx context.Context) ([]string, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT id FROM devices ORDER BY id`)
+	return s.queryStrings(ctx, "list devices", `SELECT id FROM devices ORDER BY id`)
+}
+
+// queryStrings runs a query of one text column and returns its values
+// (never nil); what names it in errors.
+func (s *Store) queryStrings(ctx context.Context, what, query string, args ...any) ([]string, error) {
+	rows, err := s.read.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list devices: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
-	var out []string
+	out := []string{}
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var v string
+		if err := rows.Scan(&v); err != nil {
 			return nil, err
 		}
-		out = append(out, id)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
 
 // GroupNames lists the names of the groups that have boxes.
 func (s *Store) GroupNames(ctx context.Context) ([]string, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT DISTINCT group_name FROM group_members ORDER BY group_name`)
-	if err != nil {
-		return nil, fmt.Errorf("list groups: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var g string
-		if err := rows.Scan(&g); err != nil {
-			return nil, err
-		}
-		out = append(out, g)
-	}
-	return out, rows.Err()
+	return s.queryStrings(ctx, "list groups", `SELECT DISTINCT group_name FROM group_members ORDER BY group_name`)
 }
 
 // GroupMembers returns the devices of a group, in id order; ErrNotFound if
 // it has none.
 func (s *Store) GroupMembers(ctx context.Context, group string) ([]string, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT device_id FROM group_members WHERE group_name = ? ORDER BY device_id`, group)
+	ids, err := s.queryStrings(ctx, "list group "+group, `SELECT device_id FROM group_members WHERE group_name = ? ORDER BY device_id`, group)
 	if err != nil {
-		return nil, fmt.Errorf("list group %s: %w", group, err)
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	if len(ids) == 0 {

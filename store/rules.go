@@ -124,20 +124,7 @@ func (s *Store) AddRuleThen(ctx context.Context, r Rule, then func()) error {
 // TargetDevices lists the ids of the boxes targets reach now, sorted.
 func (s *Store) TargetDevices(ctx context.Context, t Targets) ([]string, error) {
 	where, args := targetsWhere(t)
-	rows, err := s.read.QueryContext(ctx, `SELECT d.id FROM devices d WHERE `+where+` ORDER BY d.id`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list target boxes: %w", err)
-	}
-	defer rows.Close()
-	out := []string{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return s.queryStrings(ctx, "list target boxes", `SELECT d.id FROM devices d WHERE `+where+` ORDER BY d.id`, args...)
 }
 
 // targetsWhere is the condition on devices d that selects the boxes targets
