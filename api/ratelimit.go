@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/loa-commune/loa/auth"
+	"github.com/loa-commune/loa/internal/ratelimit"
+	"github.com/loa-commune/loa/internal/summarylog"
 	"github.com/loa-commune/loa/messages"
 )
 
@@ -161,12 +163,18 @@ func (l *Limits) rate(c limitClass) Rate {
 type rateLimits struct {
 	limits  Limits
 	buckets *buckets
-	refused *refusals
+	refused *summarylog.Log
 }
+
+// refusedReason is the one reason the API's refusals are counted under.
+const refusedReason = "rate_limit"
 
 func newRateLimits(l Limits, log *slog.Logger) *rateLimits {
 	l = l.withDefaults()
-	return &rateLimits{limits: l, buckets: newBuckets(l.MaxClients), refused: &refusals{log: log, every: l.LogEvery}}
+	return &rateLimits{limits: l, buckets: newBuckets(l.MaxClients),
+		// The summary's timer ends by itself after an interval without
+		// refusals: a Server has no Close to stop it from.
+		refused: summarylog.New(log, "refused a request over the rate limit", "refused requests over the rate limit", l.LogEvery)}
 }
 
 // admit takes a token from the bucket of the request's client. Over the
@@ -187,7 +195,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) bool {
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		e := messages.New(messages.RateLimited, secs)
 		writeJSON(w, http.StatusTooManyRequests, ErrorResponse{Error: e.Error(), Code: string(e.Key)})
-		rl.refused.add(client)
+		rl.refused.Add(client, refusedReason, nil)
 		return false
 	}
 	if r.Body == nil || r.Body == http.NoBody {
@@ -262,9 +270,8 @@ type bucketKey struct {
 
 type bucket struct {
 	key    bucketKey
-	rate   Rate
-	tokens float64
-	at     time.Time // when tokens was computed
+	rate   Rate // of its last take: full refills at it
+	tokens ratelimit.Bucket
 }
 
 func newBuckets(max int) *buckets {
@@ -273,7 +280,7 @@ func newBuckets(max int) *buckets {
 
 // full reports whether b has refilled by now, so dropping it loses nothing.
 func (b *bucket) full(now time.Time) bool {
-	return b.tokens+now.Sub(b.at).Seconds()*b.rate.PerSec >= float64(b.rate.Burst)
+	return b.tokens.Full(now, b.rate.PerSec, b.rate.Burst)
 }
 
 // take takes one token from the client's bucket. It returns 0 when it
@@ -286,21 +293,14 @@ func (bs *buckets) take(class limitClass, client string, rate Rate, now time.Tim
 	if el, ok := bs.byID[key]; ok {
 		bs.lru.MoveToFront(el)
 		b = el.Value.(*bucket)
-		if dt := now.Sub(b.at); dt > 0 {
-			b.tokens = min(float64(rate.Burst), b.tokens+dt.Seconds()*rate.PerSec)
-			b.at = now
-		}
 		b.rate = rate
 	} else {
-		b = &bucket{key: key, rate: rate, tokens: float64(rate.Burst), at: now}
+		b = &bucket{key: key, rate: rate}
 		bs.byID[key] = bs.lru.PushFront(b)
 	}
+	wait := b.tokens.Take(now, rate.PerSec, rate.Burst)
 	bs.evict(now)
-	if b.tokens >= 1 {
-		b.tokens--
-		return 0
-	}
-	return time.Duration((1 - b.tokens) / rate.PerSec * float64(time.Second))
+	return wait
 }
 
 // evict drops the least recently used buckets while there are too many or
@@ -322,55 +322,4 @@ func (bs *buckets) len() int {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
 	return bs.lru.Len()
-}
-
-// refusals logs refused requests: the first at once, then one summary line
-// per interval while refusals go on, never one line per request.
-type refusals struct {
-	log   *slog.Logger
-	every time.Duration
-
-	mu      sync.Mutex
-	timer   *time.Timer // set while refusals are being counted
-	total   int
-	clients map[string]int
-}
-
-// maxCounted bounds the clients a summary names.
-const maxCounted = 1000
-
-func (f *refusals) add(client string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.timer == nil {
-		f.log.Warn("refused a request over the rate limit", "client", client, "then", "a summary every "+f.every.String())
-		f.timer = time.AfterFunc(f.every, f.flush)
-		return
-	}
-	if f.clients == nil {
-		f.clients = map[string]int{}
-	}
-	if _, ok := f.clients[client]; ok || len(f.clients) < maxCounted {
-		f.clients[client]++
-	}
-	f.total++
-}
-
-func (f *refusals) flush() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.total == 0 {
-		f.timer = nil // the next refusal is logged at once
-		return
-	}
-	most, n := "", 0
-	for c, k := range f.clients {
-		if k > n || (k == n && c < most) {
-			most, n = c, k
-		}
-	}
-	f.log.Warn("refused requests over the rate limit", "requests", f.total, "clients", len(f.clients),
-		"most", most, "most_requests", n, "during", f.every.String())
-	f.total, f.clients = 0, nil
-	f.timer.Reset(f.every)
 }

@@ -7,10 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"math"
 	"net"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +19,8 @@ import (
 
 	"github.com/loa-commune/loa/auth"
 	"github.com/loa-commune/loa/internal/mochistop"
+	"github.com/loa-commune/loa/internal/ratelimit"
+	"github.com/loa-commune/loa/internal/summarylog"
 	"github.com/loa-commune/loa/protocol"
 	"github.com/loa-commune/loa/triggers"
 )
@@ -63,9 +63,9 @@ func startBroker(addr string, tlsConf *tls.Config, topics protocol.Topics, contr
 	caps.MaximumPacketSize = maxPacketBytes
 	caps.MaximumClientWritesPending = maxWritesPending
 	every := DefaultLimits().LogEvery
-	conns := newDropLog(log, "broker closed a connection", "broker closed connections", every)
+	conns := summarylog.New(log, "broker closed a connection", "broker closed connections", every)
 	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: log.With("part", "broker"), InlineClient: true})
-	refused := newDropLog(log, "broker refused a client", "broker refused clients", every)
+	refused := summarylog.New(log, "broker refused a client", "broker refused clients", every)
 	side := newAside(4)
 	started := false
 	defer func() {
@@ -123,7 +123,7 @@ type accessHook struct {
 
 	// refused logs refused clients: a storm of reconnects with bad
 	// credentials is summarised, not logged once per attempt.
-	refused *dropLog
+	refused *summarylog.Log
 
 	// member caches each box's groups: mochi checks every delivery, and a
 	// plan goes to every box at once. forget drops what changed.
@@ -182,12 +182,12 @@ func (h *accessHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) b
 		return false // the box tries again in a moment
 	}
 	if protocol.ValidName(user) != nil {
-		h.refused.add("from "+hostOf(cl.Net.Remote), dropBadUsername, nil)
+		h.refused.Add("from "+hostOf(cl.Net.Remote), dropBadUsername, nil)
 		return false
 	}
 	hash, err := h.lookup(context.Background(), user)
 	if err != nil || !auth.Check(pass, hash) {
-		h.refused.add(user+" from "+hostOf(cl.Net.Remote), dropBadCredentials, nil)
+		h.refused.Add(user+" from "+hostOf(cl.Net.Remote), dropBadCredentials, nil)
 		return false
 	}
 	return true
@@ -321,17 +321,17 @@ const (
 // connEnded sorts the error a connection ended with into conns: a flood
 // of junk connections would repeat the same line. Refused logins are left
 // out: the access hook logs them.
-func connEnded(conns *dropLog) func(error) {
+func connEnded(conns *summarylog.Log) func(error) {
 	return func(err error) {
 		msg := err.Error()
 		switch {
 		case strings.Contains(msg, packets.ErrBadUsernameOrPassword.Reason):
 		case strings.Contains(msg, packets.ErrPacketTooLarge.Reason):
-			conns.add("", dropPacketTooLarge, err)
+			conns.Add("", dropPacketTooLarge, err)
 		case strings.HasPrefix(msg, "read connection"):
-			conns.add("", dropBadConnect, err)
+			conns.Add("", dropBadConnect, err)
 		default:
-			conns.add("", dropConnError, err)
+			conns.Add("", dropConnError, err)
 		}
 	}
 }
@@ -344,9 +344,9 @@ type limitHook struct {
 	site    string
 	limits  atomic.Pointer[Limits]
 	now     func() time.Time
-	drops   *dropLog
-	refused *dropLog // the access hook's, stopped with this one
-	conns   *dropLog // the broker's log's, likewise
+	drops   *summarylog.Log
+	refused *summarylog.Log // the access hook's, stopped with this one
+	conns   *summarylog.Log // the broker's log's, likewise
 
 	mu      sync.Mutex
 	clients map[string]*clientRate // by username: one box, however many connections
@@ -355,34 +355,14 @@ type limitHook struct {
 
 // clientRate is one client's token buckets.
 type clientRate struct {
-	all, readings tokenBucket
+	all, readings ratelimit.Bucket
 	seen          time.Time
 }
 
-// tokenBucket holds tokens, refilled at a rate up to a burst.
-type tokenBucket struct {
-	tokens float64
-	at     time.Time
-}
-
-// take refills the bucket to now and takes a token if there is one.
-func (b *tokenBucket) take(now time.Time, perSec float64, burst int) bool {
-	if b.at.IsZero() {
-		b.tokens, b.at = float64(burst), now
-	} else if dt := now.Sub(b.at); dt > 0 {
-		b.tokens, b.at = min(float64(burst), b.tokens+dt.Seconds()*perSec), now
-	}
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
-}
-
-func newLimitHook(topics protocol.Topics, l Limits, log *slog.Logger, refused, conns *dropLog) *limitHook {
+func newLimitHook(topics protocol.Topics, l Limits, log *slog.Logger, refused, conns *summarylog.Log) *limitHook {
 	h := &limitHook{
 		topics: topics, site: strings.TrimPrefix(topics.Root(), "loa/"), now: time.Now,
-		drops:   newDropLog(log, "broker dropped a message from a box", "broker dropped messages from boxes", l.LogEvery),
+		drops:   summarylog.New(log, "broker dropped a message from a box", "broker dropped messages from boxes", l.LogEvery),
 		refused: refused, conns: conns,
 		clients: map[string]*clientRate{},
 	}
@@ -392,8 +372,8 @@ func newLimitHook(topics protocol.Topics, l Limits, log *slog.Logger, refused, c
 
 func (h *limitHook) set(l Limits) {
 	h.limits.Store(&l)
-	for _, d := range []*dropLog{h.drops, h.refused, h.conns} {
-		d.setEvery(l.LogEvery)
+	for _, d := range []*summarylog.Log{h.drops, h.refused, h.conns} {
+		d.SetEvery(l.LogEvery)
 	}
 }
 
@@ -403,8 +383,8 @@ func (h *limitHook) Provides(b byte) bool { return b == mqtt.OnPublish }
 
 // Stop logs the last summaries when the broker stops.
 func (h *limitHook) Stop() error {
-	for _, d := range []*dropLog{h.drops, h.refused, h.conns} {
-		d.stop()
+	for _, d := range []*summarylog.Log{h.drops, h.refused, h.conns} {
+		d.Stop()
 	}
 	return nil
 }
@@ -426,11 +406,11 @@ func (h *limitHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packe
 		return pk, nil // the ACL check refuses it
 	}
 	if len(pk.Payload) > l.MaxMessageBytes {
-		h.drops.add(user, dropOversized, fmt.Errorf("%d bytes on %s, more than %d", len(pk.Payload), kind, l.MaxMessageBytes))
+		h.drops.Add(user, dropOversized, fmt.Errorf("%d bytes on %s, more than %d", len(pk.Payload), kind, l.MaxMessageBytes))
 		return pk, packets.CodeSuccessIgnore
 	}
 	if reason := h.take(user, kind == protocol.TopicTrigger, l); reason != "" {
-		h.drops.add(user, reason, nil)
+		h.drops.Add(user, reason, nil)
 		if kind == protocol.TopicDeviceEvents && pk.FixedHeader.Qos > 0 {
 			return pk, packets.ErrRejectPacket
 		}
@@ -440,7 +420,7 @@ func (h *limitHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packe
 		return pk, nil // clears a retained message; the controller ignores it
 	}
 	if err := h.decode(kind, pk.Payload); err != nil {
-		h.drops.add(user, dropMalformed, fmt.Errorf("%s: %w", kind, err))
+		h.drops.Add(user, dropMalformed, fmt.Errorf("%s: %w", kind, err))
 		return pk, packets.CodeSuccessIgnore
 	}
 	return pk, nil
@@ -459,10 +439,10 @@ func (h *limitHook) take(user string, reading bool, l *Limits) string {
 		h.clients[user] = c
 	}
 	c.seen = now
-	if reading && !c.readings.take(now, l.ReadingsPerSec, l.ReadingBurst) {
+	if reading && c.readings.Take(now, l.ReadingsPerSec, l.ReadingBurst) > 0 {
 		return dropReadingsRate
 	}
-	if !c.all.take(now, l.MessagesPerSec, l.MessageBurst) {
+	if c.all.Take(now, l.MessagesPerSec, l.MessageBurst) > 0 {
 		return dropOverRate
 	}
 	return ""
@@ -498,121 +478,6 @@ func (h *limitHook) decode(kind protocol.TopicKind, payload []byte) error {
 		_, err = triggers.DecodeReading(payload, h.site)
 	}
 	return err
-}
-
-// dropLog logs what the broker dropped or refused: the first at once (with
-// its reason), then, while more follow, one summary line per interval with
-// the counts by reason and the client that sent the most — never one line
-// per message.
-type dropLog struct {
-	log          *slog.Logger
-	first, after string // the messages of the first line and of summaries
-
-	mu       sync.Mutex
-	every    time.Duration
-	timer    *time.Timer // set while drops are being counted
-	stopped  bool
-	total    int
-	byReason map[string]int
-	byClient map[string]int
-	lastErr  error
-}
-
-// maxClientsCounted bounds the clients a summary counts one by one.
-const maxClientsCounted = 1000
-
-func newDropLog(log *slog.Logger, first, after string, every time.Duration) *dropLog {
-	return &dropLog{log: log, first: first, after: after, every: every}
-}
-
-func (d *dropLog) setEvery(every time.Duration) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.every = every
-}
-
-func (d *dropLog) add(client, reason string, err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.stopped {
-		return
-	}
-	if d.timer == nil {
-		args := []any{"reason", reason}
-		if client != "" {
-			args = append(args, "client", client)
-		}
-		if err != nil {
-			args = append(args, "err", err)
-		}
-		d.log.Warn(d.first, append(args, "then", "a summary every "+d.every.String())...)
-		d.timer = time.AfterFunc(d.every, d.flush)
-		return
-	}
-	if d.byReason == nil {
-		d.byReason, d.byClient = map[string]int{}, map[string]int{}
-	}
-	d.total++
-	d.byReason[reason]++
-	if _, ok := d.byClient[client]; client != "" && (ok || len(d.byClient) < maxClientsCounted) {
-		d.byClient[client]++
-	}
-	if err != nil {
-		d.lastErr = err
-	}
-}
-
-func (d *dropLog) flush() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.stopped {
-		return
-	}
-	if d.summarise() {
-		d.timer.Reset(d.every)
-	} else {
-		d.timer = nil // the next drop is logged at once
-	}
-}
-
-// summarise logs and resets the counts; false when there were none.
-func (d *dropLog) summarise() bool {
-	if d.total == 0 {
-		return false
-	}
-	args := []any{"count", d.total}
-	for _, r := range slices.Sorted(maps.Keys(d.byReason)) { // a few fixed reasons
-		args = append(args, r, d.byReason[r])
-	}
-	most, n := "", 0
-	for c, k := range d.byClient {
-		if k > n || (k == n && c < most) {
-			most, n = c, k
-		}
-	}
-	if n > 0 {
-		args = append(args, "clients", len(d.byClient), "most", most, "most_count", n)
-	}
-	if d.lastErr != nil {
-		args = append(args, "last_err", d.lastErr)
-	}
-	d.log.Warn(d.after, args...)
-	d.total, d.byReason, d.byClient, d.lastErr = 0, nil, nil, nil
-	return true
-}
-
-// stop logs what is left and stops the timer.
-func (d *dropLog) stop() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.stopped {
-		return
-	}
-	d.stopped = true
-	if d.timer != nil {
-		d.timer.Stop()
-	}
-	d.summarise()
 }
 
 // subscribeInline hands every message matching filters to fn inside the
