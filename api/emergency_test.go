@@ -3,7 +3,6 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -114,20 +113,7 @@ func TestEmergencyAnswerNamesBoxesReportListsThem(t *testing.T) {
 	ctx := context.Background()
 	const boxes = 1000
 	e.addBoxes(t, boxes)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+"/v1/emergencies", strings.NewReader(`{"targets":{"all":true}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusCreated {
-		t.Fatalf("POST: %s %.200s, %v", resp.Status, raw, err)
-	}
+	raw := e.postCreated(t, "/v1/emergencies", `{"targets":{"all":true}}`)
 	var body map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &body); err != nil {
 		t.Fatal(err)

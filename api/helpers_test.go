@@ -9,10 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -226,4 +228,26 @@ func (e *env) addBoxes(t testing.TB, n int) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// postCreated POSTs body to path over real HTTP as the admin and returns the
+// answer's bytes; anything but 201 Created fails t.
+func (e *env) postCreated(t testing.TB, path, body string) []byte {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, e.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST %s: %s %.200s, %v", path, resp.Status, raw, err)
+	}
+	return raw
 }

@@ -30,12 +30,6 @@ type Delivery struct {
 	Text         string    `json:"text"`     // what the announcement says, when it was given as text
 }
 
-// AddPending records that item should reach each device, so the report
-// shows boxes that never answer. Existing rows are left as they are.
-func (s *Store) AddPending(ctx context.Context, item, announcement string, scheduled time.Time, devices []string) error {
-	return s.AddPendingMany(ctx, []Pending{{Item: item, Announcement: announcement, Scheduled: scheduled, Devices: devices}})
-}
-
 // DeviceEvent is an event and the box it came from.
 type DeviceEvent struct {
 	Device   string

@@ -181,7 +181,7 @@ func TestPendingThenEvents(t *testing.T) {
 	addDevice(t, s, "loa-1")
 	addDevice(t, s, "loa-2")
 	it := item("a-1", t0)
-	if err := s.AddPending(ctx, it, "a-1", t0, []string{"loa-1", "loa-2"}); err != nil {
+	if err := s.addPending(ctx, it, "a-1", t0, []string{"loa-1", "loa-2"}); err != nil {
 		t.Fatal(err)
 	}
 	r := report(t, s)
@@ -192,7 +192,7 @@ func TestPendingThenEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Adding pending again (the broadcaster and the API both do) keeps answers.
-	if err := s.AddPending(ctx, it, "a-1", t0, []string{"loa-1", "loa-2"}); err != nil {
+	if err := s.addPending(ctx, it, "a-1", t0, []string{"loa-1", "loa-2"}); err != nil {
 		t.Fatal(err)
 	}
 	r = report(t, s)
@@ -214,7 +214,7 @@ func TestReportSinceUntil(t *testing.T) {
 	addDevice(t, s, "loa-1")
 	for h := range 4 {
 		at := t0.Add(time.Duration(h) * time.Hour)
-		if err := s.AddPending(ctx, item("a-"+strconv.Itoa(h), at), "a-"+strconv.Itoa(h), at, []string{"loa-1"}); err != nil {
+		if err := s.addPending(ctx, item("a-"+strconv.Itoa(h), at), "a-"+strconv.Itoa(h), at, []string{"loa-1"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -311,7 +311,7 @@ func TestReportJSON(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t)
 	addDevice(t, s, "loa-1")
-	if err := s.AddPending(ctx, item("a-1", t0), "a-1", t0, []string{"loa-1"}); err != nil {
+	if err := s.addPending(ctx, item("a-1", t0), "a-1", t0, []string{"loa-1"}); err != nil {
 		t.Fatal(err)
 	}
 	r := report(t, s)
@@ -555,4 +555,9 @@ func TestAddRuleThen(t *testing.T) {
 	if err := s.AddRuleThen(ctx, r, then); err == nil || calls != 1 {
 		t.Fatalf("AddRuleThen with a taken id: %v, then called %d times", err, calls)
 	}
+}
+
+// addPending records one item's pending rows, as AddPendingMany does.
+func (s *Store) addPending(ctx context.Context, item, announcement string, scheduled time.Time, devices []string) error {
+	return s.AddPendingMany(ctx, []Pending{{Item: item, Announcement: announcement, Scheduled: scheduled, Devices: devices}})
 }

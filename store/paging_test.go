@@ -203,7 +203,7 @@ func reportCommune(t *testing.T) *Store {
 		rule string
 		at   time.Time
 	}{{"a-1", t0}, {"a-2", t0.Add(time.Hour)}, {"a-2", t0.Add(2 * time.Hour)}} {
-		if err := s.AddPending(ctx, item(it.rule, it.at), it.rule, it.at, boxes); err != nil {
+		if err := s.addPending(ctx, item(it.rule, it.at), it.rule, it.at, boxes); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -93,7 +93,7 @@ func BenchmarkRecordEvents(b *testing.B) {
 	const boxes = 5000
 	ids := benchDevices(b, s, boxes, now)
 	for r := range 20 {
-		if err := s.AddPending(ctx, fmt.Sprintf("old-%d-1", r), fmt.Sprintf("old-%d", r), now, ids); err != nil {
+		if err := s.addPending(ctx, fmt.Sprintf("old-%d-1", r), fmt.Sprintf("old-%d", r), now, ids); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -102,7 +102,7 @@ func BenchmarkRecordEvents(b *testing.B) {
 	for b.Loop() {
 		if n%(2*boxes) == 0 {
 			item++
-			if err := s.AddPending(ctx, fmt.Sprintf("e-%d-1", item), fmt.Sprintf("e-%d", item), now, ids); err != nil {
+			if err := s.addPending(ctx, fmt.Sprintf("e-%d-1", item), fmt.Sprintf("e-%d", item), now, ids); err != nil {
 				b.Fatal(err)
 			}
 		}
