@@ -152,5 +152,6 @@ func (s *Server) capAudio(ctx context.Context, d capxml.Decision) (string, error
 			return "", err
 		}
 	}
-	return s.storeMedia(ctx, bytes.NewReader(data), "cap: "+messages.Short(d.Audio.Desc))
+	id, _, err := s.storeMedia(ctx, bytes.NewReader(data), "cap: "+messages.Short(d.Audio.Desc))
+	return id, err
 }

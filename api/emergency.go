@@ -40,22 +40,18 @@ func (s *Server) prepareMedia(ctx context.Context, r *store.Rule) error {
 	}
 	parts := []io.ReadSeeker{bytes.NewReader(notice)}
 	if r.Media != "" {
-		f, err := s.media.Open(r.Media)
+		// ffmpeg decodes the message; Join then needs only WAV.
+		msg, err := s.media.DecodeWAV(ctx, r.Media, audio.SpeechFormat.SampleRate, audio.SpeechFormat.Channels)
 		if err != nil {
-			return fmt.Errorf("open media %s: %w", r.Media, err)
+			return mediaError(err)
 		}
-		defer f.Close()
-		var body bytes.Buffer
-		if _, err := body.ReadFrom(f); err != nil {
-			return fmt.Errorf("read media %s: %w", r.Media, err)
-		}
-		parts = append(parts, bytes.NewReader(body.Bytes()))
+		parts = append(parts, bytes.NewReader(msg))
 	}
 	var joined bytes.Buffer
 	if _, err := audio.Join(&joined, audio.SpeechFormat, 500*time.Millisecond, parts...); err != nil {
 		return fmt.Errorf("prepare the exercise notice: %w", err)
 	}
-	id, err := s.storeMedia(ctx, &joined, "exercise: "+messages.Short(r.Text))
+	id, _, err := s.storeMedia(ctx, &joined, "exercise: "+messages.Short(r.Text))
 	if err != nil {
 		return err
 	}
@@ -81,19 +77,8 @@ func (s *Server) speak(ctx context.Context, text string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return s.storeMedia(ctx, bytes.NewReader(b), "tts: "+messages.Short(text))
-}
-
-func (s *Server) storeMedia(ctx context.Context, r io.Reader, name string) (string, error) {
-	f, err := s.media.Put(r)
-	if err != nil {
-		return "", fail(http.StatusUnprocessableEntity, messages.BadMedia, err.Error())
-	}
-	if _, err := s.store.AddMedia(ctx, store.Media{SHA256: f.SHA256, Name: name, Codec: f.Info.Codec, Size: f.Size,
-		Duration: f.Info.Duration, CreatedAt: s.opts.Now().UTC()}); err != nil {
-		return "", err
-	}
-	return f.SHA256, nil
+	id, _, err := s.storeMedia(ctx, bytes.NewReader(b), "tts: "+messages.Short(text))
+	return id, err
 }
 
 // startEmergency starts an emergency now: the CLI's `loa emergency`.

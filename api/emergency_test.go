@@ -98,7 +98,7 @@ func TestExerciseGetsSpokenNotice(t *testing.T) {
 	list, _ := e.client.Media(context.Background())
 	for _, x := range list {
 		// notice (1 s) + 0.5 s gap + message (2 s)
-		if x.ID == a.Media && (x.DurationMS < 3400 || x.DurationMS > 3700 || x.Codec != "wav") {
+		if x.ID == a.Media && (x.DurationMS < 3400 || x.DurationMS > 3700 || x.Codec != "pcm_s16le") {
 			t.Fatalf("joined media %+v", x)
 		}
 	}

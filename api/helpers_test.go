@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/loa-commune/loa/api"
+	"github.com/loa-commune/loa/ingest"
 	"github.com/loa-commune/loa/media"
 	"github.com/loa-commune/loa/scheduler"
 	"github.com/loa-commune/loa/store"
@@ -133,7 +134,7 @@ func newEnvWith(t testing.TB, extra api.Options) *env {
 	}
 	t.Cleanup(func() { st.Close() })
 	mediaDir := filepath.Join(dir, "media")
-	ms, err := media.Open(mediaDir, media.DefaultLimits)
+	ms, err := media.Open(mediaDir, media.DefaultLimits, ingest.New(ingest.DefaultOptions()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/loa-commune/loa/api"
 	"github.com/loa-commune/loa/auth"
+	"github.com/loa-commune/loa/ingest"
 	"github.com/loa-commune/loa/media"
 	"github.com/loa-commune/loa/messages"
 	"github.com/loa-commune/loa/scheduler"
@@ -95,7 +96,7 @@ func newLimitedEnv(t *testing.T, limits api.Limits) *limitedEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	ms, err := media.Open(filepath.Join(dir, "media"), media.DefaultLimits)
+	ms, err := media.Open(filepath.Join(dir, "media"), media.DefaultLimits, ingest.New(ingest.DefaultOptions()))
 	if err != nil {
 		t.Fatal(err)
 	}

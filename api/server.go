@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +10,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/loa-commune/loa/audio"
 	"github.com/loa-commune/loa/auth"
 	capxml "github.com/loa-commune/loa/cap"
 	"github.com/loa-commune/loa/media"
@@ -213,7 +213,12 @@ func notFound(err error, key messages.Key, args ...any) error {
 }
 
 func mediaInfo(m store.Media) MediaInfo {
-	return MediaInfo{ID: m.SHA256, Name: m.Name, Codec: m.Codec, Size: m.Size, DurationMS: m.Duration.Milliseconds(), CreatedAt: m.CreatedAt}
+	info := MediaInfo{ID: m.SHA256, Name: m.Name, Codec: m.Codec, Size: m.Size, DurationMS: m.Duration.Milliseconds(), CreatedAt: m.CreatedAt,
+		LoudnessLUFS: m.Loudness, TruePeakDBTP: m.TruePeak}
+	if m.Play.SHA256 != "" {
+		info.Play = &PlayFile{ID: m.Play.SHA256, Codec: m.Play.Codec, Size: m.Play.Size, LoudnessLUFS: m.Play.Loudness}
+	}
+	return info
 }
 
 func (s *Server) listMedia(w http.ResponseWriter, r *http.Request) error {
@@ -229,22 +234,11 @@ func (s *Server) listMedia(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) addMedia(w http.ResponseWriter, r *http.Request) error {
-	f, err := s.media.Put(r.Body)
-	switch {
-	case errors.Is(err, media.ErrTooBig):
-		return fail(http.StatusRequestEntityTooLarge, messages.MediaTooBig, err.Error())
-	case errors.Is(err, audio.ErrTooLong):
-		return fail(http.StatusUnprocessableEntity, messages.MediaTooLong, err.Error())
-	case err != nil:
-		return fail(http.StatusUnprocessableEntity, messages.BadMedia, err.Error())
-	}
-	m := store.Media{SHA256: f.SHA256, Name: r.URL.Query().Get("name"), Codec: f.Info.Codec, Size: f.Size,
-		Duration: f.Info.Duration, CreatedAt: s.opts.Now().UTC()}
-	created, err := s.store.AddMedia(r.Context(), m)
+	sha, created, err := s.storeMedia(r.Context(), r.Body, r.URL.Query().Get("name"))
 	if err != nil {
 		return err
 	}
-	stored, err := s.store.MediaByID(r.Context(), f.SHA256)
+	stored, err := s.store.MediaByID(r.Context(), sha)
 	if err != nil {
 		return err
 	}
@@ -268,8 +262,8 @@ func (s *Server) getMedia(w http.ResponseWriter, r *http.Request) error {
 	if protocol.ValidSHA256(id) != nil {
 		return fail(http.StatusNotFound, messages.UnknownMedia, id)
 	}
-	if _, err := s.store.MediaByID(r.Context(), id); err != nil {
-		return notFound(err, messages.UnknownMedia, id)
+	if known, err := s.store.MediaFileKnown(r.Context(), id); err != nil || !known {
+		return cmp.Or(err, fail(http.StatusNotFound, messages.UnknownMedia, id))
 	}
 	f, err := s.media.Open(id)
 	if err != nil {
@@ -285,15 +279,22 @@ func (s *Server) getMedia(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) removeMedia(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	err := s.store.RemoveMedia(r.Context(), id)
+	m, err := s.store.RemoveMedia(r.Context(), id)
 	switch {
 	case errors.Is(err, store.ErrInUse):
 		return fail(http.StatusConflict, messages.MediaInUse, err.Error())
 	case err != nil:
 		return notFound(err, messages.UnknownMedia, id)
 	}
-	if err := s.media.Remove(id); err != nil {
-		return err
+	for _, sha := range []string{m.SHA256, m.Play.SHA256} {
+		// Two uploads of the same sound (a WAV and its FLAC) share one
+		// rendition.
+		if known, err := s.store.MediaFileKnown(r.Context(), sha); sha == "" || err != nil || known {
+			continue
+		}
+		if err := s.media.Remove(sha); err != nil {
+			return err
+		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -40,6 +40,21 @@ type MediaInfo struct {
 	DurationMS int64     `json:"duration_ms"`
 	CreatedAt  time.Time `json:"created_at"`
 	Existed    bool      `json:"existed,omitempty"`
+	// LoudnessLUFS and TruePeakDBTP are the original's, as uploaded;
+	// absent for media not yet measured.
+	LoudnessLUFS *float64 `json:"loudness_lufs,omitempty"`
+	TruePeakDBTP *float64 `json:"true_peak_dbtp,omitempty"`
+	// Play is the file boxes download (loudness-normalised Opus); absent
+	// while it is being made for media from before normalisation.
+	Play *PlayFile `json:"play,omitempty"`
+}
+
+// PlayFile is the rendition of a media file that boxes download.
+type PlayFile struct {
+	ID           string   `json:"id"`
+	Codec        string   `json:"codec"`
+	Size         int64    `json:"size"`
+	LoudnessLUFS *float64 `json:"loudness_lufs,omitempty"`
 }
 
 // AnnounceRequest creates an announcement (At empty = now) or, with Cron, a

@@ -96,7 +96,9 @@ func SchedulerRule(r store.Rule, m store.Media) scheduler.Rule {
 		},
 	}
 	if r.Media != "" {
-		sr.Item.Media = protocol.Media{SHA256: m.SHA256, Size: m.Size, DurationMS: m.Duration.Milliseconds()}
+		// Boxes get the rendition (normalised Opus) once it is made.
+		sha, size := m.Delivered()
+		sr.Item.Media = protocol.Media{SHA256: sha, Size: size, DurationMS: m.Duration.Milliseconds()}
 	}
 	if sr.Item.Status == "" {
 		sr.Item.Status = protocol.StatusLive

@@ -18,6 +18,7 @@ import (
 	"github.com/loa-commune/loa/api"
 	"github.com/loa-commune/loa/broadcaster"
 	capxml "github.com/loa-commune/loa/cap"
+	"github.com/loa-commune/loa/ingest"
 	"github.com/loa-commune/loa/pki"
 	"github.com/loa-commune/loa/protocol"
 	"github.com/loa-commune/loa/triggers"
@@ -55,6 +56,9 @@ type Config struct {
 	AnswerSpread    time.Duration `yaml:"answer_spread"`
 	MaxMediaMB      int64         `yaml:"max_media_mb"`
 	MaxMediaMinutes int           `yaml:"max_media_minutes"`
+	// Media says how uploads become what boxes play: ffmpeg, the loudness
+	// target, the Opus bitrate and channels.
+	Media ingest.Options `yaml:"media"`
 	// EmergencyValidity is how long an emergency keeps reaching boxes that
 	// come back online.
 	EmergencyValidity time.Duration `yaml:"emergency_validity"`
@@ -97,6 +101,7 @@ func Defaults() Config {
 		ExerciseNotice:    "Đây là bản tin diễn tập, không phải báo động thật.",
 		AllClearText:      "Đã hết báo động. Bà con trở lại sinh hoạt bình thường.",
 		TTS:               tts.DefaultOptions(),
+		Media:             ingest.DefaultOptions(),
 		CAP:               capxml.DefaultConfig(),
 		HTTPLimits:        api.DefaultLimits(),
 		MQTTLimits:        broadcaster.DefaultLimits(),
@@ -215,6 +220,14 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxMediaMinutes <= 0 {
 		return bad("max_media_minutes", "%d must be positive", c.MaxMediaMinutes)
+	}
+	c.Media.MaxDuration = time.Duration(c.MaxMediaMinutes) * time.Minute
+	if err := c.Media.Validate(); err != nil {
+		var fe *ingest.FieldError
+		if errors.As(err, &fe) {
+			return &FieldError{Field: "media." + fe.Field, Err: fe.Err}
+		}
+		return &FieldError{Field: "media", Err: err}
 	}
 	if err := c.HTTPLimits.Validate(); err != nil {
 		return &FieldError{Field: "http_limits", Err: err}

@@ -17,8 +17,10 @@ import (
 	"github.com/loa-commune/loa/api"
 	"github.com/loa-commune/loa/auth"
 	"github.com/loa-commune/loa/broadcaster"
+	"github.com/loa-commune/loa/ingest"
 	"github.com/loa-commune/loa/internal/atomicfile"
 	"github.com/loa-commune/loa/media"
+	"github.com/loa-commune/loa/messages"
 	"github.com/loa-commune/loa/pki"
 	"github.com/loa-commune/loa/signing"
 	"github.com/loa-commune/loa/store"
@@ -27,17 +29,18 @@ import (
 
 // Controller is a running `loa serve`.
 type Controller struct {
-	cfg         Config
-	log         *slog.Logger
-	store       *store.Store
-	bc          *broadcaster.Service
-	httpSrv     *http.Server
-	httpLn      net.Listener
-	adminToken  string
-	keys        *signing.Keys
-	sensors     atomic.Pointer[sensors]
-	stopSensors context.CancelFunc
-	wg          sync.WaitGroup
+	cfg        Config
+	log        *slog.Logger
+	store      *store.Store
+	bc         *broadcaster.Service
+	httpSrv    *http.Server
+	httpLn     net.Listener
+	adminToken string
+	keys       *signing.Keys
+	sensors    atomic.Pointer[sensors]
+	// stopWork ends the background work: sensor rules, media conversion.
+	stopWork context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // Open validates cfg and starts everything. On error, whatever was started
@@ -77,8 +80,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 	if c.store, err = store.Open(ctx, filepath.Join(cfg.Data, "loa.db")); err != nil {
 		return c, err
 	}
-	ms, err := media.Open(filepath.Join(cfg.Data, "media"), media.Limits{
-		MaxBytes: cfg.MaxMediaMB << 20, MaxDuration: time.Duration(cfg.MaxMediaMinutes) * time.Minute})
+	render := ingest.New(cfg.Media)
+	if err := render.Check(ctx); err != nil {
+		return c, messages.New(messages.NoFFmpeg, err)
+	}
+	ms, err := media.Open(filepath.Join(cfg.Data, "media"), media.Limits{MaxBytes: cfg.MaxMediaMB << 20}, render)
 	if err != nil {
 		return c, err
 	}
@@ -126,12 +132,16 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 	if err := sn.restore(ctx); err != nil {
 		return c, fmt.Errorf("restore sensor rules: %w", err)
 	}
-	sensorCtx, stopSensors := context.WithCancel(context.Background())
-	c.stopSensors = stopSensors
-	c.wg.Add(1)
+	workCtx, stopWork := context.WithCancel(context.Background())
+	c.stopWork = stopWork
+	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()
-		sn.run(sensorCtx)
+		sn.run(workCtx)
+	}()
+	go func() {
+		defer c.wg.Done()
+		c.convertMedia(workCtx, ms)
 	}()
 	c.sensors.Store(sn)
 	c.httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
@@ -212,8 +222,8 @@ func (c *Controller) Close(ctx context.Context) error {
 	} else if c.httpLn != nil {
 		errs = append(errs, c.httpLn.Close())
 	}
-	if c.stopSensors != nil {
-		c.stopSensors()
+	if c.stopWork != nil {
+		c.stopWork()
 	}
 	c.wg.Wait()
 	if c.bc != nil {

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -8,48 +9,64 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"time"
 
-	"github.com/loa-commune/loa/audio"
+	"github.com/loa-commune/loa/ingest"
 	"github.com/loa-commune/loa/protocol"
 )
 
 // ErrTooBig is returned when an upload exceeds the size limit.
 var ErrTooBig = errors.New("file too big")
 
-// Limits bound what may be uploaded.
+// Limits bound what may be uploaded (the sound's length is the Renderer's).
 type Limits struct {
-	MaxBytes    int64
-	MaxDuration time.Duration
+	MaxBytes int64
 }
 
-// DefaultLimits suit spoken announcements and short music: 50 MB, 30 min.
-var DefaultLimits = Limits{MaxBytes: 50 << 20, MaxDuration: 30 * time.Minute}
+// DefaultLimits: 50 MB, an hour of a phone's 128 kbit/s recording.
+var DefaultLimits = Limits{MaxBytes: 50 << 20}
+
+// Renderer makes what boxes play from a recording: ingest.Pipeline.
+type Renderer interface {
+	Render(ctx context.Context, src, dst string) (ingest.Result, error)
+	DecodeWAV(ctx context.Context, src, dst string, rate, channels int) error
+}
+
+var _ Renderer = (*ingest.Pipeline)(nil)
 
 // Store keeps media files in one folder.
 type Store struct {
 	dir    string
 	limits Limits
+	render Renderer
 }
 
 // Open uses (creating) dir.
-func Open(dir string, limits Limits) (*Store, error) {
+func Open(dir string, limits Limits, render Renderer) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open media folder: %w", err)
 	}
-	return &Store{dir: dir, limits: limits}, nil
+	return &Store{dir: dir, limits: limits, render: render}, nil
 }
 
-// File describes a stored file.
+// File describes a stored original and its rendition.
 type File struct {
 	SHA256 string
 	Size   int64
-	Info   audio.Info
+	// Existed: the original was stored already, so nothing was rendered
+	// and only SHA256 and Size are set.
+	Existed bool
+	// Result is what rendering found: codec, duration, loudness.
+	Result ingest.Result
+	// PlaySHA256 and PlaySize name the rendition boxes download.
+	PlaySHA256 string
+	PlaySize   int64
 }
 
-// Put reads an upload, checks that it decodes within the limits, and keeps
-// it under its hash. Putting the same bytes twice is harmless.
-func (s *Store) Put(r io.Reader) (File, error) {
+// Put reads an upload, renders it for the boxes, and keeps the original and
+// the rendition under their hashes; on any error it keeps neither. known
+// reports an original already stored: then Put renders nothing and returns
+// File.Existed.
+func (s *Store) Put(ctx context.Context, r io.Reader, known func(sha string) bool) (File, error) {
 	tmp, err := os.CreateTemp(s.dir, ".upload-*")
 	if err != nil {
 		return File{}, fmt.Errorf("store media: %w", err)
@@ -66,23 +83,91 @@ func (s *Store) Put(r io.Reader) (File, error) {
 		return File{}, fmt.Errorf("%w: over %d MB", ErrTooBig, s.limits.MaxBytes>>20)
 	}
 	if n == 0 {
-		return File{}, fmt.Errorf("%w: the file is empty", audio.ErrUnknownFormat)
+		return File{}, fmt.Errorf("%w: the file is empty", ingest.ErrNotAudio)
 	}
-	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-		return File{}, err
-	}
-	info, err := audio.Probe(tmp, s.limits.MaxDuration)
-	if err != nil {
-		return File{}, err
+	f := File{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}
+	if known != nil && known(f.SHA256) {
+		f.Existed = true
+		return f, nil
 	}
 	if err := tmp.Sync(); err != nil {
 		return File{}, fmt.Errorf("store media: %w", err)
 	}
-	f := File{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n, Info: info}
+	if err := s.renderFile(ctx, tmp.Name(), &f); err != nil {
+		return File{}, err
+	}
 	if err := os.Rename(tmp.Name(), s.Path(f.SHA256)); err != nil {
 		return File{}, fmt.Errorf("store media: %w", err)
 	}
 	return f, nil
+}
+
+// Render makes the rendition of an original already stored (media from
+// before renditions).
+func (s *Store) Render(ctx context.Context, sha string, size int64) (File, error) {
+	if err := protocol.ValidSHA256(sha); err != nil {
+		return File{}, err
+	}
+	f := File{SHA256: sha, Size: size}
+	return f, s.renderFile(ctx, s.Path(sha), &f)
+}
+
+// renderFile renders src, keeps the rendition under its hash and fills in
+// f's Result and Play fields.
+func (s *Store) renderFile(ctx context.Context, src string, f *File) error {
+	out, err := os.CreateTemp(s.dir, ".play-*")
+	if err != nil {
+		return fmt.Errorf("store media: %w", err)
+	}
+	out.Close()
+	defer os.Remove(out.Name()) // no-op after the rename
+	res, err := s.render.Render(ctx, src, out.Name())
+	f.Result = res
+	if err != nil {
+		return err
+	}
+	sha, size, err := hashFile(out.Name())
+	if err != nil {
+		return fmt.Errorf("store media: %w", err)
+	}
+	if err := os.Rename(out.Name(), s.Path(sha)); err != nil {
+		return fmt.Errorf("store media: %w", err)
+	}
+	f.PlaySHA256, f.PlaySize = sha, size
+	return nil
+}
+
+// hashFile syncs the file at path and returns its SHA-256 and size.
+func hashFile(path string) (string, int64, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, f.Sync()
+}
+
+// DecodeWAV decodes a stored original into 16-bit WAV at the given rate and
+// channels (the controller joins recordings in that form).
+func (s *Store) DecodeWAV(ctx context.Context, sha string, rate, channels int) ([]byte, error) {
+	if err := protocol.ValidSHA256(sha); err != nil {
+		return nil, err
+	}
+	out, err := os.CreateTemp(s.dir, ".wav-*")
+	if err != nil {
+		return nil, fmt.Errorf("decode media %s: %w", sha, err)
+	}
+	out.Close()
+	defer os.Remove(out.Name())
+	if err := s.render.DecodeWAV(ctx, s.Path(sha), out.Name(), rate, channels); err != nil {
+		return nil, err
+	}
+	return os.ReadFile(out.Name())
 }
 
 // Path is where the file with this hash lives. The caller must have checked

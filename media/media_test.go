@@ -2,18 +2,19 @@ package media
 
 import (
 	"bytes"
-	"crypto/rand"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"math"
 	"os"
+	"os/exec"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/loa-commune/loa/audio"
+	"github.com/loa-commune/loa/ingest"
 )
 
 // wav returns a 16-bit mono PCM WAV file of a 440 Hz tone.
@@ -49,62 +50,116 @@ func dirNames(t *testing.T, dir string) []string {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
+	slices.Sort(names)
 	return names
 }
 
-func TestPutStoresByHash(t *testing.T) {
+func hashOf(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// fakeRenderer writes out as the rendition, or fails with err.
+type fakeRenderer struct {
+	out   []byte
+	err   error
+	calls int
+}
+
+func (f *fakeRenderer) Render(_ context.Context, src, dst string) (ingest.Result, error) {
+	f.calls++
+	if f.err != nil {
+		os.WriteFile(dst, []byte("half a file"), 0o644) // what a killed ffmpeg leaves
+		return ingest.Result{}, f.err
+	}
+	return ingest.Result{Codec: "pcm_s16le", Duration: time.Second}, os.WriteFile(dst, f.out, 0o644)
+}
+
+func (f *fakeRenderer) DecodeWAV(_ context.Context, src, dst string, rate, channels int) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o644)
+}
+
+func TestPutKeepsOriginalAndRendition(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, DefaultLimits)
+	play := []byte("OggS rendition")
+	r := &fakeRenderer{out: play}
+	s, err := Open(dir, DefaultLimits, r)
 	if err != nil {
 		t.Fatal(err)
 	}
 	data := wav(8000, time.Second)
-	sum := sha256.Sum256(data)
-	want := hex.EncodeToString(sum[:])
-
-	f, err := s.Put(bytes.NewReader(data))
+	f, err := s.Put(context.Background(), bytes.NewReader(data), nil)
 	if err != nil {
 		t.Fatalf("Put: %v", err)
 	}
-	if f.SHA256 != want || f.Size != int64(len(data)) {
-		t.Fatalf("Put = %s (%d bytes), want %s (%d bytes)", f.SHA256, f.Size, want, len(data))
+	if f.SHA256 != hashOf(data) || f.Size != int64(len(data)) || f.PlaySHA256 != hashOf(play) || f.PlaySize != int64(len(play)) {
+		t.Fatalf("Put = %+v", f)
 	}
-	if f.Info.Codec != audio.CodecWAV || f.Info.Duration != time.Second {
-		t.Fatalf("Info = %+v, want wav of 1s", f.Info)
+	if names, want := dirNames(t, dir), []string{hashOf(data), hashOf(play)}; !slices.Equal(names, slices.Sorted(slices.Values(want))) {
+		t.Fatalf("folder holds %v, want %v", names, want)
 	}
-	stored, err := os.ReadFile(s.Path(want))
-	if err != nil || !bytes.Equal(stored, data) {
-		t.Fatalf("the stored file differs from the upload (%v)", err)
-	}
-	rf, err := s.Open(want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rf.Close()
-
-	// The same bytes again: fine, one file.
-	f2, err := s.Put(bytes.NewReader(data))
-	if err != nil || f2.SHA256 != want {
-		t.Fatalf("second Put = %+v, %v", f2, err)
-	}
-	if names := dirNames(t, dir); !slices.Equal(names, []string{want}) {
-		t.Fatalf("folder holds %v, want just %s", names, want)
+	if stored, _ := os.ReadFile(s.Path(f.SHA256)); !bytes.Equal(stored, data) {
+		t.Fatal("the original is not kept as uploaded")
 	}
 
-	if err := s.Remove(want); err != nil {
-		t.Fatal(err)
+	// Known bytes: nothing rendered again, nothing new stored.
+	f2, err := s.Put(context.Background(), bytes.NewReader(data), func(sha string) bool { return sha == f.SHA256 })
+	if err != nil || !f2.Existed || f2.SHA256 != f.SHA256 || r.calls != 1 {
+		t.Fatalf("second Put = %+v, %v (renders: %d)", f2, err, r.calls)
 	}
-	if err := s.Remove(want); err != nil {
-		t.Fatalf("removing a missing file: %v", err)
+	if len(dirNames(t, dir)) != 2 {
+		t.Fatalf("folder holds %v", dirNames(t, dir))
 	}
-	if names := dirNames(t, dir); len(names) != 0 {
-		t.Fatalf("folder holds %v after Remove", names)
+
+	// An original from before renditions gets one on demand.
+	os.Remove(s.Path(f.PlaySHA256))
+	f3, err := s.Render(context.Background(), f.SHA256, f.Size)
+	if err != nil || f3.PlaySHA256 != hashOf(play) {
+		t.Fatalf("Render = %+v, %v", f3, err)
+	}
+	if wavOut, err := s.DecodeWAV(context.Background(), f.SHA256, 8000, 1); err != nil || !bytes.Equal(wavOut, data) {
+		t.Fatalf("DecodeWAV = %d bytes, %v", len(wavOut), err)
+	}
+}
+
+func TestPutRefusesAndKeepsNothing(t *testing.T) {
+	good := wav(8000, time.Second)
+	for _, tc := range []struct {
+		name   string
+		limits Limits
+		data   []byte
+		render error
+		is     error
+	}{
+		{"empty", DefaultLimits, nil, nil, ingest.ErrNotAudio},
+		{"over MaxBytes", Limits{MaxBytes: int64(len(good)) - 1}, good, nil, ErrTooBig},
+		{"render fails", DefaultLimits, good, ingest.ErrSilent, ingest.ErrSilent},
+		{"render times out", DefaultLimits, good, ingest.ErrTimeout, ingest.ErrTimeout},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := Open(dir, tc.limits, &fakeRenderer{out: []byte("x"), err: tc.render})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := s.Put(context.Background(), bytes.NewReader(tc.data), nil)
+			if !errors.Is(err, tc.is) {
+				t.Fatalf("Put = %+v, %v; want %v", f, err, tc.is)
+			}
+			if names := dirNames(t, dir); len(names) != 0 {
+				t.Fatalf("folder holds %v after a refused upload", names)
+			}
+		})
 	}
 }
 
 func TestOpenAndRemoveRefuseBadIDs(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, DefaultLimits)
+	s, err := Open(dir, DefaultLimits, &fakeRenderer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,99 +174,43 @@ func TestOpenAndRemoveRefuseBadIDs(t *testing.T) {
 		if err := s.Remove(id); err == nil {
 			t.Errorf("Remove(%q) succeeded", id)
 		}
+		if _, err := s.Render(context.Background(), id, 1); err == nil {
+			t.Errorf("Render(%q) succeeded", id)
+		}
 	}
 	if _, err := os.Stat(dir + "/../secret"); err != nil {
 		t.Fatalf("the file outside the folder is gone: %v", err)
 	}
 }
 
-func TestPutRefuses(t *testing.T) {
-	good := wav(8000, time.Second)
-	random := make([]byte, 4096)
-	rand.Read(random)
-	tests := []struct {
-		name   string
-		limits Limits
-		data   []byte
-		is     error // nil: any error
-	}{
-		{"corrupt", DefaultLimits, random, nil},
-		{"empty", DefaultLimits, nil, audio.ErrUnknownFormat},
-		{"header cut short", DefaultLimits, good[:30], nil},
-		{"data cut short", DefaultLimits, good[:len(good)/2], nil},
-		{"header only", DefaultLimits, good[:44], nil},
-		{"over MaxBytes", Limits{MaxBytes: int64(len(good)) - 1, MaxDuration: time.Hour}, good, ErrTooBig},
-		{"over MaxDuration", Limits{MaxBytes: 1 << 20, MaxDuration: 500 * time.Millisecond}, good, audio.ErrTooLong},
+// TestPutWithFFmpeg: the real pipeline, end to end through the store.
+func TestPutWithFFmpeg(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Skip("ffmpeg is not installed (scripts/deps.sh test installs it)")
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			s, err := Open(dir, tc.limits)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f, err := s.Put(bytes.NewReader(tc.data))
-			if err == nil {
-				t.Fatalf("Put accepted it: %+v", f)
-			}
-			if tc.is != nil && !errors.Is(err, tc.is) {
-				t.Fatalf("Put = %v, want %v", err, tc.is)
-			}
-			if names := dirNames(t, dir); len(names) != 0 {
-				t.Fatalf("folder holds %v after a refused upload", names)
-			}
-		})
-	}
-}
-
-func TestPutAtTheLimits(t *testing.T) {
-	good := wav(8000, time.Second)
-	s, err := Open(t.TempDir(), Limits{MaxBytes: int64(len(good)), MaxDuration: time.Second})
+	o := ingest.DefaultOptions()
+	dir := t.TempDir()
+	s, err := Open(dir, DefaultLimits, ingest.New(o))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Put(bytes.NewReader(good)); err != nil {
-		t.Fatalf("a file exactly at both limits is refused: %v", err)
+	f, err := s.Put(context.Background(), bytes.NewReader(wav(22050, 3*time.Second)), nil)
+	if err != nil {
+		t.Fatalf("Put: %v", err)
 	}
-}
-
-func TestPutFromTestdata(t *testing.T) {
-	for _, name := range []string{"tone.wav", "tone.mp3", "tone.ogg", "tone.flac"} {
-		t.Run(name, func(t *testing.T) {
-			data, err := os.ReadFile("../audio/testdata/" + name)
-			if err != nil {
-				t.Skipf("no fixture: %v", err)
-			}
-			s, err := Open(t.TempDir(), DefaultLimits)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f, err := s.Put(bytes.NewReader(data))
-			if err != nil {
-				t.Fatalf("Put(%s): %v", name, err)
-			}
-			if f.Info.Duration <= 0 {
-				t.Fatalf("Info = %+v", f.Info)
-			}
-		})
+	if f.Result.Codec != "pcm_s16le" || f.Result.Duration != 3*time.Second || f.PlaySize == 0 {
+		t.Fatalf("Put = %+v", f)
 	}
-	for _, name := range []string{"corrupt.mp3", "truncated.flac", "empty.wav"} {
-		t.Run(name, func(t *testing.T) {
-			data, err := os.ReadFile("../audio/testdata/" + name)
-			if err != nil {
-				t.Skipf("no fixture: %v", err)
-			}
-			dir := t.TempDir()
-			s, err := Open(dir, DefaultLimits)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if f, err := s.Put(bytes.NewReader(data)); err == nil {
-				t.Fatalf("Put(%s) accepted it: %+v", name, f)
-			}
-			if names := dirNames(t, dir); len(names) != 0 {
-				t.Fatalf("folder holds %v", names)
-			}
-		})
+	play, _ := os.ReadFile(s.Path(f.PlaySHA256))
+	if !bytes.HasPrefix(play, []byte("OggS")) || !bytes.Contains(play[:200], []byte("OpusHead")) {
+		t.Fatalf("the rendition is not Ogg Opus: % x", play[:min(len(play), 40)])
+	}
+	// The same upload elsewhere makes the same bytes.
+	other, err := Open(t.TempDir(), DefaultLimits, ingest.New(o))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f2, err := other.Put(context.Background(), bytes.NewReader(wav(22050, 3*time.Second)), nil); err != nil || f2.PlaySHA256 != f.PlaySHA256 {
+		t.Fatalf("a second rendering gave %s (%v), the first %s", f2.PlaySHA256, err, f.PlaySHA256)
 	}
 }

@@ -29,6 +29,9 @@ const (
 	BadMedia          Key = "bad_media"
 	MediaTooBig       Key = "media_too_big"
 	MediaTooLong      Key = "media_too_long"
+	MediaSilent       Key = "media_silent"
+	MediaTimeout      Key = "media_timeout"
+	NoFFmpeg          Key = "no_ffmpeg"
 	MediaInUse        Key = "media_in_use"
 	BadPriority       Key = "bad_priority"
 	BadRepeat         Key = "bad_repeat"
@@ -99,9 +102,12 @@ var english = map[Key]string{
 	TimeInPast:        "the time %s is in the past: give a later time, or leave out --at to play now",
 	NoTarget:          "say where to play: --all, --group VILLAGE or --device BOX",
 	NoMedia:           "say what to play: --media ID, --file PATH or --text \"...\"",
-	BadMedia:          "this file is not audio Loa can play (MP3, WAV, OGG Vorbis or FLAC): %s",
-	MediaTooBig:       "the file is too big: %s",
-	MediaTooLong:      "the recording is too long: %s",
+	BadMedia:          "Loa cannot read this file as sound (%s): send a recording such as MP3, M4A, Opus, WAV, WMA or AMR, or a video with sound",
+	MediaTooBig:       "the file is too big (%s): send a shorter recording or a smaller file",
+	MediaTooLong:      "the recording is too long (%s): cut it into shorter parts",
+	MediaSilent:       "the recording is silent (%s): check the microphone and record it again",
+	MediaTimeout:      "preparing the file took too long (%s): try again, or send a shorter file",
+	NoFFmpeg:          "the controller cannot convert sound (%s): install ffmpeg on it (apt-get install ffmpeg) and restart loa serve",
 	MediaInUse:        "%s: cancel or remove those first",
 	BadPriority:       "%s",
 	BadRepeat:         "repeat must be from 1 to %d",
@@ -164,7 +170,12 @@ var vietnamese = map[Key]string{
 	DeviceExists:      "đã có loa mang mã %q: chọn mã khác, hoặc xoá trước bằng `loa device rm %s`",
 	NoTarget:          "chọn nơi phát: --all, --group THÔN hoặc --device LOA",
 	NoMedia:           "chọn nội dung phát: --media MÃ, --file TỆP hoặc --text \"...\"",
-	BadMedia:          "tệp này không phải âm thanh Loa phát được (MP3, WAV, OGG Vorbis, FLAC): %s",
+	BadMedia:          "Loa không đọc được tệp này như âm thanh (%s): hãy gửi bản ghi âm MP3, M4A, Opus, WAV, WMA hoặc AMR, hoặc video có tiếng",
+	MediaTooBig:       "tệp quá lớn (%s): hãy gửi bản ghi ngắn hơn hoặc tệp nhỏ hơn",
+	MediaTooLong:      "bản ghi quá dài (%s): hãy cắt thành nhiều phần ngắn hơn",
+	MediaSilent:       "bản ghi không có tiếng (%s): hãy kiểm tra micrô và ghi âm lại",
+	MediaTimeout:      "xử lý tệp quá lâu (%s): hãy thử lại, hoặc gửi tệp ngắn hơn",
+	NoFFmpeg:          "máy điều khiển không chuyển đổi được âm thanh (%s): hãy cài ffmpeg (apt-get install ffmpeg) rồi khởi động lại loa serve",
 	TimeInPast:        "thời điểm %s đã qua: chọn giờ muộn hơn, hoặc bỏ --at để phát ngay",
 	ServerUnreachable: "không kết nối được máy chủ Loa tại %s: `loa serve` có đang chạy không? (đặt --server hoặc LOA_SERVER)",
 	NoActiveEmergency: "không có báo động khẩn cấp nào đang phát để huỷ",

@@ -300,7 +300,7 @@ func TestRemoveMediaInUse(t *testing.T) {
 	if err := s.AddRule(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RemoveMedia(ctx, shaA); !errors.Is(err, ErrInUse) {
+	if _, err := s.RemoveMedia(ctx, shaA); !errors.Is(err, ErrInUse) {
 		t.Fatalf("RemoveMedia in use = %v, want ErrInUse", err)
 	}
 	if _, err := s.MediaByID(ctx, shaA); err != nil {
@@ -309,13 +309,13 @@ func TestRemoveMediaInUse(t *testing.T) {
 	if err := s.CancelRule(ctx, "s-1", t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RemoveMedia(ctx, shaA); err != nil {
+	if _, err := s.RemoveMedia(ctx, shaA); err != nil {
 		t.Fatalf("RemoveMedia after cancelling its schedule: %v", err)
 	}
 	if _, err := s.MediaByID(ctx, shaA); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("media still there: %v", err)
 	}
-	if err := s.RemoveMedia(ctx, shaA); !errors.Is(err, ErrNotFound) {
+	if _, err := s.RemoveMedia(ctx, shaA); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("RemoveMedia twice = %v", err)
 	}
 }

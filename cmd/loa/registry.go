@@ -154,10 +154,10 @@ func newGroup(g *globals) *cobra.Command {
 }
 
 func newMedia(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "media", Short: "Upload and list audio files (MP3, WAV, OGG Vorbis, FLAC)"}
+	cmd := &cobra.Command{Use: "media", Short: "Upload and list recordings (MP3, M4A/AAC, Opus, WAV, WMA, AMR, FLAC, a video's sound)"}
 	var name string
 	add := &cobra.Command{
-		Use: "add FILE", Short: "Upload an audio file; it is checked to decode", Args: cobra.ExactArgs(1),
+		Use: "add FILE", Short: "Upload a recording; the controller brings it to one loudness and makes the light file boxes download", Args: cobra.ExactArgs(1),
 		RunE: g.staff(func(ctx context.Context, c *api.Client, cmd *cobra.Command, args []string) error {
 			m, err := uploadFile(ctx, c, args[0], name)
 			if err != nil {
@@ -166,7 +166,7 @@ func newMedia(g *globals) *cobra.Command {
 			if g.output == "json" {
 				return printJSON(cmd.OutOrStdout(), m)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Added %s (%s, %.1f s). Its id is:\n%s\n", orDash(m.Name), m.Codec, float64(m.DurationMS)/1000, m.ID)
+			fmt.Fprintf(cmd.OutOrStdout(), "Added %s (%s, %.1f s, %s). Its id is:\n%s\n", orDash(m.Name), m.Codec, float64(m.DurationMS)/1000, loudnessNote(m), m.ID)
 			return nil
 		}),
 	}
@@ -183,9 +183,17 @@ func newMedia(g *globals) *cobra.Command {
 			}
 			rows := [][]string{}
 			for _, m := range ms {
-				rows = append(rows, []string{m.ID, orDash(m.Name), m.Codec, fmt.Sprintf("%.1fs", float64(m.DurationMS)/1000), strconv.FormatInt(m.Size, 10)})
+				loudness, boxBytes := "-", "converting"
+				if m.LoudnessLUFS != nil {
+					loudness = fmt.Sprintf("%.1f", *m.LoudnessLUFS)
+				}
+				if m.Play != nil {
+					boxBytes = strconv.FormatInt(m.Play.Size, 10)
+				}
+				rows = append(rows, []string{m.ID, orDash(m.Name), m.Codec, fmt.Sprintf("%.1fs", float64(m.DurationMS)/1000), loudness,
+					strconv.FormatInt(m.Size, 10), boxBytes})
 			}
-			return table(cmd.OutOrStdout(), []string{"ID", "NAME", "CODEC", "DURATION", "BYTES"}, rows)
+			return table(cmd.OutOrStdout(), []string{"ID", "NAME", "CODEC", "DURATION", "LUFS", "BYTES", "BOX BYTES"}, rows)
 		}),
 	}
 	rm := &cobra.Command{
@@ -200,6 +208,14 @@ func newMedia(g *globals) *cobra.Command {
 	}
 	cmd.AddCommand(add, list, rm)
 	return cmd
+}
+
+// loudnessNote says what normalisation did to an upload.
+func loudnessNote(m api.MediaInfo) string {
+	if m.LoudnessLUFS == nil || m.Play == nil || m.Play.LoudnessLUFS == nil {
+		return "loudness not measured yet"
+	}
+	return fmt.Sprintf("loudness %.1f → %.1f LUFS, boxes download %d kB", *m.LoudnessLUFS, *m.Play.LoudnessLUFS, (m.Play.Size+999)/1000)
 }
 
 func uploadFile(ctx context.Context, c *api.Client, path, name string) (api.MediaInfo, error) {

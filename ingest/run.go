@@ -1,0 +1,96 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Bounds on what one ffmpeg run may print; past them the middle is dropped
+// (errors come first, loudnorm's report last).
+const (
+	outputHead = 256 << 10
+	outputTail = 64 << 10
+)
+
+// output is what a run printed, bounded.
+type output struct {
+	stdout, stderr []byte
+}
+
+// run runs prog with args in its own process group, with the Pipeline's
+// deadline and address-space limit, and returns what it printed. A run past
+// the deadline is killed with everything it started and gives ErrTimeout.
+func (p *Pipeline) run(ctx context.Context, prog string, args ...string) (output, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, prog, args...)
+	var stdout, stderr boundedBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// A child that kept the pipes open must not hold the call.
+	cmd.WaitDelay = 2 * time.Second
+	if err := cmd.Start(); err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			return output{}, fmt.Errorf("%w: %s is not installed (apt-get install ffmpeg)", ErrNoFFmpeg, prog)
+		}
+		return output{}, fmt.Errorf("%w: start %s: %v", ErrNoFFmpeg, prog, err)
+	}
+	// Set right after the start: ffmpeg spends its first milliseconds
+	// loading libraries, before it reads a byte of the file.
+	limit := uint64(p.opts.MemoryMB) << 20
+	_ = unix.Prlimit(cmd.Process.Pid, unix.RLIMIT_AS, &unix.Rlimit{Cur: limit, Max: limit}, nil)
+	err := cmd.Wait()
+	// Whatever it left behind goes too (a no-op when nothing is left).
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	out := output{stdout: stdout.Bytes(), stderr: stderr.Bytes()}
+	if ctx.Err() == context.DeadlineExceeded {
+		return out, fmt.Errorf("%w: stopped after %v", ErrTimeout, p.opts.Timeout)
+	}
+	if err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// boundedBuffer keeps the first outputHead and the last outputTail bytes
+// written to it.
+type boundedBuffer struct {
+	head    bytes.Buffer
+	tail    []byte
+	dropped bool
+}
+
+func (b *boundedBuffer) Write(p []byte) (int, error) {
+	n := len(p)
+	if room := outputHead - b.head.Len(); room > 0 {
+		k := min(room, len(p))
+		b.head.Write(p[:k])
+		p = p[k:]
+	}
+	if len(p) > 0 {
+		b.tail = append(b.tail, p...)
+		if over := len(b.tail) - outputTail; over > 0 {
+			b.tail = append(b.tail[:0], b.tail[over:]...)
+			b.dropped = true
+		}
+	}
+	return n, nil
+}
+
+// Bytes returns what was kept; a dropped middle becomes a line break, so
+// line-based parsing stays sound.
+func (b *boundedBuffer) Bytes() []byte {
+	out := append([]byte(nil), b.head.Bytes()...)
+	if b.dropped {
+		out = append(out, '\n')
+	}
+	return append(out, b.tail...)
+}
