@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,7 +83,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 	}
 	render := ingest.New(cfg.Media)
 	if err := render.Check(ctx); err != nil {
-		return c, messages.New(messages.NoFFmpeg, err)
+		return c, messages.New(messages.NoFFmpeg, strings.TrimPrefix(err.Error(), ingest.ErrNoFFmpeg.Error()+": "))
 	}
 	ms, err := media.Open(filepath.Join(cfg.Data, "media"), media.Limits{MaxBytes: cfg.MaxMediaMB << 20}, render)
 	if err != nil {

@@ -53,6 +53,12 @@ func TestValidate(t *testing.T) {
 		{"emergency volume over 100", func(c *controller.Config) { c.EmergencyVolume = 150 }, "emergency_volume"},
 		{"no media size", func(c *controller.Config) { c.MaxMediaMB = 0 }, "max_media_mb"},
 		{"no media length", func(c *controller.Config) { c.MaxMediaMinutes = 0 }, "max_media_minutes"},
+		{"loudness too low", func(c *controller.Config) { c.Media.LoudnessLUFS = -70 }, "media.loudness_lufs"},
+		{"true peak over 0", func(c *controller.Config) { c.Media.TruePeakDBTP = 1 }, "media.true_peak_dbtp"},
+		{"opus bitrate too low", func(c *controller.Config) { c.Media.BitrateKbps = 2 }, "media.bitrate_kbps"},
+		{"five channels", func(c *controller.Config) { c.Media.Channels = 5 }, "media.channels"},
+		{"no ffmpeg named", func(c *controller.Config) { c.Media.FFmpeg = "" }, "media.ffmpeg"},
+		{"ffmpeg without time", func(c *controller.Config) { c.Media.Timeout = 0 }, "media.timeout"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

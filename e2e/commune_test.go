@@ -1,16 +1,22 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/loa-commune/loa/audio"
+	"github.com/loa-commune/loa/ingest"
 )
 
 type statusRow struct {
@@ -231,25 +237,60 @@ func startOf(t testing.TB, c *commune, id string) time.Time {
 	return time.Time{}
 }
 
-// expectedPCM is what a box must play: the media decoded to the output
-// format, times the gain of the volume.
+// expectedPCM is what a box must play: the controller's rendition of the
+// media (made here with the controller's default ingest options: the same
+// bytes), decoded by ffmpeg into the output format, times the gain of the
+// volume. ffmpeg decodes with libopus, as the agent does, so the samples
+// agree to float rounding; what is independent of Loa is everything around
+// the codec: the Ogg pages, the pre-skip, the end trimming.
 func expectedPCM(t testing.TB, path string, volume int) []float32 {
 	t.Helper()
-	f, err := os.Open(path)
+	mono := ffmpegPCM(t, renditionOf(t, path), "-c:a", "libopus")
+	g := audio.VolumeGain(volume)
+	out := make([]float32, 2*len(mono))
+	for i, v := range mono {
+		out[2*i], out[2*i+1] = v*g, v*g // mono repeats on both channels
+	}
+	return out
+}
+
+var renditions sync.Map // original path → rendition path
+
+// renditionOf renders the media at path as the controller does, once per
+// test binary.
+func renditionOf(t testing.TB, path string) string {
+	t.Helper()
+	if p, ok := renditions.Load(path); ok {
+		return p.(string)
+	}
+	f, err := os.CreateTemp(binDir, "rendition-*.opus") // removed with binDir
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	var buf strings.Builder
-	if _, err := audio.Transcode(f, audio.DefaultFormat, &buf); err != nil {
-		t.Fatal(err)
+	f.Close()
+	if _, err := ingest.New(ingest.DefaultOptions()).Render(context.Background(), path, f.Name()); err != nil {
+		t.Fatalf("render %s: %v", path, err)
 	}
-	raw := []byte(buf.String())
-	g := audio.VolumeGain(volume)
+	p, _ := renditions.LoadOrStore(path, f.Name())
+	return p.(string)
+}
+
+// ffmpegPCM is ffmpeg's decode of a file: mono float32 at 48 kHz. decoder
+// args go before the input (e.g. -c:a libopus).
+func ffmpegPCM(t testing.TB, path string, decoder ...string) []float32 {
+	t.Helper()
+	args := append([]string{"-nostdin", "-hide_banner", "-loglevel", "error"}, decoder...)
+	args = append(args, "-i", path, "-ac", "1", "-ar", "48000", "-f", "f32le", "-")
+	var stderr bytes.Buffer
+	cmd := exec.Command("ffmpeg", args...)
+	cmd.Stderr = &stderr
+	raw, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ffmpeg decode %s: %v: %s", path, err, stderr.String())
+	}
 	out := make([]float32, len(raw)/4)
 	for i := range out {
-		bits := uint32(raw[4*i]) | uint32(raw[4*i+1])<<8 | uint32(raw[4*i+2])<<16 | uint32(raw[4*i+3])<<24
-		out[i] = math.Float32frombits(bits) * g
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
 	}
 	return out
 }

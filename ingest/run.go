@@ -39,7 +39,7 @@ func (p *Pipeline) run(ctx context.Context, prog string, args ...string) (output
 	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Start(); err != nil {
 		if errors.Is(err, exec.ErrNotFound) {
-			return output{}, fmt.Errorf("%w: %s is not installed (apt-get install ffmpeg)", ErrNoFFmpeg, prog)
+			return output{}, fmt.Errorf("%w: %s not found", ErrNoFFmpeg, prog)
 		}
 		return output{}, fmt.Errorf("%w: start %s: %v", ErrNoFFmpeg, prog, err)
 	}

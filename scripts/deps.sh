@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs (as root) or names (otherwise) the Debian packages Loa needs.
-#   scripts/deps.sh build   what building loa-agent needs (ALSA headers)
+#   scripts/deps.sh build   what building loa-agent needs (ALSA and Opus headers) and what
+#                           `loa serve` needs to run (ffmpeg decodes and converts every upload)
 #   scripts/deps.sh test    what the tests need: real audio, a real broker, TTS, and nats-server
 #                           (go install, into GOPATH/bin) for the NATS cluster tests
 set -euo pipefail
-build=(libasound2-dev pkg-config)
-test=("${build[@]}" alsa-utils libasound2-plugins pulseaudio pulseaudio-utils mosquitto espeak-ng sox lame ffmpeg)
+build=(libasound2-dev libopus-dev pkg-config ffmpeg)
+test=("${build[@]}" alsa-utils libasound2-plugins pulseaudio pulseaudio-utils mosquitto espeak-ng sox lame)
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
   test) want=("${test[@]}") ;;
