@@ -34,7 +34,7 @@ func (f Format) Bytes(d time.Duration) int64 {
 
 // Info is what decoding a media file found.
 type Info struct {
-	Codec    string        `json:"codec"` // mp3, wav, ogg, flac
+	Codec    string        `json:"codec"` // mp3, wav, ogg, flac, opus
 	Source   Format        `json:"source"`
 	Frames   int64         `json:"frames"` // in the source rate
 	Duration time.Duration `json:"duration"`

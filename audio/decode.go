@@ -15,6 +15,7 @@ const (
 	CodecWAV  = "wav"
 	CodecOGG  = "ogg"
 	CodecFLAC = "flac"
+	CodecOpus = "opus" // in Ogg
 )
 
 // Limits on what a media header may claim. A header outside them is treated
@@ -27,7 +28,7 @@ const (
 
 var (
 	// ErrUnknownFormat is returned by Decode (and so Probe and Transcode) when
-	// the input is none of MP3, WAV, OGG Vorbis or FLAC.
+	// the input is none of MP3, WAV, OGG Vorbis, Ogg Opus or FLAC.
 	ErrUnknownFormat = errors.New("unknown media format")
 	// ErrTooLong is returned by Probe when the media plays longer than allowed.
 	ErrTooLong = errors.New("media too long")
@@ -51,8 +52,10 @@ type Stream interface {
 }
 
 // Decode sniffs the format of r (MP3 with or without an ID3v2 tag, RIFF/WAVE
-// PCM 8/16/24/32-bit integer or 32/64-bit float, OGG Vorbis, FLAC) and returns
-// a Stream decoding it on the fly. It reads r from its current position.
+// PCM 8/16/24/32-bit integer or 32/64-bit float, OGG Vorbis, FLAC, Ogg Opus)
+// and returns a Stream decoding it on the fly. It reads r from its current
+// position. Opus needs a decoder registered with RegisterOpusDecoder (see
+// audio/opus); without one it fails with an error wrapping ErrNoOpusDecoder.
 //
 // Errors say which codec failed ("decode flac: ..."); input that is none of
 // the formats gives an error wrapping ErrUnknownFormat. Corrupt or truncated
@@ -83,6 +86,8 @@ func Decode(r io.ReadSeeker) (Stream, error) {
 			s, err = newWAVStream(src)
 		case CodecOGG:
 			s, err = newOGGStream(src)
+		case CodecOpus:
+			s, err = newOpusStream(src)
 		case CodecFLAC:
 			s, err = newFLACStream(src)
 		}
@@ -230,6 +235,9 @@ func sniff(r io.ReadSeeker) (codec string, offset int64, err error) {
 	case bytes.HasPrefix(b, []byte("fLaC")):
 		return CodecFLAC, offset, nil
 	case bytes.HasPrefix(b, []byte("OggS")):
+		if isOggOpus(r, offset) {
+			return CodecOpus, offset, nil
+		}
 		return CodecOGG, offset, nil
 	case bytes.HasPrefix(b, []byte("RIFF")) && bytes.Equal(b[8:12], []byte("WAVE")):
 		return CodecWAV, offset, nil
@@ -244,6 +252,21 @@ func sniff(r io.ReadSeeker) (codec string, offset int64, err error) {
 		return "", 0, fmt.Errorf("decode mp3: no MPEG audio frame after the ID3 tag")
 	}
 	return "", 0, fmt.Errorf("decode: %w", ErrUnknownFormat)
+}
+
+// isOggOpus reports whether the first packet of the Ogg page at offset is
+// an Opus header; anything else is left to the Vorbis decoder.
+func isOggOpus(r io.ReadSeeker, offset int64) bool {
+	var b [oggHeaderSize + 255 + 8]byte
+	if _, err := r.Seek(offset, io.SeekStart); err != nil {
+		return false
+	}
+	n, _ := io.ReadFull(r, b[:])
+	if n < oggHeaderSize {
+		return false
+	}
+	at := oggHeaderSize + int(b[26])
+	return n >= at+8 && string(b[at:at+8]) == "OpusHead"
 }
 
 // id3v2Size reports the total size of an ID3v2 tag starting at b.

@@ -1,8 +1,8 @@
 // Package audio turns media files into sound: decoders for MP3, WAV, OGG
-// Vorbis and FLAC, resampling and channel mixing to the box's output format,
-// volume gain, synthesized tones (chime, siren, alert tones), fades, and
-// sinks that play PCM (a WAV file per item, a paced null sink). The
-// sound-card sink lives in audio/otosink because it needs cgo, and the
+// Vorbis, FLAC and Ogg Opus, resampling and channel mixing to the box's
+// output format, volume gain, synthesized tones (chime, siren, alert tones),
+// fades, and sinks that play PCM (a WAV file per item, a paced null sink).
+// The sound-card sink lives in audio/otosink because it needs cgo, and the
 // controller must build without.
 //
 // Everything here is safe for use by one goroutine at a time per value; sinks
@@ -26,6 +26,10 @@
 // PCM between these parts is float32 little-endian, interleaved, in a
 // Format. Decoders are pure Go (go-mp3, oggvorbis, mewkiz/flac and a WAV
 // reader here), guarded so that corrupt input yields an error naming the
-// codec, never a panic. MP3 encoder delay and padding are trimmed when the
-// file has a LAME/Xing tag, so a decoded MP3 is as long as its source.
+// codec, never a panic. Opus is the exception: the Ogg layer (pages,
+// pre-skip, end trimming, output gain) is here, but the packets go to
+// libopus, registered with RegisterOpusDecoder by audio/opus, which needs
+// cgo and so only the agent imports. MP3 encoder delay and padding are
+// trimmed when the file has a LAME/Xing tag, so a decoded MP3 is as long as
+// its source; Opus pre-skip and end padding likewise.
 package audio

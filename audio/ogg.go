@@ -18,7 +18,8 @@ func newOGGStream(r io.ReadSeeker) (Stream, error) {
 	var head [512]byte
 	n, _ := io.ReadFull(r, head[:])
 	if bytes.Contains(head[:n], []byte("OpusHead")) {
-		return nil, errors.New("Opus is not supported, only Vorbis")
+		// Decode takes Ogg Opus only as the file's first stream.
+		return nil, errors.New("Opus after another stream in one Ogg file is not supported")
 	}
 	if _, err := r.Seek(0, io.SeekStart); err != nil {
 		return nil, err

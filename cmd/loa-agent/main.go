@@ -20,6 +20,8 @@ import (
 	_ "time/tzdata"
 
 	"github.com/loa-commune/loa/audio"
+	// The controller sends media as Ogg Opus; libopus decodes it.
+	_ "github.com/loa-commune/loa/audio/opus"
 	"github.com/loa-commune/loa/audio/otosink"
 	"github.com/loa-commune/loa/device"
 )
