@@ -3,7 +3,7 @@
 // and output: ffprobe names the codec and finds the sound track; a first
 // ffmpeg pass decodes the whole file and measures its loudness (EBU R128,
 // ffmpeg's loudnorm filter); a second pass applies the measured gain and
-// encodes one light format for the boxes (Ogg Opus, mono, about 32 kbit/s).
+// encodes one light format for the boxes (Ogg Opus, mono, 30 kbit/s).
 //
 // Nothing here touches the media store: a Pipeline reads one file and
 // writes another. A Pipeline is safe for concurrent use; each call owns its

@@ -58,13 +58,14 @@ type Options struct {
 }
 
 // DefaultOptions: -16 LUFS and -1 dBTP (loud enough for a horn speaker,
-// clear of clipping after the lossy encoding), Opus mono at 32 kbit/s (240 kB
-// a minute; speech stays clear), ffmpeg bounded to 5 minutes and 1 GiB.
+// clear of clipping after the lossy encoding), Opus mono at 30 kbit/s (with
+// the Ogg pages about 235 kB a minute, under 3G's budget of 240; speech
+// stays clear), ffmpeg bounded to 5 minutes and 1 GiB.
 func DefaultOptions() Options {
 	return Options{
 		FFmpeg: "ffmpeg", FFprobe: "ffprobe",
 		LoudnessLUFS: -16, TruePeakDBTP: -1, LoudnessRange: 11,
-		BitrateKbps: 32, Channels: 1,
+		BitrateKbps: 30, Channels: 1,
 		Timeout: 5 * time.Minute, MemoryMB: 1024, MaxDuration: 30 * time.Minute,
 	}
 }

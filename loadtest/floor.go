@@ -19,6 +19,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 
 	"github.com/loa-commune/loa/api"
+	"github.com/loa-commune/loa/audio"
 	"github.com/loa-commune/loa/internal/mochistop"
 )
 
@@ -219,21 +220,16 @@ func randomBytes(n int) []byte {
 	return b
 }
 
-// uploadSilence uploads one second of silence (a WAV) for the schedules
-// and announcements of a run, and returns its id.
-func uploadSilence(ctx context.Context, c *api.Client) (string, error) {
-	const rate, samples = 8000, 8000
+// uploadChime uploads the chime (a WAV, about a second; the controller
+// refuses silence) for the schedules and announcements of a run, and
+// returns its id.
+func uploadChime(ctx context.Context, c *api.Client) (string, error) {
+	f := audio.Format{SampleRate: 8000, Channels: 1}
 	var w bytes.Buffer
-	w.WriteString("RIFF")
-	binary.Write(&w, binary.LittleEndian, uint32(36+2*samples))
-	w.WriteString("WAVEfmt ")
-	for _, v := range []any{uint32(16), uint16(1), uint16(1), uint32(rate), uint32(2 * rate), uint16(2), uint16(16)} {
-		binary.Write(&w, binary.LittleEndian, v) // format: PCM, mono, 16-bit
+	if err := audio.WriteWAV(&w, f, audio.Chime(f)); err != nil {
+		return "", err
 	}
-	w.WriteString("data")
-	binary.Write(&w, binary.LittleEndian, uint32(2*samples))
-	w.Write(make([]byte, 2*samples))
-	m, err := c.AddMedia(ctx, "bench-silence.wav", &w)
+	m, err := c.AddMedia(ctx, "bench-chime.wav", &w)
 	if err != nil {
 		return "", fmt.Errorf("upload the bench's media: %w", err)
 	}

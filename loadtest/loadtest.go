@@ -180,7 +180,7 @@ func Run(ctx context.Context, c *api.Client, o Options, log *slog.Logger) (Resul
 	log.Info("registered", "boxes", o.Boxes, "took", res.RegisterTime)
 	var media string
 	if o.Schedules > 0 || o.Changes || o.Kind == KindAnnouncement {
-		if media, err = uploadSilence(ctx, c); err != nil {
+		if media, err = uploadChime(ctx, c); err != nil {
 			return res, err
 		}
 	}
