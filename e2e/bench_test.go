@@ -178,3 +178,44 @@ func finalStatus(s string) bool {
 	}
 	return false
 }
+
+// BenchmarkAgentFetch30MinSpeech measures one real loa-agent while it
+// downloads and decodes a 30-minute speech recording (uploaded as a phone's
+// 128 kbit/s MP3, so the box gets the controller's Opus): its peak resident
+// memory, the bytes it downloaded per minute of speech, and the time from
+// the announcement to the item ready to play.
+func BenchmarkAgentFetch30MinSpeech(b *testing.B) {
+	needMediaTools(b)
+	dir := b.TempDir()
+	mp3 := filepath.Join(dir, "thirty.mp3")
+	makeMedia(b, "-stream_loop", "-1", "-i", speechWAV(b, dir, "Thông báo của ủy ban nhân dân xã về lịch tiêm vắc xin cho trẻ em."),
+		"-af", "apad=pad_dur=1", "-t", "1800", "-ar", "44100", "-ac", "2", "-c:a", "libmp3lame", "-b:a", "128k", mp3)
+	for i := 0; i < b.N; i++ {
+		c := newCommune(b, "", "")
+		cfg := c.addBox("box", "thon-1")
+		cache := filepath.Join(c.dir, "cache")
+		agent := proc(b, c.dir, "box", "loa-agent", "--config", cfg, "--cache", cache, "--output", "null")
+		c.waitOnline("box")
+		var media struct {
+			ID         string
+			DurationMS int64 `json:"duration_ms"`
+			Play       struct{ Size int64 }
+		}
+		c.cli.json(&media, "media", "add", mp3)
+		idleRSS, _ := procStats(b, agent.Process.Pid)
+		var ann struct{ ID string }
+		sent := time.Now()
+		c.cli.json(&ann, "announce", "--media", media.ID, "--all", "--at", time.Now().Add(10*time.Minute).Format("2006-01-02T15:04:05Z07:00"))
+		var peakRSS int64
+		eventually(b, 5*time.Minute, "ready", func() bool {
+			rss, _ := procStats(b, agent.Process.Pid)
+			peakRSS = max(peakRSS, rss)
+			return c.report(ann.ID)["box"].Status == "ready"
+		})
+		ready := time.Since(sent)
+		b.ReportMetric(float64(idleRSS)/(1<<20), "MB-rss-idle")
+		b.ReportMetric(float64(peakRSS)/(1<<20), "MB-rss-fetching")
+		b.ReportMetric(float64(media.Play.Size)/1000/(float64(media.DurationMS)/60000), "kB-per-min")
+		b.ReportMetric(ready.Seconds(), "s-to-ready")
+	}
+}

@@ -244,8 +244,13 @@ func startOf(t testing.TB, c *commune, id string) time.Time {
 // agree to float rounding; what is independent of Loa is everything around
 // the codec: the Ogg pages, the pre-skip, the end trimming.
 func expectedPCM(t testing.TB, path string, volume int) []float32 {
+	return expectedPCMWith(t, ingest.DefaultOptions(), path, volume)
+}
+
+// expectedPCMWith is expectedPCM for a controller with other ingest options.
+func expectedPCMWith(t testing.TB, o ingest.Options, path string, volume int) []float32 {
 	t.Helper()
-	mono := ffmpegPCM(t, renditionOf(t, path), "-c:a", "libopus")
+	mono := ffmpegPCM(t, renditionOf(t, o, path), "-c:a", "libopus")
 	g := audio.VolumeGain(volume)
 	out := make([]float32, 2*len(mono))
 	for i, v := range mono {
@@ -254,13 +259,14 @@ func expectedPCM(t testing.TB, path string, volume int) []float32 {
 	return out
 }
 
-var renditions sync.Map // original path → rendition path
+var renditions sync.Map // original path and bitrate → rendition path
 
-// renditionOf renders the media at path as the controller does, once per
-// test binary.
-func renditionOf(t testing.TB, path string) string {
+// renditionOf renders the media at path as a controller with options o
+// does, once per test binary.
+func renditionOf(t testing.TB, o ingest.Options, path string) string {
 	t.Helper()
-	if p, ok := renditions.Load(path); ok {
+	key := fmt.Sprint(path, o.BitrateKbps)
+	if p, ok := renditions.Load(key); ok {
 		return p.(string)
 	}
 	f, err := os.CreateTemp(binDir, "rendition-*.opus") // removed with binDir
@@ -268,10 +274,10 @@ func renditionOf(t testing.TB, path string) string {
 		t.Fatal(err)
 	}
 	f.Close()
-	if _, err := ingest.New(ingest.DefaultOptions()).Render(context.Background(), path, f.Name()); err != nil {
+	if _, err := ingest.New(o).Render(context.Background(), path, f.Name()); err != nil {
 		t.Fatalf("render %s: %v", path, err)
 	}
-	p, _ := renditions.LoadOrStore(path, f.Name())
+	p, _ := renditions.LoadOrStore(key, f.Name())
 	return p.(string)
 }
 

@@ -22,6 +22,7 @@ import (
 	_ "modernc.org/sqlite" // reads the controller's event log
 
 	"github.com/loa-commune/loa/audio"
+	"github.com/loa-commune/loa/ingest"
 )
 
 // Fault-injection tests: a real controller and real boxes whose links are
@@ -154,7 +155,9 @@ func newFaultCommune(t testing.TB, o faultOptions) *faultCommune {
 		o.media(media)
 	}
 	cfg := filepath.Join(dir, "loa.yaml")
-	body := "site: e2e\npublic_server_url: http://" + media.addr + "\n" + o.config
+	// Boxes download the controller's Opus; at faultMedia's bitrate it is
+	// as big as the test's MP3, so the slow links take as long to carry it.
+	body := "site: e2e\npublic_server_url: http://" + media.addr + "\n" + faultMediaConfig + o.config
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -236,12 +239,37 @@ func (fc *faultCommune) waitOnline(ids ...string) {
 
 // addMedia uploads a file and returns its id (its SHA-256).
 func (fc *faultCommune) addMedia(path string) string {
+	id, _ := fc.addMediaPlay(path)
+	return id
+}
+
+// addMediaPlay uploads a file and returns its id and the id of the file
+// boxes download (the controller's Opus).
+func (fc *faultCommune) addMediaPlay(path string) (id, play string) {
 	fc.t.Helper()
 	var m struct {
-		ID string `json:"id"`
+		ID   string `json:"id"`
+		Play struct {
+			ID string `json:"id"`
+		} `json:"play"`
 	}
 	fc.cli.json(&m, "media", "add", path)
-	return m.ID
+	return m.ID, m.Play.ID
+}
+
+// faultMedia are the ingest options of fault communes: Opus at 96 kbit/s,
+// as big as the MP3s the slow-link tests send (faultMediaConfig).
+var faultMedia = func() ingest.Options {
+	o := ingest.DefaultOptions()
+	o.BitrateKbps = 96
+	return o
+}()
+
+const faultMediaConfig = "media:\n  bitrate_kbps: 96\n"
+
+// expectedFaultPCM is expectedPCM for a fault commune.
+func expectedFaultPCM(t testing.TB, path string, volume int) []float32 {
+	return expectedPCMWith(t, faultMedia, path, volume)
 }
 
 // announceAt announces media to every box, to start at start (whole
@@ -363,7 +391,7 @@ func (fc *faultCommune) assertPlayedOnce(ann, mediaPath string, start time.Time,
 			perBox[r.Device]++
 		}
 	}
-	want := expectedPCM(t, mediaPath, 80)
+	want := expectedFaultPCM(t, mediaPath, 80)
 	events := fc.eventCounts(ann)
 	for _, id := range ids {
 		r := rep[id]
@@ -447,7 +475,7 @@ func (b *box) assertCacheSound(t testing.TB, sha, mediaPath string) {
 	if err != nil || hex.EncodeToString(h.Sum(nil)) != sha {
 		t.Errorf("%s: cached media has sha256 %x (%v), want %s", b.id, h.Sum(nil), err, sha)
 	}
-	want := int64(len(expectedPCM(t, mediaPath, 80)) * 4) // float32 samples
+	want := int64(len(expectedFaultPCM(t, mediaPath, 80)) * 4) // float32 samples
 	if pcm, err := os.Stat(filepath.Join(b.cache, "pcm", sha+".f32")); err != nil {
 		t.Errorf("%s: decoded PCM: %v", b.id, err)
 	} else if pcm.Size() != want {
@@ -698,8 +726,8 @@ func TestFaultAgentKilled(t *testing.T) {
 	mp3 := makeTestMP3(t, t.TempDir(), 8, 96) // 96 kB: 6 s over the 16 kB/s link
 	playing, fetching := fc.addBox("box-1", "thon-1"), fc.addBox("box-2", "thon-1")
 	fc.waitOnline("box-1", "box-2")
-	sha := fc.addMedia(mp3)
-	ann, start := fc.announceAt(sha, time.Now().Add(25*time.Second))
+	id, sha := fc.addMediaPlay(mp3)
+	ann, start := fc.announceAt(id, time.Now().Add(25*time.Second))
 	item := itemOf(ann, start)
 
 	// box-2 dies with part of the media on disk.
@@ -731,7 +759,7 @@ func TestFaultAgentKilled(t *testing.T) {
 	fc.start(playing)
 
 	fc.assertPlayedOnce(ann, mp3, start, []string{"box-1"}, "box-1", "box-2")
-	want := expectedPCM(t, mp3, 80)
+	want := expectedFaultPCM(t, mp3, 80)
 	if files := playing.playedFiles(item); len(files) != 1 || filepath.Base(files[0]) != item+"_2.wav" {
 		t.Errorf("box-1 wrote %v, want the replay %s_2.wav only", files, item)
 	}
@@ -940,8 +968,8 @@ func TestFaultFlakyMediaLink(t *testing.T) {
 	}
 	ids := fc.ids()
 	fc.waitOnline(ids...)
-	sha := fc.addMedia(mp3)
-	ann, start := fc.announceAt(sha, time.Now().Add(30*time.Second))
+	id, sha := fc.addMediaPlay(mp3)
+	ann, start := fc.announceAt(id, time.Now().Add(30*time.Second))
 
 	fc.assertPlayedOnce(ann, mp3, start, nil, ids...)
 	for _, id := range ids {
@@ -972,8 +1000,8 @@ func TestFaultDownloadBackoffAfterProgress(t *testing.T) {
 	mp3 := makeTestMP3(t, t.TempDir(), 8, 128) // 128 kB
 	b := fc.addBox("box-1", "thon-1")
 	fc.waitOnline("box-1")
-	sha := fc.addMedia(mp3)
-	ann, start := fc.announceAt(sha, time.Now().Add(35*time.Second))
+	id, sha := fc.addMediaPlay(mp3)
+	ann, start := fc.announceAt(id, time.Now().Add(35*time.Second))
 	fc.assertPlayedOnce(ann, mp3, start, nil, "box-1")
 	t.Logf("box-1 fetched the media in %d requests", len(flaky.sniff.requests("box-1")))
 	b.assertCacheSound(t, sha, mp3)

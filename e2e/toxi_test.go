@@ -456,8 +456,8 @@ func benchFlakyDownload(b *testing.B, kBps int) {
 		mp3 := makeTestMP3(b, b.TempDir(), 60, 64)
 		box := fc.addBox("box-1", "thon-1")
 		fc.waitOnline("box-1")
-		sha := fc.addMedia(mp3)
-		ann, _ := fc.announceAt(sha, time.Now().Add(10*time.Minute)) // fetched now, played long after the benchmark
+		id, sha := fc.addMediaPlay(mp3)
+		ann, _ := fc.announceAt(id, time.Now().Add(10*time.Minute)) // fetched now, played long after the benchmark
 		final := filepath.Join(box.cache, "media", sha)
 		var done time.Time
 		deadline := time.Now().Add(10 * time.Minute)
