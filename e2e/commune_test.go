@@ -240,8 +240,8 @@ func startOf(t testing.TB, c *commune, id string) time.Time {
 // expectedPCM is what a box must play: the controller's rendition of the
 // media (made here with the controller's default ingest options: the same
 // bytes), decoded by ffmpeg into the output format, times the gain of the
-// volume. ffmpeg decodes with libopus, as the agent does, so the samples
-// agree to float rounding; what is independent of Loa is everything around
+// volume. ffmpeg decodes with libopus in float, as the agent does, so the
+// samples are the same; what is independent of Loa is everything around
 // the codec: the Ogg pages, the pre-skip, the end trimming.
 func expectedPCM(t testing.TB, path string, volume int) []float32 {
 	return expectedPCMWith(t, ingest.DefaultOptions(), path, volume)
@@ -250,7 +250,7 @@ func expectedPCM(t testing.TB, path string, volume int) []float32 {
 // expectedPCMWith is expectedPCM for a controller with other ingest options.
 func expectedPCMWith(t testing.TB, o ingest.Options, path string, volume int) []float32 {
 	t.Helper()
-	mono := ffmpegPCM(t, renditionOf(t, o, path), "-c:a", "libopus")
+	mono := ffmpegPCM(t, renditionOf(t, o, path), "-c:a", "libopus", "-request_sample_fmt", "flt")
 	g := audio.VolumeGain(volume)
 	out := make([]float32, 2*len(mono))
 	for i, v := range mono {
