@@ -36,3 +36,18 @@ func BenchmarkRenderThirtyMinutes(b *testing.B) {
 		b.ReportMetric(res.Output.Integrated, "out_LUFS")
 	}
 }
+
+// BenchmarkRenderSpokenText: a spoken emergency text (espeak-ng's WAV, a
+// few seconds), from text-to-speech output to the file boxes download.
+// Run: go test -run '^$' -bench RenderSpoken -benchtime 10x -count 3 ./ingest
+func BenchmarkRenderSpokenText(b *testing.B) {
+	needFFmpeg(b)
+	dir := b.TempDir()
+	src := speech(b, dir)
+	p := New(DefaultOptions())
+	for b.Loop() {
+		if _, err := p.Render(context.Background(), src, filepath.Join(dir, "out.opus")); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
