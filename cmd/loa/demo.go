@@ -132,7 +132,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("upload the demo announcement: %w", err)
 	}
-	fmt.Fprintf(out, "Uploaded the announcement (%s, %.1f s): %s\n", media.Codec, float64(media.DurationMS)/1000, media.ID)
+	fmt.Fprintf(out, "Uploaded the announcement (%s, %.1f s, %s): %s\n", media.Codec, float64(media.DurationMS)/1000, loudnessNote(media), media.ID)
 	req := api.AnnounceRequest{Media: media.ID, Targets: store.Targets{Groups: []string{o.group}}, Text: "Tiêm vắc xin cho trẻ em dưới 5 tuổi"}
 	if o.group == "all" {
 		req.Targets = store.Targets{All: true}
