@@ -11,7 +11,8 @@
 // The pieces, in the order media flows through them:
 //
 //   - Decode sniffs the format and returns a Stream of float32 samples;
-//     Probe decodes a whole file to validate and measure it (uploads);
+//     Probe decodes a whole file to validate and measure it (the
+//     controller decodes uploads with ffmpeg instead: package ingest);
 //     Transcode turns a file into PCM in the box's Format (the agent's
 //     cache), streaming with bounded memory.
 //   - Remix changes the channel count; NewResampler changes the rate with

@@ -11,7 +11,7 @@ import (
 // Probe decodes all of r to check that it is playable media and measure it.
 // It fails with an error wrapping ErrNoAudio if r decodes to no frames, and
 // ErrTooLong as soon as the audio passes maxDuration (maxDuration <= 0
-// means no limit). The controller validates uploads with it.
+// means no limit).
 func Probe(r io.ReadSeeker, maxDuration time.Duration) (Info, error) {
 	s, err := Decode(r)
 	if err != nil {

@@ -154,7 +154,7 @@ func TestEveryRecordingPlaysRight(t *testing.T) {
 		loudness[name] = ebur128(t, wav)
 		t.Logf("%-22s correlation %.4f at %+.1f ms, box output %.2f LUFS", name, corr, float64(lag)/48, loudness[name])
 		// Loudness normalisation and Opus at 30 kbit/s keep speech at
-		// 0.95-0.99 (docs/benchmarks.md); the garbled MPEG-2 decode this
+		// 0.94-0.99 (docs/benchmarks.md); the garbled MPEG-2 decode this
 		// replaces gave 0.64.
 		if corr < 0.9 {
 			t.Errorf("%s: the box's sound correlates %.3f with ffmpeg's decode of the original, want ≥ 0.9", name, corr)

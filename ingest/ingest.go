@@ -115,8 +115,9 @@ type Loudness struct {
 	TruePeak   float64 // dBTP
 	Range      float64 // LU
 	Threshold  float64 // LUFS, the relative gate
-	// offset is loudnorm's target_offset of a first pass, handed to the
-	// second.
+	// offset is the gain the second pass adds before loudnorm's limiter
+	// (ignored when one gain is enough): twice the first pass's
+	// target_offset, since the limiter takes about half of any gain.
 	offset float64
 }
 
@@ -213,10 +214,9 @@ func (p *Pipeline) Render(ctx context.Context, src, dst string) (Result, error) 
 		return res, err
 	}
 	// loudnorm's dynamic mode (when one gain would push the peaks over the
-	// limit: most speech brought up to -16 LUFS) lands up to 1 LU short
-	// of the target, while linear files land on it. One more pass with the
-	// shortfall added (twice: the limiter takes about half of any gain)
-	// brings it within a few tenths.
+	// limit: most speech brought up to -16 LUFS) can land off the target,
+	// while linear files land on it. Then one more pass with twice the
+	// shortfall added brings it within a few tenths.
 	miss := p.opts.LoudnessLUFS - res.Output.Integrated
 	if res.Normalization != "dynamic" || math.Abs(miss) <= maxMissLU {
 		return res, nil
@@ -302,7 +302,7 @@ func (p *Pipeline) measure(ctx context.Context, src string) (time.Duration, Loud
 	if err != nil {
 		return d, Loudness{}, err
 	}
-	l := Loudness{Integrated: m.float("input_i"), TruePeak: m.float("input_tp"), Range: m.float("input_lra"), Threshold: m.float("input_thresh"), offset: m.float("target_offset")}
+	l := Loudness{Integrated: m.float("input_i"), TruePeak: m.float("input_tp"), Range: m.float("input_lra"), Threshold: m.float("input_thresh"), offset: 2 * m.float("target_offset")}
 	if !(l.Integrated >= SilentBelowLUFS) { // -inf for digital silence
 		return d, l, fmt.Errorf("%w: its loudness is %s LUFS", ErrSilent, m["input_i"])
 	}
