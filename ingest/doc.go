@@ -1,9 +1,9 @@
 // Package ingest turns what people upload into what boxes play. It runs
 // ffmpeg, the reference decoder, as a subprocess with bounded time, memory
-// and output: ffprobe names the codec and finds the sound track; a first
-// ffmpeg pass decodes the whole file and measures its loudness (EBU R128,
-// ffmpeg's loudnorm filter); a second pass applies the measured gain and
-// encodes one light format for the boxes (Ogg Opus, mono, 30 kbit/s).
+// and output: a first pass decodes the first sound track whole, names its
+// codec and measures its loudness (EBU R128, ffmpeg's loudnorm filter); a
+// second pass applies the measured gain and encodes one light format for
+// the boxes (Ogg Opus, mono, 30 kbit/s).
 //
 // Nothing here touches the media store: a Pipeline reads one file and
 // writes another. A Pipeline is safe for concurrent use; each call owns its

@@ -1,8 +1,8 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -14,7 +14,7 @@ import (
 
 // Errors callers branch on; each is wrapped with what ffmpeg said or found.
 var (
-	// ErrNoFFmpeg: ffmpeg or ffprobe is missing or lacks what Loa needs.
+	// ErrNoFFmpeg: ffmpeg is missing or lacks what Loa needs.
 	ErrNoFFmpeg = errors.New("ffmpeg is not usable")
 	// ErrNotAudio: ffmpeg cannot decode the file, or it has no sound track.
 	ErrNotAudio = errors.New("not audio ffmpeg can decode")
@@ -36,9 +36,8 @@ const Codec = "opus"
 
 // Options say how uploads become what boxes play.
 type Options struct {
-	// FFmpeg and FFprobe are the programs (a name on PATH or a path).
-	FFmpeg  string `yaml:"ffmpeg"`
-	FFprobe string `yaml:"ffprobe"`
+	// FFmpeg is the program (a name on PATH or a path).
+	FFmpeg string `yaml:"ffmpeg"`
 	// LoudnessLUFS is the integrated loudness every item is brought to,
 	// TruePeakDBTP the highest true peak it may reach, LoudnessRange the
 	// loudness range loudnorm keeps when it must compress (EBU R128).
@@ -63,7 +62,7 @@ type Options struct {
 // stays clear), ffmpeg bounded to 5 minutes and 1 GiB.
 func DefaultOptions() Options {
 	return Options{
-		FFmpeg: "ffmpeg", FFprobe: "ffprobe",
+		FFmpeg:       "ffmpeg",
 		LoudnessLUFS: -16, TruePeakDBTP: -1, LoudnessRange: 11,
 		BitrateKbps: 30, Channels: 1,
 		Timeout: 5 * time.Minute, MemoryMB: 1024, MaxDuration: 30 * time.Minute,
@@ -87,8 +86,6 @@ func (o Options) Validate() error {
 	switch {
 	case o.FFmpeg == "":
 		return bad("ffmpeg", "empty: name the ffmpeg program (ffmpeg)")
-	case o.FFprobe == "":
-		return bad("ffprobe", "empty: name the ffprobe program (ffprobe)")
 	case !(o.LoudnessLUFS >= -40 && o.LoudnessLUFS <= -10):
 		return bad("loudness_lufs", "%v is not within -40..-10 (LUFS; -16 suits horn speakers)", o.LoudnessLUFS)
 	case !(o.TruePeakDBTP >= -9 && o.TruePeakDBTP <= 0):
@@ -123,7 +120,7 @@ type Loudness struct {
 
 // Result describes a rendered file.
 type Result struct {
-	// Codec is the original's codec as ffprobe names it (mp3, aac, opus, wmav2...).
+	// Codec is the original's codec as ffmpeg names it (mp3, aac, opus, wmav2...).
 	Codec string
 	// Duration is how long the sound plays.
 	Duration time.Duration
@@ -166,13 +163,9 @@ func (p *Pipeline) release() { <-p.slots }
 // Options returns the options the Pipeline was made with.
 func (p *Pipeline) Options() Options { return p.opts }
 
-// Check makes sure ffmpeg and ffprobe run and that ffmpeg has the loudnorm
-// filter and the libopus encoder. Its errors wrap ErrNoFFmpeg and say how to
-// install it.
+// Check makes sure ffmpeg runs and has the loudnorm filter and the libopus
+// encoder. Its errors wrap ErrNoFFmpeg.
 func (p *Pipeline) Check(ctx context.Context) error {
-	if _, err := p.run(ctx, p.opts.FFprobe, "-version"); err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrNoFFmpeg, p.opts.FFprobe, err)
-	}
 	for _, c := range []struct{ list, name string }{{"-filters", "loudnorm"}, {"-encoders", "libopus"}} {
 		out, err := p.run(ctx, p.opts.FFmpeg, "-hide_banner", "-loglevel", "error", c.list)
 		if err != nil {
@@ -202,12 +195,9 @@ func (p *Pipeline) Render(ctx context.Context, src, dst string) (Result, error) 
 		return Result{}, err
 	}
 	defer p.release()
-	codec, err := p.probe(ctx, src)
-	if err != nil {
-		return Result{}, err
-	}
-	res := Result{Codec: codec}
-	if res.Duration, res.Source, err = p.measure(ctx, src); err != nil {
+	var res Result
+	var err error
+	if res.Codec, res.Duration, res.Source, err = p.measure(ctx, src); err != nil {
 		return res, err
 	}
 	if res.Output, res.Normalization, err = p.encode(ctx, src, dst, res.Source, res.Duration); err != nil {
@@ -240,27 +230,6 @@ func (p *Pipeline) Render(ctx context.Context, src, dst string) (Result, error) 
 // corrects it with another pass.
 const maxMissLU = 0.3
 
-// probe names the codec of the first sound track.
-func (p *Pipeline) probe(ctx context.Context, src string) (string, error) {
-	out, err := p.run(ctx, p.opts.FFprobe, "-v", "error", "-select_streams", "a:0",
-		"-show_entries", "stream=codec_name", "-of", "json", "--", src)
-	if err != nil {
-		return "", p.decodeError(ctx, src, err, out)
-	}
-	var v struct {
-		Streams []struct {
-			CodecName string `json:"codec_name"`
-		} `json:"streams"`
-	}
-	if err := json.Unmarshal(out.stdout, &v); err != nil {
-		return "", fmt.Errorf("read ffprobe's answer: %w", err)
-	}
-	if len(v.Streams) == 0 {
-		return "", fmt.Errorf("%w: the file has no sound track", ErrNotAudio)
-	}
-	return v.Streams[0].CodecName, nil
-}
-
 // layout is the channel layout boxes get, as ffmpeg names it.
 func (p *Pipeline) layout() string {
 	if p.opts.Channels == 2 {
@@ -278,9 +247,10 @@ func (p *Pipeline) decodeArgs(src string) []string {
 		"-i", src, "-map", "0:a:0", "-vn", "-sn", "-dn", "-t", seconds(limit)}
 }
 
-// measure decodes the whole file once: its length, and its loudness as
-// loudnorm's first pass measures it in the boxes' layout.
-func (p *Pipeline) measure(ctx context.Context, src string) (time.Duration, Loudness, error) {
+// measure decodes the whole file once: the codec of its first sound track,
+// its length, and its loudness as loudnorm's first pass measures it in the
+// boxes' layout.
+func (p *Pipeline) measure(ctx context.Context, src string) (string, time.Duration, Loudness, error) {
 	filter := fmt.Sprintf("aresample=48000,aformat=channel_layouts=%s,loudnorm=I=%s:TP=%s:LRA=%s:print_format=json",
 		p.layout(), num(p.opts.LoudnessLUFS), num(p.opts.TruePeakDBTP), num(p.opts.LoudnessRange))
 	args := append(p.decodeArgs(src), "-af", filter, "-f", "null", "-progress", "pipe:1", "-")
@@ -289,24 +259,25 @@ func (p *Pipeline) measure(ctx context.Context, src string) (time.Duration, Loud
 		err = decodeErrors(out.stderr)
 	}
 	if err != nil {
-		return 0, Loudness{}, p.decodeError(ctx, src, err, out)
+		return "", 0, Loudness{}, p.decodeError(ctx, src, err, out)
 	}
+	codec := inputCodec(out.stderr)
 	d := progressDuration(out.stdout)
 	if d <= 0 {
-		return 0, Loudness{}, fmt.Errorf("%w: ffmpeg found no sound in it", ErrNotAudio)
+		return codec, 0, Loudness{}, fmt.Errorf("%w: ffmpeg found no sound in it", ErrNotAudio)
 	}
 	if d > p.opts.MaxDuration {
-		return d, Loudness{}, fmt.Errorf("%w: it plays more than %v", ErrTooLong, p.opts.MaxDuration)
+		return codec, d, Loudness{}, fmt.Errorf("%w: it plays more than %v", ErrTooLong, p.opts.MaxDuration)
 	}
 	m, err := loudnormJSON(out.stderr)
 	if err != nil {
-		return d, Loudness{}, err
+		return codec, d, Loudness{}, err
 	}
 	l := Loudness{Integrated: m.float("input_i"), TruePeak: m.float("input_tp"), Range: m.float("input_lra"), Threshold: m.float("input_thresh"), offset: 2 * m.float("target_offset")}
 	if !(l.Integrated >= SilentBelowLUFS) { // -inf for digital silence
-		return d, l, fmt.Errorf("%w: its loudness is %s LUFS", ErrSilent, m["input_i"])
+		return codec, d, l, fmt.Errorf("%w: its loudness is %s LUFS", ErrSilent, m["input_i"])
 	}
-	return d, l, nil
+	return codec, d, l, nil
 }
 
 // encode runs loudnorm's second pass with the measured values (a single
@@ -350,6 +321,9 @@ func (p *Pipeline) decodeError(ctx context.Context, src string, err error, out o
 		return err
 	case ctx.Err() != nil:
 		return ctx.Err()
+	}
+	if bytes.Contains(out.stderr, []byte("matches no streams")) { // -map 0:a:0
+		return fmt.Errorf("%w: the file has no sound track", ErrNotAudio)
 	}
 	if msg := firstProblem(out.stderr); msg != "" {
 		// The path is a temporary file's: meaningless to staff.

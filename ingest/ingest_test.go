@@ -269,7 +269,7 @@ func TestRenderHungFFmpeg(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := DefaultOptions()
-	o.FFmpeg, o.FFprobe, o.Timeout = fake, fake, time.Second
+	o.FFmpeg, o.Timeout = fake, time.Second
 	_, err := New(o).Render(context.Background(), fake, filepath.Join(dir, "out.opus"))
 	if !errors.Is(err, ErrTimeout) {
 		t.Fatalf("Render = %v, want ErrTimeout", err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,22 @@ func progressDuration(stdout []byte) time.Duration {
 		return 0
 	}
 	return time.Duration(us) * time.Microsecond
+}
+
+// inputStream matches ffmpeg's description of an input's sound track:
+// "Stream #0:1(und): Audio: aac (LC) (mp4a / 0x6134706D), 44100 Hz, ...".
+var inputStream = regexp.MustCompile(`Stream #0:\d+[^:]*: Audio: ([A-Za-z0-9_]+)`)
+
+// inputCodec names the codec of the first sound track ffmpeg found in its
+// input (what -map 0:a:0 takes): the first match before the output part.
+func inputCodec(stderr []byte) string {
+	if i := bytes.Index(stderr, []byte("Stream mapping:")); i >= 0 {
+		stderr = stderr[:i]
+	}
+	if m := inputStream.FindSubmatch(stderr); m != nil {
+		return string(m[1])
+	}
+	return ""
 }
 
 // loudnormReport is loudnorm's print_format=json block; its values are
