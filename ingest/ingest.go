@@ -160,9 +160,6 @@ func (p *Pipeline) acquire(ctx context.Context) error {
 
 func (p *Pipeline) release() { <-p.slots }
 
-// Options returns the options the Pipeline was made with.
-func (p *Pipeline) Options() Options { return p.opts }
-
 // Check makes sure ffmpeg runs and has the loudnorm filter and the libopus
 // encoder. Its errors wrap ErrNoFFmpeg.
 func (p *Pipeline) Check(ctx context.Context) error {

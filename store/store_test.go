@@ -291,6 +291,51 @@ func TestMedia(t *testing.T) {
 	}
 }
 
+// TestMediaRendition: a record from before renditions gets one later; its
+// files (original and rendition) are both known, and removing the record
+// returns both names so the caller can delete the files.
+func TestMediaRendition(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	addMedia(t, s, shaA)
+	play := strings.Repeat("c", 64)
+	if todo, err := s.MediaWithoutPlay(ctx); err != nil || len(todo) != 1 || todo[0].SHA256 != shaA {
+		t.Fatalf("MediaWithoutPlay = %+v, %v; want the new record", todo, err)
+	}
+	if known, err := s.MediaFileKnown(ctx, play); err != nil || known {
+		t.Fatalf("MediaFileKnown(rendition) before it exists = %v, %v", known, err)
+	}
+	loud, peak, out := -31.5, -6.25, -16.0
+	if err := s.SetMediaPlay(ctx, shaA, &loud, &peak, MediaFile{SHA256: play, Size: 1234, Codec: "opus", Loudness: &out}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetMediaPlay(ctx, strings.Repeat("d", 64), nil, nil, MediaFile{}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("SetMediaPlay(unknown) = %v, want ErrNotFound", err)
+	}
+	m, err := s.MediaByID(ctx, shaA)
+	if err != nil || *m.Loudness != loud || *m.TruePeak != peak || m.Play.SHA256 != play || m.Play.Size != 1234 || *m.Play.Loudness != out {
+		t.Fatalf("MediaByID = %+v (play %+v), %v", m, m.Play, err)
+	}
+	if sha, size := m.Delivered(); sha != play || size != 1234 {
+		t.Fatalf("Delivered = %s, %d; want the rendition", sha, size)
+	}
+	if todo, _ := s.MediaWithoutPlay(ctx); len(todo) != 0 {
+		t.Fatalf("MediaWithoutPlay after the rendition = %+v", todo)
+	}
+	for _, sha := range []string{shaA, play} {
+		if known, err := s.MediaFileKnown(ctx, sha); err != nil || !known {
+			t.Fatalf("MediaFileKnown(%s) = %v, %v", sha, known, err)
+		}
+	}
+	removed, err := s.RemoveMedia(ctx, shaA)
+	if err != nil || removed.SHA256 != shaA || removed.Play.SHA256 != play {
+		t.Fatalf("RemoveMedia = %+v, %v", removed, err)
+	}
+	if known, _ := s.MediaFileKnown(ctx, play); known {
+		t.Fatal("the rendition is still known after its record went")
+	}
+}
+
 func TestRemoveMediaInUse(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t)
