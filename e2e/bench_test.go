@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loa-commune/loa/internal/mediatest"
 	"github.com/loa-commune/loa/internal/pulsetest"
 )
 
@@ -188,7 +189,7 @@ func BenchmarkAgentFetch30MinSpeech(b *testing.B) {
 	needMediaTools(b)
 	dir := b.TempDir()
 	mp3 := filepath.Join(dir, "thirty.mp3")
-	makeMedia(b, "-stream_loop", "-1", "-i", speechWAV(b, dir, "Thông báo của ủy ban nhân dân xã về lịch tiêm vắc xin cho trẻ em."),
+	mediatest.FFmpeg(b, "-stream_loop", "-1", "-i", speechWAV(b, dir, "Thông báo của ủy ban nhân dân xã về lịch tiêm vắc xin cho trẻ em."),
 		"-af", "apad=pad_dur=1", "-t", "1800", "-ar", "44100", "-ac", "2", "-c:a", "libmp3lame", "-b:a", "128k", mp3)
 	for i := 0; i < b.N; i++ {
 		c := newCommune(b, "", "")

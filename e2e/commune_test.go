@@ -1,13 +1,10 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -17,6 +14,7 @@ import (
 
 	"github.com/loa-commune/loa/audio"
 	"github.com/loa-commune/loa/ingest"
+	"github.com/loa-commune/loa/internal/mediatest"
 )
 
 type statusRow struct {
@@ -250,7 +248,7 @@ func expectedPCM(t testing.TB, path string, volume int) []float32 {
 // expectedPCMWith is expectedPCM for a controller with other ingest options.
 func expectedPCMWith(t testing.TB, o ingest.Options, path string, volume int) []float32 {
 	t.Helper()
-	mono := ffmpegPCM(t, renditionOf(t, o, path), "-c:a", "libopus", "-request_sample_fmt", "flt")
+	mono := mediatest.PCM(t, renditionOf(t, o, path), 1, "-c:a", "libopus", "-request_sample_fmt", "flt")
 	g := audio.VolumeGain(volume)
 	out := make([]float32, 2*len(mono))
 	for i, v := range mono {
@@ -279,26 +277,6 @@ func renditionOf(t testing.TB, o ingest.Options, path string) string {
 	}
 	p, _ := renditions.LoadOrStore(key, f.Name())
 	return p.(string)
-}
-
-// ffmpegPCM is ffmpeg's decode of a file: mono float32 at 48 kHz. decoder
-// args go before the input (e.g. -c:a libopus).
-func ffmpegPCM(t testing.TB, path string, decoder ...string) []float32 {
-	t.Helper()
-	args := append([]string{"-nostdin", "-hide_banner", "-loglevel", "error"}, decoder...)
-	args = append(args, "-i", path, "-ac", "1", "-ar", "48000", "-f", "f32le", "-")
-	var stderr bytes.Buffer
-	cmd := exec.Command("ffmpeg", args...)
-	cmd.Stderr = &stderr
-	raw, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("ffmpeg decode %s: %v: %s", path, err, stderr.String())
-	}
-	out := make([]float32, len(raw)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-	}
-	return out
 }
 
 func readWAV(t testing.TB, path string) []float32 {

@@ -4,62 +4,26 @@ import (
 	"bytes"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loa-commune/loa/internal/mediatest"
 )
 
 // needMediaTools skips without the programs that make the corpus (CI has
 // them: scripts/deps.sh test).
 func needMediaTools(t testing.TB) {
 	t.Helper()
-	for _, p := range []string{"ffmpeg", "ffprobe", "espeak-ng"} {
-		if _, err := exec.LookPath(p); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s is not installed: scripts/deps.sh test", p)
-			}
-			t.Skipf("%s is not installed: scripts/deps.sh test", p)
-		}
-	}
-}
-
-// makeMedia runs ffmpeg to make a test file.
-func makeMedia(t testing.TB, args ...string) {
-	t.Helper()
-	cmd := exec.Command("ffmpeg", append([]string{"-nostdin", "-hide_banner", "-loglevel", "error", "-y"}, args...)...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg %v: %v: %s", args, err, out)
-	}
+	mediatest.Need(t, "ffmpeg", "ffprobe", "espeak-ng")
 }
 
 // speechWAV is a few seconds of Vietnamese speech from espeak-ng.
 func speechWAV(t testing.TB, dir, text string) string {
 	t.Helper()
-	path := filepath.Join(dir, "speech.wav")
-	if out, err := exec.Command("espeak-ng", "-v", "vi", "-w", path, text).CombinedOutput(); err != nil {
-		t.Fatalf("espeak-ng: %v: %s", err, out)
-	}
-	return path
-}
-
-// ebur128 is ffmpeg's integrated loudness of a file's first channel.
-func ebur128(t testing.TB, path string) float64 {
-	t.Helper()
-	out, err := exec.Command("ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-i", path,
-		"-af", "pan=mono|c0=c0,ebur128", "-f", "null", "-").CombinedOutput()
-	if err != nil {
-		t.Fatalf("ffmpeg ebur128 %s: %v: %s", path, err, out)
-	}
-	m := regexp.MustCompile(`(?s)Summary:.*?I:\s+(-?[0-9.]+) LUFS`).FindSubmatch(out)
-	if m == nil {
-		t.Fatalf("no loudness summary for %s: %s", path, out)
-	}
-	v, _ := strconv.ParseFloat(string(m[1]), 64)
-	return v
+	return mediatest.Speech(t, filepath.Join(dir, "speech.wav"), text)
 }
 
 // TestEveryRecordingPlaysRight: recordings in every format staff have are
@@ -78,7 +42,7 @@ func TestEveryRecordingPlaysRight(t *testing.T) {
 
 	dir := t.TempDir()
 	speech := speechWAV(t, dir, "Xin mời bà con đến nhà văn hoá họp thôn lúc tám giờ sáng mai.")
-	level := ebur128(t, speech)
+	level := mediatest.LUFS(t, speech)
 	corpus := []struct {
 		name  string
 		codec string
@@ -105,7 +69,7 @@ func TestEveryRecordingPlaysRight(t *testing.T) {
 	var uploads []upload
 	for i, f := range corpus {
 		path := filepath.Join(dir, f.name)
-		makeMedia(t, append(append([]string{"-i", speech}, f.args...), path)...)
+		mediatest.FFmpeg(t, append(append([]string{"-i", speech}, f.args...), path)...)
 		var m struct {
 			ID    string `json:"id"`
 			Codec string `json:"codec"`
@@ -150,8 +114,8 @@ func TestEveryRecordingPlaysRight(t *testing.T) {
 		for i := range left {
 			left[i] = got[2*i]
 		}
-		corr, lag := bestCorrelation(left, ffmpegPCM(t, u.path))
-		loudness[name] = ebur128(t, wav)
+		corr, lag := bestCorrelation(left, mediatest.PCM(t, u.path, 1))
+		loudness[name] = mediatest.LUFS(t, wav)
 		t.Logf("%-22s correlation %.4f at %+.1f ms, box output %.2f LUFS", name, corr, float64(lag)/48, loudness[name])
 		// Loudness normalisation and Opus at 30 kbit/s keep speech at
 		// 0.94-0.99 (docs/benchmarks.md); the garbled MPEG-2 decode this
@@ -236,10 +200,10 @@ func TestBadRecordingsAreRefused(t *testing.T) {
 	dir := t.TempDir()
 	speech := speechWAV(t, dir, "Thông báo mất điện.")
 	m4a := filepath.Join(dir, "whole.m4a")
-	makeMedia(t, "-i", speech, "-c:a", "aac", m4a)
+	mediatest.FFmpeg(t, "-i", speech, "-c:a", "aac", m4a)
 	whole, _ := os.ReadFile(m4a)
 	opus := filepath.Join(dir, "whole.opus")
-	makeMedia(t, "-i", speech, "-c:a", "libopus", opus)
+	mediatest.FFmpeg(t, "-i", speech, "-c:a", "libopus", opus)
 	broken, _ := os.ReadFile(opus)
 	at := bytes.Index(broken[100:], []byte("OggS")) + 100 // the second page: Opus tags and audio follow
 	at += bytes.Index(broken[at+4:], []byte("OggS")) + 4
@@ -247,11 +211,11 @@ func TestBadRecordingsAreRefused(t *testing.T) {
 		broken[i] ^= 0x5a
 	}
 	tenSeconds := filepath.Join(dir, "ten.mp3")
-	makeMedia(t, "-f", "lavfi", "-i", "sine=frequency=300:sample_rate=8000:duration=10", "-c:a", "libmp3lame", "-b:a", "8k",
+	mediatest.FFmpeg(t, "-f", "lavfi", "-i", "sine=frequency=300:sample_rate=8000:duration=10", "-c:a", "libmp3lame", "-b:a", "8k",
 		"-write_xing", "0", "-id3v2_version", "0", tenSeconds)
 	frames, _ := os.ReadFile(tenSeconds)
 	silence := filepath.Join(dir, "silence.wav")
-	makeMedia(t, "-f", "lavfi", "-i", "anullsrc=r=22050:cl=mono", "-t", "10", silence)
+	mediatest.FFmpeg(t, "-f", "lavfi", "-i", "anullsrc=r=22050:cl=mono", "-t", "10", silence)
 	silent, _ := os.ReadFile(silence)
 
 	for _, tc := range []struct {

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"github.com/loa-commune/loa/internal/mediatest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,7 +17,7 @@ func BenchmarkRenderThirtyMinutes(b *testing.B) {
 	dir := b.TempDir()
 	src := filepath.Join(dir, "thirty.mp3")
 	// espeak-ng's speech looped, with a pause between repeats.
-	ffmpeg(b, "-stream_loop", "-1", "-i", speech(b, dir), "-af", "apad=pad_dur=1", "-t", "1800",
+	mediatest.FFmpeg(b, "-stream_loop", "-1", "-i", speech(b, dir), "-af", "apad=pad_dur=1", "-t", "1800",
 		"-ar", "44100", "-ac", "2", "-c:a", "libmp3lame", "-b:a", "128k", src)
 	o := DefaultOptions()
 	o.Timeout = 10 * time.Minute

@@ -7,67 +7,24 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/loa-commune/loa/internal/mediatest"
 )
 
-// needFFmpeg skips when ffmpeg is missing (`make test` installs it).
+// needFFmpeg skips without ffmpeg and espeak-ng (`make test` installs them).
 func needFFmpeg(t testing.TB) {
 	t.Helper()
-	for _, p := range []string{"ffmpeg", "ffprobe", "espeak-ng"} {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("%s is not installed (scripts/deps.sh test installs it)", p)
-		}
-	}
+	mediatest.Need(t, "ffmpeg", "ffprobe", "espeak-ng")
 }
 
-// ffmpeg runs ffmpeg with args and fails the test if it fails.
-func ffmpeg(t testing.TB, args ...string) []byte {
-	t.Helper()
-	cmd := exec.Command("ffmpeg", append([]string{"-nostdin", "-hide_banner", "-loglevel", "error", "-y"}, args...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("ffmpeg %v: %v: %s", args, err, stderr.String())
-	}
-	return out
-}
-
-// speech writes a few seconds of Vietnamese speech (espeak-ng, 22.05 kHz
-// mono WAV) and returns its path.
+// speech writes a few seconds of Vietnamese speech into dir.
 func speech(t testing.TB, dir string) string {
 	t.Helper()
-	path := filepath.Join(dir, "speech.wav")
-	if _, err := os.Stat(path); err == nil {
-		return path
-	}
-	cmd := exec.Command("espeak-ng", "-v", "vi", "-w", path,
+	return mediatest.Speech(t, filepath.Join(dir, "speech.wav"),
 		"Thông báo của ủy ban nhân dân xã: sáng thứ hai tiêm vắc xin cho trẻ em dưới năm tuổi tại trạm y tế.")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("espeak-ng: %v: %s", err, out)
-	}
-	return path
-}
-
-// measuredLUFS is ffmpeg's ebur128 integrated loudness of a file, decoded
-// by ffmpeg into the given channel count: the reference for normalisation.
-func measuredLUFS(t testing.TB, path string, channels int) float64 {
-	t.Helper()
-	cmd := exec.Command("ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-i", path,
-		"-ac", strconv.Itoa(channels), "-af", "ebur128", "-f", "null", "-")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("ffmpeg ebur128 %s: %v: %s", path, err, out)
-	}
-	m := regexp.MustCompile(`(?s)Summary:.*?I:\s+(-?[0-9.]+) LUFS`).FindSubmatch(out)
-	if m == nil {
-		t.Fatalf("no ebur128 summary for %s: %s", path, out)
-	}
-	v, _ := strconv.ParseFloat(string(m[1]), 64)
-	return v
 }
 
 func testPipeline(t testing.TB) *Pipeline {
@@ -118,7 +75,7 @@ func TestRenderFormats(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			in := filepath.Join(dir, tc.name)
 			args := append([]string{"-i", src}, tc.args...)
-			ffmpeg(t, append(args, in)...)
+			mediatest.FFmpeg(t, append(args, in)...)
 			out := filepath.Join(dir, tc.name+".out.opus")
 			res, err := p.Render(context.Background(), in, out)
 			if err != nil {
@@ -134,7 +91,7 @@ func TestRenderFormats(t *testing.T) {
 			if err != nil || string(bytes.TrimSpace(probe)) != "opus,48000,1" {
 				t.Errorf("ffprobe of the output: %q, %v; want opus,48000,1", probe, err)
 			}
-			if got := measuredLUFS(t, out, 1); got < -17 || got > -15 {
+			if got := mediatest.LUFS(t, out); got < -17 || got > -15 {
 				t.Errorf("the output measures %.2f LUFS, want -16 ± 1", got)
 			}
 			if res.Output.Integrated < -17 || res.Output.Integrated > -15 {
@@ -154,8 +111,8 @@ func TestRenderLoudness(t *testing.T) {
 	var outs []float64
 	for _, gain := range []string{"-22dB", "+6dB"} {
 		in := filepath.Join(dir, "speech"+gain+".wav")
-		ffmpeg(t, "-i", src, "-af", "volume="+gain+",alimiter=limit=0.97", in)
-		want := measuredLUFS(t, in, 1)
+		mediatest.FFmpeg(t, "-i", src, "-af", "volume="+gain+",alimiter=limit=0.97", in)
+		want := mediatest.LUFS(t, in)
 		out := filepath.Join(dir, "out"+gain+".opus")
 		res, err := p.Render(context.Background(), in, out)
 		if err != nil {
@@ -164,7 +121,7 @@ func TestRenderLoudness(t *testing.T) {
 		if d := res.Source.Integrated - want; d < -0.5 || d > 0.5 {
 			t.Errorf("%s: source loudness %.2f LUFS, ebur128 says %.2f", gain, res.Source.Integrated, want)
 		}
-		outs = append(outs, measuredLUFS(t, out, 1))
+		outs = append(outs, mediatest.LUFS(t, out))
 		t.Logf("%s: in %.2f LUFS, out %.2f LUFS (%s)", gain, want, outs[len(outs)-1], res.Normalization)
 	}
 	if d := outs[0] - outs[1]; d < -0.5 || d > 0.5 {
@@ -179,18 +136,18 @@ func TestRenderRefuses(t *testing.T) {
 	dir := t.TempDir()
 	src := speech(t, dir)
 	m4a := filepath.Join(dir, "good.m4a")
-	ffmpeg(t, "-i", src, "-c:a", "aac", "-b:a", "64k", m4a)
+	mediatest.FFmpeg(t, "-i", src, "-c:a", "aac", "-b:a", "64k", m4a)
 	whole, _ := os.ReadFile(m4a)
 	truncated := filepath.Join(dir, "truncated.m4a")
 	os.WriteFile(truncated, whole[:len(whole)/3], 0o644)
 	text := filepath.Join(dir, "notes.mp3")
 	os.WriteFile(text, bytes.Repeat([]byte("Họp thôn lúc 8 giờ sáng mai.\n"), 200), 0o644)
 	silent := filepath.Join(dir, "silent.wav")
-	ffmpeg(t, "-f", "lavfi", "-i", "anullsrc=r=22050:cl=mono", "-t", "5", silent)
+	mediatest.FFmpeg(t, "-f", "lavfi", "-i", "anullsrc=r=22050:cl=mono", "-t", "5", silent)
 	noAudio := filepath.Join(dir, "video-only.mkv")
-	ffmpeg(t, "-f", "lavfi", "-i", "color=c=red:s=64x64:d=2", "-c:v", "mpeg4", noAudio)
+	mediatest.FFmpeg(t, "-f", "lavfi", "-i", "color=c=red:s=64x64:d=2", "-c:v", "mpeg4", noAudio)
 	broken := filepath.Join(dir, "broken.opus")
-	ffmpeg(t, "-i", src, "-c:a", "libopus", "-b:a", "32k", broken)
+	mediatest.FFmpeg(t, "-i", src, "-c:a", "libopus", "-b:a", "32k", broken)
 	b, _ := os.ReadFile(broken)
 	damagePage(t, b, 3)
 	os.WriteFile(broken, b, 0o644)
@@ -241,7 +198,7 @@ func TestRenderTooLong(t *testing.T) {
 	// MP3 frames stand alone: a 10 s file repeated is a valid 4-hour MP3
 	// (8 kHz, 8 kbit/s: 14 MB), made in a moment.
 	short := filepath.Join(dir, "short.mp3")
-	ffmpeg(t, "-f", "lavfi", "-i", "sine=frequency=300:sample_rate=8000:duration=10", "-c:a", "libmp3lame",
+	mediatest.FFmpeg(t, "-f", "lavfi", "-i", "sine=frequency=300:sample_rate=8000:duration=10", "-c:a", "libmp3lame",
 		"-b:a", "8k", "-write_xing", "0", "-id3v2_version", "0", short)
 	frames, _ := os.ReadFile(short)
 	long := filepath.Join(dir, "four-hours.mp3")
