@@ -77,9 +77,9 @@ func parseOpusHead(p []byte) (opusHead, error) {
 	return h, nil
 }
 
-// opusPacketSamples is the duration of an Opus packet in samples per
+// OpusPacketSamples is the duration of an Opus packet in samples per
 // channel at 48 kHz, from its table-of-contents byte (RFC 6716 section 3.1).
-func opusPacketSamples(p []byte) (int, error) {
+func OpusPacketSamples(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, errors.New("empty packet")
 	}
@@ -136,28 +136,37 @@ type opusStream struct {
 	err      error // sticky: io.EOF or the failure
 }
 
-func newOpusStream(r io.Reader) (Stream, error) {
-	or := newOggPacketReader(r)
+// readOpusHeaders reads an Ogg Opus stream's two header packets.
+func readOpusHeaders(or *oggPacketReader) (opusHead, error) {
 	p, err := or.next(maxOpusPacket, false)
 	if err == io.EOF {
 		err = errors.New("no OpusHead packet at the start")
 	}
 	if err != nil {
-		return nil, err
+		return opusHead{}, err
 	}
 	head, err := parseOpusHead(p.data)
 	if err != nil {
-		return nil, fmt.Errorf("page %d: %w", p.page, err)
+		return opusHead{}, fmt.Errorf("page %d: %w", p.page, err)
 	}
 	p, err = or.next(8, true)
 	if err == io.EOF {
 		err = errors.New("no OpusTags packet after OpusHead")
 	}
 	if err != nil {
-		return nil, err
+		return opusHead{}, err
 	}
 	if string(p.data) != "OpusTags" {
-		return nil, fmt.Errorf("page %d: no OpusTags packet after OpusHead", p.page)
+		return opusHead{}, fmt.Errorf("page %d: no OpusTags packet after OpusHead", p.page)
+	}
+	return head, nil
+}
+
+func newOpusStream(r io.Reader) (Stream, error) {
+	or := newOggPacketReader(r)
+	head, err := readOpusHeaders(or)
+	if err != nil {
+		return nil, err
 	}
 	newDec := newOpusDecoder.Load()
 	if newDec == nil {
@@ -204,7 +213,7 @@ func (s *opusStream) decodePacket() error {
 	if err != nil {
 		return err
 	}
-	want, err := opusPacketSamples(p.data)
+	want, err := OpusPacketSamples(p.data)
 	if err != nil {
 		return fmt.Errorf("page %d: %w", p.page, err)
 	}

@@ -94,6 +94,10 @@ type PlanItem struct {
 	OnPreempt    string    `json:"on_preempt,omitempty"`
 	Text         string    `json:"text,omitempty"`
 	Status       string    `json:"status"`
+	// Stream, when set, makes the item a live session: it plays the
+	// session's stream instead of media, from the live point at which the
+	// box joins until the session ends (Stream.Ends) or the item expires.
+	Stream *StreamRef `json:"stream,omitempty"`
 }
 
 // Validate checks an item a box received.
@@ -113,8 +117,16 @@ func (it PlanItem) Validate() error {
 	if !ValidTone(it.Tone) {
 		return fmt.Errorf("item %s: unknown tone %q", it.ID, it.Tone)
 	}
+	if it.Stream != nil {
+		if err := it.Stream.Validate(); err != nil {
+			return fmt.Errorf("item %s: %w", it.ID, err)
+		}
+		if it.Media != (Media{}) || it.Tone != "" || it.Chime || it.Repeat != 1 {
+			return fmt.Errorf("item %s: a live session has no media, tone, chime or repeat", it.ID)
+		}
+	}
 	// A tone-only item (an alert with nothing to say yet) has no media.
-	if it.Tone == "" || it.Media != (Media{}) {
+	if it.Stream == nil && (it.Tone == "" || it.Media != (Media{})) {
 		if err := it.Media.Validate(); err != nil {
 			return fmt.Errorf("item %s: %w", it.ID, err)
 		}

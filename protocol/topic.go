@@ -44,6 +44,12 @@ func (t Topics) TimeResponse(id string) string { return t.root + "/device/" + id
 // Trigger carries sensor readings from source.
 func (t Topics) Trigger(source string) string { return t.root + "/trigger/" + source }
 
+// Stream carries the packets of one live session (StreamPacket).
+func (t Topics) Stream(session string) string { return t.root + "/stream/" + session }
+
+// AllStreams matches every session's stream topic (a box's read access).
+func (t Topics) AllStreams() string { return t.root + "/stream/+" }
+
 // Wildcard filters the controller subscribes to.
 
 // AllDeviceStates matches every box's state topic.
@@ -72,6 +78,7 @@ const (
 	TopicTimeRequest  TopicKind = "device/time/req"
 	TopicTimeResponse TopicKind = "device/time/resp"
 	TopicTrigger      TopicKind = "trigger"
+	TopicStream       TopicKind = "stream"
 )
 
 // Parse splits a topic of this site into its kind and its argument (group,
@@ -107,6 +114,8 @@ func (t Topics) Parse(topic string) (TopicKind, string, error) {
 		}
 	case len(p) == 2 && p[0] == "trigger" && ValidName(p[1]) == nil:
 		return TopicTrigger, p[1], nil
+	case len(p) == 2 && p[0] == "stream" && ValidName(p[1]) == nil:
+		return TopicStream, p[1], nil
 	}
 	return "", "", fmt.Errorf("unknown topic %q", topic)
 }

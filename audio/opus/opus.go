@@ -27,7 +27,7 @@ func init() {
 	})
 }
 
-var _ audio.OpusPacketDecoder = (*Decoder)(nil)
+var _ audio.OpusConcealer = (*Decoder)(nil)
 
 // Decoder is a libopus decoder at 48 kHz.
 type Decoder struct {
@@ -73,6 +73,26 @@ func (d *Decoder) Decode(packet []byte, pcm []float32) (int, error) {
 	runtime.KeepAlive(d)
 	if n < 0 {
 		return 0, fmt.Errorf("opus: %s", strerror(n))
+	}
+	return int(n), nil
+}
+
+// Conceal writes samples per channel of libopus's concealment of a lost
+// packet into pcm (interleaved), continuing the decoder's sound smoothly;
+// samples must be a multiple of 2.5 ms (120) up to audio.OpusMaxFrame.
+func (d *Decoder) Conceal(samples int, pcm []float32) (int, error) {
+	switch {
+	case d.st == nil:
+		return 0, errors.New("opus: decoder closed")
+	case samples <= 0 || samples > audio.OpusMaxFrame || samples%120 != 0:
+		return 0, fmt.Errorf("opus: cannot conceal %d samples", samples)
+	case len(pcm) < samples*d.channels:
+		return 0, fmt.Errorf("opus: output buffer of %d samples, want %d", len(pcm), samples*d.channels)
+	}
+	n := C.opus_decode_float(d.st, nil, 0, (*C.float)(unsafe.Pointer(&pcm[0])), C.int(samples), 0)
+	runtime.KeepAlive(d)
+	if n < 0 {
+		return 0, fmt.Errorf("opus: conceal: %s", strerror(n))
 	}
 	return int(n), nil
 }

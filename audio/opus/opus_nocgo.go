@@ -25,3 +25,6 @@ func (d *Decoder) Decode(packet []byte, pcm []float32) (int, error) { return 0, 
 
 // Close does nothing.
 func (d *Decoder) Close() error { return nil }
+
+// Conceal fails: there is no libopus.
+func (d *Decoder) Conceal(samples int, pcm []float32) (int, error) { return 0, ErrNoCgo }

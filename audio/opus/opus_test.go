@@ -388,3 +388,50 @@ func TestDecoder(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 }
+
+// TestConcealContinuesTheSound reads a tone's packets as the controller
+// relays them, decodes the first ones, then asks for concealment of a lost
+// packet: libopus carries the tone on instead of falling silent.
+func TestConcealContinuesTheSound(t *testing.T) {
+	f, err := os.Open("../testdata/tone.opus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	pk, err := audio.NewOpusPackets(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := opus.NewDecoder(pk.Channels())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	pcm := make([]float32, audio.OpusMaxFrame*pk.Channels())
+	var last int
+	for i := range 20 {
+		p, n, err := pk.Next()
+		if err != nil {
+			t.Fatalf("packet %d: %v", i, err)
+		}
+		got, err := d.Decode(p, pcm)
+		if err != nil || got != n {
+			t.Fatalf("packet %d: decoded %d of %d samples: %v", i, got, n, err)
+		}
+		last = n
+	}
+	n, err := d.Conceal(last, pcm)
+	if err != nil || n != last {
+		t.Fatalf("Conceal = %d, %v; want %d", n, err, last)
+	}
+	var energy float64
+	for _, v := range pcm[:n*pk.Channels()] {
+		energy += float64(v) * float64(v)
+	}
+	if rms := math.Sqrt(energy / float64(n*pk.Channels())); rms < 0.01 {
+		t.Errorf("concealment is silent (rms %.4f); want the tone carried on", rms)
+	}
+	if _, err := d.Conceal(100, pcm); err == nil {
+		t.Error("Conceal(100): no error for a length libopus cannot make")
+	}
+}
