@@ -107,7 +107,6 @@ func TestStreamItemValidate(t *testing.T) {
 	}
 }
 
-
 func FuzzDecodeStreamPacket(f *testing.F) {
 	s, keys := streamSigner(f)
 	topic := NewTopics("xa").Stream("l-1")
