@@ -337,6 +337,11 @@ type Event struct {
 	// final answer: answers resent after a broken link may arrive out of
 	// order, and the report keeps the start even if "playing" came late.
 	Started time.Time `json:"started,omitzero"`
+	// MissedMS is, on the final answer of a live session's item, how much
+	// of the session the box did not sound while the item was on its output
+	// (late or lost packets); HeardMS how much it did.
+	MissedMS int64 `json:"missed_ms,omitempty"`
+	HeardMS  int64 `json:"heard_ms,omitempty"`
 }
 
 // Validate checks the item id and the event type.
@@ -347,6 +352,9 @@ func (e *Event) Validate() error {
 		}
 	} else if err := ValidItemID(e.Item); err != nil {
 		return err
+	}
+	if e.MissedMS < 0 || e.HeardMS < 0 {
+		return errors.New("negative missed or heard time")
 	}
 	if !e.Type.valid() {
 		return fmt.Errorf("unknown event type %q", e.Type)
