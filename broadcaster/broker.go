@@ -210,7 +210,9 @@ func (h *accessHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool 
 		return false
 	}
 	switch kind {
-	case protocol.TopicPlanAll:
+	case protocol.TopicPlanAll, protocol.TopicStream:
+		// A live session is public sound; what a box plays of it is its
+		// signed plan's choice, so any box may read any session.
 		return true
 	case protocol.TopicPlanGroup: // its own villages' plans only
 		return !strings.ContainsAny(arg, "+#") && h.inGroup(user, arg)

@@ -118,7 +118,7 @@ func Mosquitto(o Options) (Files, error) {
 		}
 		fmt.Fprintf(&pw, "%s:%s\n", d.ID, d.Hash)
 		fmt.Fprintf(&acl, "\nuser %s\n", d.ID)
-		read := []string{t.PlanAll(), t.PlanDevice(d.ID), t.DeviceConfig(d.ID), t.TimeResponse(d.ID)}
+		read := []string{t.PlanAll(), t.PlanDevice(d.ID), t.DeviceConfig(d.ID), t.TimeResponse(d.ID), t.AllStreams()}
 		if o.AnyGroup {
 			read = append(read, t.PlanGroup("+"))
 		} else {

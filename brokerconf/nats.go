@@ -121,7 +121,7 @@ func NATS(o Options) (NATSFiles, error) {
 			fmt.Fprintf(&b, "  # box %s is left out: no NATS password hash stored\n", d.ID)
 			continue
 		}
-		read := []string{t.PlanAll(), t.PlanDevice(d.ID), t.DeviceConfig(d.ID), t.TimeResponse(d.ID)}
+		read := []string{t.PlanAll(), t.PlanDevice(d.ID), t.DeviceConfig(d.ID), t.TimeResponse(d.ID), t.AllStreams()}
 		if o.AnyGroup {
 			read = append(read, t.PlanGroup("+"))
 		} else {

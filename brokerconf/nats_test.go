@@ -41,7 +41,7 @@ func TestNATSAccount(t *testing.T) {
 		`subscribe: { allow: ["loa.xa-an.>", "$MQTT.sub.>"] }`,
 		`user: "box-2"`,
 		`publish: { allow: ["loa.xa-an.device.box-2.state", "loa.xa-an.device.box-2.events", "loa.xa-an.device.box-2.time.req", "loa.xa-an.trigger.box-2"] }`,
-		`subscribe: { allow: ["loa.xa-an.plan.all", "loa.xa-an.plan.device.box-2", "loa.xa-an.device.box-2.config", "loa.xa-an.device.box-2.time.resp", "loa.xa-an.plan.group.thon-1", "$MQTT.sub.>"] }`,
+		`subscribe: { allow: ["loa.xa-an.plan.all", "loa.xa-an.plan.device.box-2", "loa.xa-an.device.box-2.config", "loa.xa-an.device.box-2.time.resp", "loa.xa-an.stream.*", "loa.xa-an.plan.group.thon-1", "$MQTT.sub.>"] }`,
 		`allowed_connection_types: ["MQTT"]`,
 		"# box old-box is left out",
 	} {
