@@ -14,6 +14,8 @@ type counters struct {
 	configsPublished                 atomic.Int64
 	states, stateBatches             atomic.Int64
 	events, eventBatches             atomic.Int64
+	streamPackets, streamBytes       atomic.Int64
+	streamFailed                     atomic.Int64
 }
 
 // Metrics reports the Service's work so far, for `loa bench` and for staff
@@ -44,6 +46,9 @@ func (s *Service) Metrics() map[string]int64 {
 		"events_ingested":         c.events.Load(),
 		"event_batches":           c.eventBatches.Load(),
 		"pending_state_and_event": int64(len(s.states) + len(s.events)),
+		"stream_packets":          c.streamPackets.Load(),
+		"stream_bytes":            c.streamBytes.Load(),
+		"stream_publish_failed":   c.streamFailed.Load(),
 	}
 }
 

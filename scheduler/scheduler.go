@@ -120,6 +120,11 @@ func (s *Scheduler) Items(rules []Rule, now time.Time) ([]protocol.PlanItem, err
 			if it.Expires.Before(lo) {
 				continue
 			}
+			if it.Stream != nil { // each occurrence of a session is its own stream
+				ref := *it.Stream
+				ref.Session = it.ID
+				it.Stream = &ref
+			}
 			out = append(out, it)
 		}
 	}

@@ -28,6 +28,11 @@ type Delivery struct {
 	Reason       string    `json:"reason"`
 	Exercise     bool      `json:"exercise"` // an exercise (test) broadcast, not a real alert
 	Text         string    `json:"text"`     // what the announcement says, when it was given as text
+	// HeardMS and MissedMS: of a live session, what the box sounded and
+	// what it missed (late or lost packets) while the session was on its
+	// output.
+	HeardMS  int64 `json:"heard_ms,omitempty"`
+	MissedMS int64 `json:"missed_ms,omitempty"`
 }
 
 // DeviceEvent is an event and the box it came from.
@@ -165,12 +170,13 @@ func recordEvent(ctx context.Context, st *stmts, device string, e protocol.Event
 			started = ms(e.Started) // its "playing" answer is late or lost
 		}
 	}
-	_, err = st.exec(ctx, `INSERT INTO deliveries(item, device_id, announcement, status, scheduled_at, started_at, finished_at, reason, updated_at)
-		VALUES(?,?,?,?,?,?,?,?,?)
+	_, err = st.exec(ctx, `INSERT INTO deliveries(item, device_id, announcement, status, scheduled_at, started_at, finished_at, reason, updated_at, heard_ms, missed_ms)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT(item, device_id) DO UPDATE SET status=excluded.status, started_at=excluded.started_at,
 			finished_at=excluded.finished_at, reason=excluded.reason, updated_at=excluded.updated_at,
+			heard_ms=excluded.heard_ms, missed_ms=excluded.missed_ms,
 			announcement=CASE WHEN deliveries.announcement = '' THEN excluded.announcement ELSE deliveries.announcement END`,
-		e.Item, device, e.Announcement, string(e.Type), ms(itemStart(e.Item, e.At)), started, finished, e.Reason, ms(received))
+		e.Item, device, e.Announcement, string(e.Type), ms(itemStart(e.Item, e.At)), started, finished, e.Reason, ms(received), e.HeardMS, e.MissedMS)
 	return err
 }
 
@@ -236,7 +242,7 @@ func (s *Store) Deliveries(ctx context.Context, announcement string) ([]Delivery
 // deliveries reads report rows; tail is the WHERE clause and the order.
 func (s *Store) deliveries(ctx context.Context, tail string, args ...any) ([]Delivery, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT d.item, d.announcement, d.device_id, d.status, d.scheduled_at, d.started_at,
-			d.finished_at, d.reason, COALESCE(r.status, '') = 'test', COALESCE(r.text, '')
+			d.finished_at, d.reason, COALESCE(r.status, '') = 'test', COALESCE(r.text, ''), d.heard_ms, d.missed_ms
 		FROM deliveries d LEFT JOIN rules r ON r.id = d.announcement `+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read report: %w", err)
@@ -246,7 +252,7 @@ func (s *Store) deliveries(ctx context.Context, tail string, args ...any) ([]Del
 	for rows.Next() {
 		var d Delivery
 		var sched, started, finished int64
-		if err := rows.Scan(&d.Item, &d.Announcement, &d.Device, &d.Status, &sched, &started, &finished, &d.Reason, &d.Exercise, &d.Text); err != nil {
+		if err := rows.Scan(&d.Item, &d.Announcement, &d.Device, &d.Status, &sched, &started, &finished, &d.Reason, &d.Exercise, &d.Text, &d.HeardMS, &d.MissedMS); err != nil {
 			return nil, err
 		}
 		d.ScheduledAt, d.StartedAt, d.FinishedAt = fromMS(sched), fromMS(started), fromMS(finished)
@@ -283,7 +289,9 @@ func (d Delivery) MarshalJSON() ([]byte, error) {
 		Reason       string     `json:"reason"`
 		Exercise     bool       `json:"exercise"`
 		Text         string     `json:"text"`
-	}{d.Item, d.Announcement, d.Device, d.Status, d.ScheduledAt, timeOrNull(d.StartedAt), timeOrNull(d.FinishedAt), d.Reason, d.Exercise, d.Text})
+		HeardMS      int64      `json:"heard_ms,omitempty"`
+		MissedMS     int64      `json:"missed_ms,omitempty"`
+	}{d.Item, d.Announcement, d.Device, d.Status, d.ScheduledAt, timeOrNull(d.StartedAt), timeOrNull(d.FinishedAt), d.Reason, d.Exercise, d.Text, d.HeardMS, d.MissedMS})
 }
 
 // timeOrNull is nil for the zero time, which JSON then writes as null.

@@ -146,6 +146,10 @@ func (s *Store) RemoveMedia(ctx context.Context, sha string) (Media, error) {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM rules WHERE media = ?`, sha); err != nil {
 			return err
 		}
+		// A session's recording may be removed by hand: the record stays.
+		if _, err := tx.ExecContext(ctx, `UPDATE sessions SET recording = NULL WHERE recording = ?`, sha); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM media WHERE sha256 = ?`, sha); err != nil {
 			return fmt.Errorf("remove media %s: %w", sha, err)
 		}

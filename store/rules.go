@@ -62,9 +62,18 @@ type Rule struct {
 	Paused      bool              `json:"paused"`
 	CancelledAt time.Time         `json:"cancelled_at,omitzero"`
 	CreatedAt   time.Time         `json:"created_at"`
+	// StreamChannels > 0 makes the rule a live session: its item plays the
+	// session's stream (that many channels) instead of media.
+	StreamChannels int `json:"stream_channels,omitempty"`
+	// StreamEnds is when the session's sound ended; zero while on air.
+	StreamEnds time.Time `json:"stream_ends,omitzero"`
+	// RelayURL and RelayFor: a schedule whose every occurrence relays this
+	// stream for this long.
+	RelayURL string        `json:"relay_url,omitempty"`
+	RelayFor time.Duration `json:"-"`
 }
 
-const ruleColumns = `id, kind, name, cron, start_at, targets, media, priority, repeat, gap_ms, validity_ms, text, tone, status, source, paused, cancelled_at, created_at`
+const ruleColumns = `id, kind, name, cron, start_at, targets, media, priority, repeat, gap_ms, validity_ms, text, tone, status, source, paused, cancelled_at, created_at, stream_channels, stream_ends, relay_url, relay_for_ms`
 
 // AddRule stores a new rule. Its media must exist. A one-off rule (an
 // announcement, an emergency, an all-clear) also gets its pending report
@@ -97,9 +106,10 @@ func (s *Store) AddRuleThen(ctx context.Context, r Rule, then func()) error {
 	if r.Source == "" {
 		r.Source = "cli"
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO rules(`+ruleColumns+`) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err = s.db.ExecContext(ctx, `INSERT INTO rules(`+ruleColumns+`) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		r.ID, r.Kind, r.Name, r.Cron, ms(r.Start), string(targets), nullable(r.Media), int(r.Priority), r.Repeat,
-		r.Gap.Milliseconds(), r.Validity.Milliseconds(), r.Text, r.Tone, r.Status, r.Source, r.Paused, ms(r.CancelledAt), ms(r.CreatedAt))
+		r.Gap.Milliseconds(), r.Validity.Milliseconds(), r.Text, r.Tone, r.Status, r.Source, r.Paused, ms(r.CancelledAt), ms(r.CreatedAt),
+		r.StreamChannels, ms(r.StreamEnds), r.RelayURL, r.RelayFor.Milliseconds())
 	if err != nil {
 		return fmt.Errorf("add %s %s: %w", r.Kind, r.ID, err)
 	}
@@ -205,14 +215,16 @@ type scanner interface{ Scan(...any) error }
 
 func scanRule(sc scanner) (Rule, error) {
 	var r Rule
-	var start, gap, validity, cancelled, created int64
+	var start, gap, validity, cancelled, created, ends, relayFor int64
 	var prio int
 	var targets string
 	var media sql.NullString
 	if err := sc.Scan(&r.ID, &r.Kind, &r.Name, &r.Cron, &start, &targets, &media, &prio, &r.Repeat,
-		&gap, &validity, &r.Text, &r.Tone, &r.Status, &r.Source, &r.Paused, &cancelled, &created); err != nil {
+		&gap, &validity, &r.Text, &r.Tone, &r.Status, &r.Source, &r.Paused, &cancelled, &created,
+		&r.StreamChannels, &ends, &r.RelayURL, &relayFor); err != nil {
 		return r, err
 	}
+	r.StreamEnds, r.RelayFor = fromMS(ends), time.Duration(relayFor)*time.Millisecond
 	r.Media = media.String
 	if err := json.Unmarshal([]byte(targets), &r.Targets); err != nil {
 		return r, fmt.Errorf("rule %s: bad targets: %w", r.ID, err)
