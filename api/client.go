@@ -42,6 +42,11 @@ func (e *APIError) Error() string { return e.Message }
 var ErrUnreachable = errors.New("controller unreachable")
 
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, contentType string, out any) error {
+	return c.doWith(c.http, ctx, method, path, body, contentType, out)
+}
+
+// doWith is do through hc.
+func (c *Client) doWith(hc *http.Client, ctx context.Context, method, path string, body io.Reader, contentType string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return err
@@ -52,7 +57,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, co
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := c.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -397,4 +402,51 @@ func spanQuery(since, until string) string {
 		q.Set("until", until)
 	}
 	return q.Encode()
+}
+
+// StartSession puts a live session or a relay on air.
+func (c *Client) StartSession(ctx context.Context, req SessionRequest) (SessionInfo, error) {
+	var out SessionInfo
+	err := c.doJSON(ctx, http.MethodPost, "/v1/sessions", req, &out)
+	return out, err
+}
+
+// FeedSession streams a live session's Ogg Opus sound from r until r ends
+// (or ctx does) and returns the session as it ended. It has no overall
+// timeout: a speech lasts as long as it lasts.
+func (c *Client) FeedSession(ctx context.Context, id string, r io.Reader) (SessionInfo, error) {
+	hc := *c.http
+	hc.Timeout = 0
+	var out SessionInfo
+	err := c.doWith(&hc, ctx, http.MethodPut, "/v1/sessions/"+url.PathEscape(id)+"/audio", r, "audio/ogg", &out)
+	return out, err
+}
+
+// StopSession ends a session on air.
+func (c *Client) StopSession(ctx context.Context, id string) (SessionInfo, error) {
+	var out SessionInfo
+	err := c.doJSON(ctx, http.MethodDelete, "/v1/sessions/"+url.PathEscape(id), nil, &out)
+	return out, err
+}
+
+// Session returns one session with each box's answer.
+func (c *Client) Session(ctx context.Context, id string) (SessionInfo, error) {
+	var out SessionInfo
+	err := c.doJSON(ctx, http.MethodGet, "/v1/sessions/"+url.PathEscape(id), nil, &out)
+	return out, err
+}
+
+// Sessions lists the sessions that started between since and until
+// (empty: open), newest first.
+func (c *Client) Sessions(ctx context.Context, since, until string) ([]store.Session, error) {
+	q := url.Values{}
+	if since != "" {
+		q.Set("since", since)
+	}
+	if until != "" {
+		q.Set("until", until)
+	}
+	var out []store.Session
+	err := c.doJSON(ctx, http.MethodGet, "/v1/sessions?"+q.Encode(), nil, &out)
+	return out, err
 }

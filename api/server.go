@@ -71,6 +71,9 @@ type Options struct {
 
 	// Limits bound each client's request rate (ratelimit.go).
 	Limits Limits
+
+	// OnAir runs live sessions; nil refuses them.
+	OnAir OnAir
 }
 
 // Server serves the HTTP API.
@@ -128,6 +131,11 @@ func NewServer(opts Options, st *store.Store, ms *media.Store, bc Broadcaster, l
 	s.handle("POST /v1/emergencies", operator, s.startEmergency)
 	s.handle("GET /v1/emergencies", viewer, s.listEmergencies)
 	s.handle("POST /v1/emergencies/cancel", operator, s.cancelEmergency)
+	s.handle("POST /v1/sessions", operator, s.startSession)
+	s.handle("PUT /v1/sessions/{id}/audio", operator, s.feedSession)
+	s.handle("DELETE /v1/sessions/{id}", operator, s.stopSession)
+	s.handle("GET /v1/sessions", viewer, s.listSessions)
+	s.handle("GET /v1/sessions/{id}", viewer, s.getSession)
 	s.handle("GET /v1/audit", viewer, s.auditLog)
 	s.handle("POST /v1/alerts/cap", trigger, s.capAlert)
 	s.handle("GET /v1/status", viewer, s.status)

@@ -84,6 +84,21 @@ const (
 	StatusCounts      Key = "status_counts"
 	ReportCounts      Key = "report_counts"
 	ReportPerRule     Key = "report_per_rule"
+	ConfirmLive       Key = "confirm_live"
+	NoSuchSession     Key = "no_such_session"
+	SessionOver       Key = "session_over"
+	RelayBadURL       Key = "relay_bad_url"
+	RelayUnreachable  Key = "relay_unreachable"
+	RelayNotAStream   Key = "relay_not_a_stream"
+	LiveNoSound       Key = "live_no_sound"
+	LiveBadAudio      Key = "live_bad_audio"
+	LiveSilent        Key = "live_silent"
+	LiveClipping      Key = "live_clipping"
+	LiveOnAir         Key = "live_on_air"
+	LiveEnded         Key = "live_ended"
+	RelayOnAir        Key = "relay_on_air"
+	BadLength         Key = "bad_length"
+	NoCapture         Key = "no_capture"
 )
 
 var english = map[Key]string{
@@ -159,6 +174,21 @@ var english = map[Key]string{
 	StatusCounts:      "boxes by state: %s",
 	ReportCounts:      "rows by status: %s",
 	ReportPerRule:     "per announcement on this page (all its rows within the filters):",
+	ConfirmLive:       "LIVE on %s: every loudspeaker there will play what you say now.\nType %q to confirm: ",
+	NoSuchSession:     "no live session %q: see `loa report --sessions`",
+	SessionOver:       "session %q has already ended",
+	RelayBadURL:       "the stream's address must start with http:// or https://, not %q",
+	RelayUnreachable:  "cannot reach the stream %s (%s): check the address, and that the station is on air and reachable from the controller",
+	RelayNotAStream:   "%s is not a sound stream Loa can relay (%s): give the address of the station's MP3 or AAC stream or of its HLS playlist (.m3u8), not of a web page",
+	LiveNoSound:       "no sound reached the controller within %s, so the session was ended: check the microphone and the network, then start again",
+	LiveBadAudio:      "the sound sent for a live session is not Ogg Opus (%s): use `loa live`, which sends it in the right form",
+	LiveSilent:        "warning: the input is silent: check that the microphone is plugged in, switched on and not muted",
+	LiveClipping:      "warning: the input is too loud (clipping): speak further from the microphone or turn its gain down",
+	LiveOnAir:         "On air on %d box(es) (session %s). Speak now; press Ctrl-C to stop.",
+	LiveEnded:         "Session %s ended: %s.",
+	RelayOnAir:        "Relaying %s to %d box(es) (session %s) until %s; stop it with `loa relay stop %s`.",
+	BadLength:         "the length must be a positive duration no longer than %s (like 10m or 1h), not %q",
+	NoCapture:         "cannot capture sound on this computer (%s): install ffmpeg (apt-get install ffmpeg), or pass --file PATH or - (standard input)",
 	PKIBoxDone:        "Copy both files to the box (e.g. /etc/loa-agent/, the key readable only by loa-agent) and add to its config:\n  cert_file: /etc/loa-agent/%s\n  key_file: /etc/loa-agent/%s",
 }
 
@@ -204,6 +234,21 @@ var vietnamese = map[Key]string{
 	StatusCounts:      "số loa theo trạng thái: %s",
 	ReportCounts:      "số dòng theo kết quả: %s",
 	ReportPerRule:     "theo từng thông báo trên trang này (mọi dòng trong bộ lọc):",
+	ConfirmLive:       "PHÁT TRỰC TIẾP tới %s: mọi loa ở đó sẽ phát những gì bạn nói.\nGõ %q để xác nhận: ",
+	NoSuchSession:     "không có phiên phát trực tiếp %q: xem `loa report --sessions`",
+	SessionOver:       "phiên %q đã kết thúc",
+	RelayBadURL:       "địa chỉ luồng phải bắt đầu bằng http:// hoặc https://, không phải %q",
+	RelayUnreachable:  "không kết nối được luồng %s (%s): hãy kiểm tra địa chỉ, và đài có đang phát và máy chủ có tới được không",
+	RelayNotAStream:   "%s không phải luồng âm thanh Loa tiếp sóng được (%s): hãy dùng địa chỉ luồng MP3 hoặc AAC hoặc danh sách HLS (.m3u8) của đài, không phải một trang web",
+	LiveNoSound:       "không có âm thanh nào tới máy chủ trong %s nên phiên đã kết thúc: hãy kiểm tra micrô và mạng rồi bắt đầu lại",
+	LiveBadAudio:      "âm thanh gửi cho phiên trực tiếp không phải Ogg Opus (%s): hãy dùng `loa live`",
+	LiveSilent:        "cảnh báo: không có tiếng vào: hãy kiểm tra micrô đã cắm, đã bật và không bị tắt tiếng",
+	LiveClipping:      "cảnh báo: tiếng vào quá to (bị rè): hãy nói xa micrô hơn hoặc giảm độ nhạy",
+	LiveOnAir:         "Đang phát trực tiếp tới %d loa (phiên %s). Hãy nói; bấm Ctrl-C để dừng.",
+	LiveEnded:         "Phiên %s đã kết thúc: %s.",
+	RelayOnAir:        "Đang tiếp sóng %s tới %d loa (phiên %s) đến %s; dừng bằng `loa relay stop %s`.",
+	BadLength:         "thời lượng phải là khoảng thời gian dương không quá %s (như 10m hoặc 1h), không phải %q",
+	NoCapture:         "không thu được âm thanh trên máy này (%s): hãy cài ffmpeg (apt-get install ffmpeg), hoặc dùng --file TỆP hoặc - (đầu vào chuẩn)",
 }
 
 // T formats the message for key in the language chosen by LOA_LANG

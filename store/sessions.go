@@ -152,3 +152,22 @@ func scanSession(sc scanner) (Session, error) {
 	x.StartedAt, x.EndedAt, x.Recording = fromMS(started), fromMS(ended), rec.String
 	return x, nil
 }
+
+// SessionsOfRule lists the sessions of one rule (a relay schedule has one
+// per occurrence), oldest first.
+func (s *Store) SessionsOfRule(ctx context.Context, rule string) ([]Session, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE rule = ? ORDER BY started_at, id`, rule)
+	if err != nil {
+		return nil, fmt.Errorf("list sessions of %s: %w", rule, err)
+	}
+	defer rows.Close()
+	out := []Session{}
+	for rows.Next() {
+		x, err := scanSession(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, x)
+	}
+	return out, rows.Err()
+}
