@@ -110,7 +110,13 @@ func newEmergency(g *globals) *cobra.Command {
 // confirm asks the operator to type the target, so a slip of the finger does
 // not wake a whole commune.
 func confirm(in io.Reader, out io.Writer, target string) error {
-	fmt.Fprint(out, messages.T(messages.ConfirmEmergency, target, target))
+	return confirmWith(in, out, messages.ConfirmEmergency, target)
+}
+
+// confirmWith asks question (which names the target twice) and checks the
+// answer is the target.
+func confirmWith(in io.Reader, out io.Writer, question messages.Key, target string) error {
+	fmt.Fprint(out, messages.T(question, target, target))
 	line, err := bufio.NewReader(in).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		return err

@@ -178,7 +178,7 @@ func newStatus(g *globals) *cobra.Command {
 func newReport(g *globals) *cobra.Command {
 	var q api.ReportQuery
 	var pf pageFlags
-	var audit bool
+	var audit, sessions bool
 	cmd := &cobra.Command{
 		Use:   "report",
 		Short: "What every box did with every item: played, failed, missed...",
@@ -193,6 +193,9 @@ func newReport(g *globals) *cobra.Command {
 			if audit {
 				return printAudit(ctx, c, g.output, q.Since, q.Until, w)
 			}
+			if sessions {
+				return printSessions(ctx, c, g.output, q.Since, q.Until, w)
+			}
 			if err := pf.check(); err != nil {
 				return err
 			}
@@ -203,12 +206,14 @@ func newReport(g *globals) *cobra.Command {
 				if r.Exercise {
 					ex = "exercise"
 				}
-				return []string{r.Item, r.Announcement, r.Device, r.Status, rfc(r.StartedAt), rfc(r.FinishedAt), r.Reason, ex, r.Text}
+				return []string{r.Item, r.Announcement, r.Device, r.Status, rfc(r.StartedAt), rfc(r.FinishedAt), r.Reason, ex, r.Text,
+					strconv.FormatInt(r.HeardMS, 10), strconv.FormatInt(r.MissedMS, 10)}
 			}
-			csvHeader := make([]string, len(header))
+			csvHeader := make([]string, len(header), len(header)+2)
 			for i := range header {
 				csvHeader[i] = strings.ToLower(header[i])
 			}
+			csvHeader = append(csvHeader, "heard_ms", "missed_ms") // of a live session
 			if !pf.paged(cmd) && (g.output == "json" || g.output == "csv") {
 				if g.output == "json" {
 					return jsonArray(w, func(emit func(any) error) error {
@@ -285,6 +290,38 @@ func newReport(g *globals) *cobra.Command {
 	f.StringVar(&q.Status, "status", "", "only rows with this status: "+strings.Join(store.ReportStatuses, ", "))
 	f.StringVar(&q.Announcement, "announcement", "", "only this announcement or schedule (its id)")
 	f.BoolVar(&audit, "audit", false, "show the audit log instead: who started and cancelled emergencies, and what triggered them")
+	f.BoolVar(&sessions, "sessions", false, "list the live sessions and relays instead: who started them, from what, how they ended, and their recordings")
 	pf.add(f)
 	return cmd
+}
+
+// printSessions lists the live sessions and relays, newest first.
+func printSessions(ctx context.Context, c *api.Client, output, since, until string, w io.Writer) error {
+	list, err := c.Sessions(ctx, since, until)
+	if err != nil {
+		return err
+	}
+	if output == "json" {
+		return printJSON(w, list)
+	}
+	header := []string{"SESSION", "KIND", "SOURCE", "BY", "TARGETS", "STARTED", "ENDED", "HOW IT ENDED", "RECORDING"}
+	var rows [][]string
+	for _, x := range list {
+		rec := x.Recording
+		if len(rec) > 12 {
+			rec = rec[:12]
+		}
+		rows = append(rows, []string{x.ID, x.Kind, messages.Short(x.Source), x.StartedBy, x.Targets.String(), when(x.StartedAt), when(x.EndedAt), orDash(x.EndReason), orDash(rec)})
+	}
+	if output == "csv" {
+		for i := range header {
+			header[i] = strings.ToLower(header[i])
+		}
+		return csvOut(w, header, rows)
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(w, messages.T(messages.PageEmpty))
+		return nil
+	}
+	return table(w, header, rows)
 }
