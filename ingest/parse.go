@@ -81,15 +81,24 @@ func loudnormJSON(stderr []byte) (loudnormReport, error) {
 func problemLines(stderr []byte) []string {
 	var out []string
 	for line := range strings.Lines(string(stderr)) {
-		line = strings.TrimSpace(line)
-		for _, level := range []string{"[error] ", "[fatal] ", "[panic] "} {
-			if i := strings.Index(line, level); i >= 0 {
-				out = append(out, logSource(line[:i])+strings.TrimSpace(line[i+len(level):]))
-				break
-			}
+		if p, ok := Problem(line); ok {
+			out = append(out, p)
 		}
 	}
 	return out
+}
+
+// Problem reads one line ffmpeg printed with -loglevel level+...: if it is
+// at error level or worse, it returns the message with its source named
+// ("tcp: Connection to ... failed: Connection refused").
+func Problem(line string) (string, bool) {
+	line = strings.TrimSpace(line)
+	for _, level := range []string{"[error] ", "[fatal] ", "[panic] "} {
+		if i := strings.Index(line, level); i >= 0 {
+			return logSource(line[:i]) + strings.TrimSpace(line[i+len(level):]), true
+		}
+	}
+	return "", false
 }
 
 // logSource turns ffmpeg's "[ogg @ 0x55...] " into "ogg: ".

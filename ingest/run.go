@@ -30,26 +30,14 @@ type output struct {
 func (p *Pipeline) run(ctx context.Context, prog string, args ...string) (output, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, prog, args...)
+	cmd := Command(ctx, prog, args...)
 	var stdout, stderr boundedBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	// A child that kept the pipes open must not hold the call.
-	cmd.WaitDelay = 2 * time.Second
-	if err := cmd.Start(); err != nil {
-		if errors.Is(err, exec.ErrNotFound) {
-			return output{}, fmt.Errorf("%w: %s not found", ErrNoFFmpeg, prog)
-		}
-		return output{}, fmt.Errorf("%w: start %s: %v", ErrNoFFmpeg, prog, err)
+	if err := Start(cmd, p.opts.MemoryMB); err != nil {
+		return output{}, err
 	}
-	// Set right after the start: ffmpeg spends its first milliseconds
-	// loading libraries, before it reads a byte of the file.
-	limit := uint64(p.opts.MemoryMB) << 20
-	_ = unix.Prlimit(cmd.Process.Pid, unix.RLIMIT_AS, &unix.Rlimit{Cur: limit, Max: limit}, nil)
 	err := cmd.Wait()
-	// Whatever it left behind goes too (a no-op when nothing is left).
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	KillGroup(cmd)
 	out := output{stdout: stdout.Bytes(), stderr: stderr.Bytes()}
 	if ctx.Err() == context.DeadlineExceeded {
 		return out, fmt.Errorf("%w: stopped after %v", ErrTimeout, p.opts.Timeout)
@@ -59,6 +47,38 @@ func (p *Pipeline) run(ctx context.Context, prog string, args ...string) (output
 	}
 	return out, nil
 }
+
+// Command returns a command for prog that runs in its own process group:
+// when ctx ends the whole group is killed (SIGKILL), and a child that kept
+// the pipes open holds Wait at most 2 s. Start it with Start.
+func Command(ctx context.Context, prog string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, prog, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// A child that kept the pipes open must not hold the call.
+	cmd.WaitDelay = 2 * time.Second
+	return cmd
+}
+
+// Start starts cmd (from Command) and limits its address space to
+// memoryMB. A program that cannot start gives ErrNoFFmpeg.
+func Start(cmd *exec.Cmd, memoryMB int) error {
+	if err := cmd.Start(); err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			return fmt.Errorf("%w: %s not found", ErrNoFFmpeg, cmd.Args[0])
+		}
+		return fmt.Errorf("%w: start %s: %v", ErrNoFFmpeg, cmd.Args[0], err)
+	}
+	// Set right after the start: ffmpeg spends its first milliseconds
+	// loading libraries, before it reads a byte of the file.
+	limit := uint64(memoryMB) << 20
+	_ = unix.Prlimit(cmd.Process.Pid, unix.RLIMIT_AS, &unix.Rlimit{Cur: limit, Max: limit}, nil)
+	return nil
+}
+
+// KillGroup kills whatever a started command left behind in its process
+// group (a no-op when nothing is left); call it after Wait.
+func KillGroup(cmd *exec.Cmd) { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 
 // boundedBuffer keeps the first outputHead and the last outputTail bytes
 // written to it.
