@@ -450,3 +450,10 @@ func (c *Client) Sessions(ctx context.Context, since, until string) ([]store.Ses
 	err := c.doJSON(ctx, http.MethodGet, "/v1/sessions?"+q.Encode(), nil, &out)
 	return out, err
 }
+
+// RecordingMedia adds session id's recording to the media library.
+func (c *Client) RecordingMedia(ctx context.Context, id, name string) (MediaInfo, error) {
+	var out MediaInfo
+	err := c.doJSON(ctx, http.MethodPost, "/v1/sessions/"+url.PathEscape(id)+"/media?name="+url.QueryEscape(name), nil, &out)
+	return out, err
+}

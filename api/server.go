@@ -136,6 +136,8 @@ func NewServer(opts Options, st *store.Store, ms *media.Store, bc Broadcaster, l
 	s.handle("DELETE /v1/sessions/{id}", operator, s.stopSession)
 	s.handle("GET /v1/sessions", viewer, s.listSessions)
 	s.handle("GET /v1/sessions/{id}", viewer, s.getSession)
+	s.handle("GET /v1/sessions/{id}/recording", viewer, s.recording)
+	s.handle("POST /v1/sessions/{id}/media", operator, s.recordingMedia)
 	s.handle("GET /v1/audit", viewer, s.auditLog)
 	s.handle("POST /v1/alerts/cap", trigger, s.capAlert)
 	s.handle("GET /v1/status", viewer, s.status)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -28,6 +29,8 @@ type OnAir interface {
 	Stop(ctx context.Context, id, by string) (store.Session, error)
 	// MaxLength is the longest a session may last.
 	MaxLength() time.Duration
+	// RecordingPath is where the recording of session id is (while kept).
+	RecordingPath(id string) string
 }
 
 // Errors an OnAir returns that the API tells apart.
@@ -63,6 +66,8 @@ type SessionInfo struct {
 	store.Session
 	Until   time.Time        `json:"until"` // the latest it ends
 	Devices []string         `json:"devices"`
+	// RecordingBytes is the size of its recording while it is kept.
+	RecordingBytes int64 `json:"recording_bytes,omitempty"`
 	Rows    []store.Delivery `json:"rows,omitempty"`
 }
 
@@ -131,7 +136,7 @@ func (s *Server) feedSession(w http.ResponseWriter, r *http.Request) error {
 	if s.opts.OnAir == nil {
 		return fail(http.StatusNotImplemented, messages.BadRequest, "this controller runs no live sessions")
 	}
-	id := r.PathValue("id")
+	id := s.sessionRule(r.Context(), r.PathValue("id"))
 	body := &idleReader{r: r.Body, rc: http.NewResponseController(w), idle: liveIdle}
 	body.extend()
 	x, err := s.opts.OnAir.Feed(r.Context(), id, body)
@@ -170,7 +175,7 @@ func (s *Server) stopSession(w http.ResponseWriter, r *http.Request) error {
 	if s.opts.OnAir == nil {
 		return fail(http.StatusNotImplemented, messages.BadRequest, "this controller runs no live sessions")
 	}
-	id := r.PathValue("id")
+	id := s.sessionRule(r.Context(), r.PathValue("id"))
 	x, err := s.opts.OnAir.Stop(r.Context(), id, actor(r.Context(), "cli"))
 	if err != nil {
 		return sessionError(err, id)
@@ -217,6 +222,15 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, info)
 }
 
+// sessionRule is the rule of session id (OnAir knows running sessions by
+// their rule); an id that names no session is taken as a rule's.
+func (s *Server) sessionRule(ctx context.Context, id string) string {
+	if x, err := s.store.SessionByID(ctx, id); err == nil {
+		return x.Rule
+	}
+	return id
+}
+
 // session finds a session by its id or by its rule's.
 func (s *Server) session(ctx context.Context, id string) (store.Session, error) {
 	x, err := s.store.SessionByID(ctx, id)
@@ -244,6 +258,11 @@ func (s *Server) sessionInfo(ctx context.Context, x store.Session, rows bool) (S
 		return info, err
 	}
 	info.Devices = devs
+	if s.opts.OnAir != nil {
+		if fi, err := os.Stat(s.opts.OnAir.RecordingPath(x.ID)); err == nil {
+			info.RecordingBytes = fi.Size()
+		}
+	}
 	if rows {
 		all, err := s.store.Deliveries(ctx, x.Rule)
 		if err != nil {
@@ -256,6 +275,71 @@ func (s *Server) sessionInfo(ctx context.Context, x store.Session, rows bool) (S
 		}
 	}
 	return info, nil
+}
+
+// recording serves a session's recording (Ogg Opus, as the boxes played it).
+func (s *Server) recording(w http.ResponseWriter, r *http.Request) error {
+	x, err := s.session(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	f, err := s.recordingFile(x)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "audio/ogg")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+x.ID+`.opus"`)
+	http.ServeContent(w, r, x.ID+".opus", fi.ModTime(), f)
+	return nil
+}
+
+// recordingFile opens a session's recording.
+func (s *Server) recordingFile(x store.Session) (*os.File, error) {
+	if s.opts.OnAir == nil {
+		return nil, fail(http.StatusNotFound, messages.NoRecording, x.ID)
+	}
+	f, err := os.Open(s.opts.OnAir.RecordingPath(x.ID))
+	if err != nil {
+		return nil, fail(http.StatusNotFound, messages.NoRecording, x.ID)
+	}
+	return f, nil
+}
+
+// recordingMedia adds a session's recording to the media library, through
+// the same conversion as every upload, so it can be played again on boxes.
+func (s *Server) recordingMedia(w http.ResponseWriter, r *http.Request) error {
+	x, err := s.session(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	f, err := s.recordingFile(x)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	name := r.URL.Query().Get("name")
+	if name == "" {
+		name = x.Kind + " " + x.StartedAt.In(s.bc.Scheduler().Location()).Format("2006-01-02 15:04") + " (" + x.ID + ")"
+	}
+	sha, created, err := s.storeMedia(r.Context(), f, name)
+	if err != nil {
+		return err
+	}
+	if err := s.store.SetSessionRecording(r.Context(), x.ID, sha); err != nil {
+		return err
+	}
+	stored, err := s.store.MediaByID(r.Context(), sha)
+	if err != nil {
+		return err
+	}
+	info := mediaInfo(stored)
+	info.Existed = !created
+	return writeJSON(w, http.StatusCreated, info)
 }
 
 // sessionError maps what OnAir says to an answer.

@@ -99,6 +99,7 @@ const (
 	RelayOnAir        Key = "relay_on_air"
 	BadLength         Key = "bad_length"
 	NoCapture         Key = "no_capture"
+	NoRecording       Key = "no_recording"
 )
 
 var english = map[Key]string{
@@ -189,6 +190,7 @@ var english = map[Key]string{
 	RelayOnAir:        "Relaying %s to %d box(es) (session %s) until %s; stop it with `loa relay stop %s`.",
 	BadLength:         "the length must be a positive duration no longer than %s (like 10m or 1h), not %q",
 	NoCapture:         "cannot capture sound on this computer (%s): install ffmpeg (apt-get install ffmpeg), or pass --file PATH or - (standard input)",
+	NoRecording:       "session %q has no recording (it was not recorded, or it is older than live.recordings_keep_days)",
 	PKIBoxDone:        "Copy both files to the box (e.g. /etc/loa-agent/, the key readable only by loa-agent) and add to its config:\n  cert_file: /etc/loa-agent/%s\n  key_file: /etc/loa-agent/%s",
 }
 
@@ -248,6 +250,7 @@ var vietnamese = map[Key]string{
 	LiveEnded:         "Phiên %s đã kết thúc: %s.",
 	RelayOnAir:        "Đang tiếp sóng %s tới %d loa (phiên %s) đến %s; dừng bằng `loa relay stop %s`.",
 	BadLength:         "thời lượng phải là khoảng thời gian dương không quá %s (như 10m hoặc 1h), không phải %q",
+	NoRecording:       "phiên %q không có bản ghi (không được ghi, hoặc đã quá live.recordings_keep_days)",
 	NoCapture:         "không thu được âm thanh trên máy này (%s): hãy cài ffmpeg (apt-get install ffmpeg), hoặc dùng --file TỆP hoặc - (đầu vào chuẩn)",
 }
 

@@ -120,9 +120,14 @@ func (s *Scheduler) Items(rules []Rule, now time.Time) ([]protocol.PlanItem, err
 			if it.Expires.Before(lo) {
 				continue
 			}
-			if it.Stream != nil { // each occurrence of a session is its own stream
+			if it.Stream != nil {
+				// A one-off session streams under its rule's id; each
+				// occurrence of a relay schedule is a stream of its own.
 				ref := *it.Stream
-				ref.Session = it.ID
+				ref.Session = r.ID
+				if r.Cron != "" {
+					ref.Session = it.ID
+				}
 				it.Stream = &ref
 			}
 			out = append(out, it)

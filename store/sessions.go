@@ -127,14 +127,6 @@ func (s *Store) Sessions(ctx context.Context, since, until time.Time, limit int)
 	return out, rows.Err()
 }
 
-// RecordingsBefore lists the media ids of recordings of sessions that
-// ended before t and that no rule plays: those past their keeping time.
-func (s *Store) RecordingsBefore(ctx context.Context, t time.Time) ([]string, error) {
-	return s.queryStrings(ctx, "list old recordings", `SELECT DISTINCT x.recording FROM sessions x
-		WHERE x.recording IS NOT NULL AND x.ended_at != 0 AND x.ended_at < ?
-			AND NOT EXISTS (SELECT 1 FROM rules r WHERE r.media = x.recording AND r.cancelled_at = 0)`, ms(t))
-}
-
 func scanSession(sc scanner) (Session, error) {
 	var x Session
 	var targets string

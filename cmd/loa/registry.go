@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -155,11 +156,23 @@ func newGroup(g *globals) *cobra.Command {
 
 func newMedia(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "media", Short: "Upload and list recordings (MP3, M4A/AAC, Opus, WAV, WMA, AMR, FLAC, a video's sound)"}
-	var name string
+	var name, recording string
 	add := &cobra.Command{
-		Use: "add FILE", Short: "Upload a recording; the controller brings it to one loudness and makes the light file boxes download", Args: cobra.ExactArgs(1),
+		Use: "add (FILE | --recording SESSION)", Short: "Upload a recording; the controller brings it to one loudness and makes the light file boxes download",
+		Long: "Upload a recording; the controller brings it to one loudness and makes the light file boxes download.\n" +
+			"With --recording, add what a live session or relay played (see `loa report --sessions`), to play it again.",
+		Args: cobra.MaximumNArgs(1),
 		RunE: g.staff(func(ctx context.Context, c *api.Client, cmd *cobra.Command, args []string) error {
-			m, err := uploadFile(ctx, c, args[0], name)
+			var m api.MediaInfo
+			var err error
+			switch {
+			case recording != "" && len(args) == 0:
+				m, err = c.RecordingMedia(ctx, recording, name)
+			case recording == "" && len(args) == 1:
+				m, err = uploadFile(ctx, c, args[0], name)
+			default:
+				return usageErr(errors.New("give a FILE or --recording SESSION"))
+			}
 			if err != nil {
 				return err
 			}
@@ -171,6 +184,7 @@ func newMedia(g *globals) *cobra.Command {
 		}),
 	}
 	add.Flags().StringVar(&name, "name", "", "a name for the file (default: the file name)")
+	add.Flags().StringVar(&recording, "recording", "", "add the recording of this live session or relay instead of a file")
 	list := &cobra.Command{
 		Use: "list", Short: "List the audio files", Args: cobra.NoArgs,
 		RunE: g.staff(func(ctx context.Context, c *api.Client, cmd *cobra.Command, _ []string) error {
