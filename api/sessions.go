@@ -64,11 +64,11 @@ type SessionRequest struct {
 // each box's answer.
 type SessionInfo struct {
 	store.Session
-	Until   time.Time        `json:"until"` // the latest it ends
-	Devices []string         `json:"devices"`
+	Until   time.Time `json:"until"` // the latest it ends
+	Devices []string  `json:"devices"`
 	// RecordingBytes is the size of its recording while it is kept.
-	RecordingBytes int64 `json:"recording_bytes,omitempty"`
-	Rows    []store.Delivery `json:"rows,omitempty"`
+	RecordingBytes int64            `json:"recording_bytes,omitempty"`
+	Rows           []store.Delivery `json:"rows,omitempty"`
 }
 
 func (s *Server) startSession(w http.ResponseWriter, r *http.Request) error {
