@@ -30,11 +30,13 @@
 // Options.RetryWindow; the timeline goes on across the restarts.
 //
 // Concurrency. A Session runs once, Run or Relay, on the caller's
-// goroutine, which publishes, records and sleeps; Run reads its source on
-// one more goroutine, so that it returns when ctx ends even if the source
-// blocks (that goroutine ends when the source's Read returns). Relay owns
-// its ffmpeg, a goroutine reading ffmpeg's messages and a watchdog, and
-// waits for all of them before it returns. Progress may be called from any
-// goroutine. OnStart and the Publisher are called on the session's
-// goroutine.
+// goroutine, which publishes, records and sleeps; the Publisher and
+// OnStart are called there. The source is read on one more goroutine, so
+// that a session returns as soon as ctx ends even if its source blocks;
+// for Run that goroutine ends when the source's Read returns (close the
+// source after Run if it may block), for Relay when ffmpeg's output is
+// closed, before Relay returns. Relay also owns its ffmpeg, a goroutine
+// reading ffmpeg's messages and a watchdog (no sound for IOTimeout, or a
+// burst of decode errors, stops ffmpeg), and waits for them. Progress may
+// be called from any goroutine.
 package live

@@ -307,6 +307,21 @@ func speechWAV(t testing.TB) string {
 	return fixture(t, "speech.wav", func(path string) { mediatest.Speech(t, path, announcement) })
 }
 
+// clipWAV is the first 4 s of the speech: a radio programme (looped),
+// short enough for tests that wait for it in real time.
+func clipWAV(t testing.TB) string {
+	wav := speechWAV(t)
+	return fixture(t, "clip.wav", func(path string) { mediatest.FFmpeg(t, "-i", wav, "-t", "4", path) })
+}
+
+// clipFile is the clip encoded by ffmpeg with extra output arguments.
+func clipFile(t testing.TB, name string, args ...string) string {
+	wav := clipWAV(t)
+	return fixture(t, name, func(path string) {
+		mediatest.FFmpeg(t, slices.Concat([]string{"-i", wav}, args, []string{path})...)
+	})
+}
+
 // speechFile is the speech encoded by ffmpeg with extra output arguments
 // (the codec, the format), as name.
 func speechFile(t testing.TB, name string, args ...string) string {
@@ -329,10 +344,49 @@ func reference(t testing.TB, path string, decoder ...string) []float32 {
 	return audio.Floats(mediatest.FFmpeg(t, args...))
 }
 
-// bestMatch finds where got sits in ref (the lag of the highest
-// cross-correlation, by FFT) and returns the normalised correlation of
-// got with ref there, over their overlap.
+// bestMatch finds where got sits against ref (got[i] is ref[i+lag]; a
+// negative lag when got starts before ref) and returns the normalised
+// correlation of got with ref there, over their overlap. The lag of the
+// highest cross-correlation is found by FFT at a quarter of the rate,
+// then refined.
 func bestMatch(ref, got []float32) (lag int, corr float64) {
+	const k = 4
+	rough := crossLag(decimate(ref, k), decimate(got, k))
+	corr = math.Inf(-1)
+	for l := rough*k - 2*k; l <= rough*k+2*k; l++ {
+		if c := correlationAt(ref, got, l); c > corr {
+			lag, corr = l, c
+		}
+	}
+	return lag, corr
+}
+
+// correlationAt is the correlation of got with ref shifted by lag.
+func correlationAt(ref, got []float32, lag int) float64 {
+	switch {
+	case lag < 0 && -lag < len(got):
+		return correlation(ref, got[-lag:])
+	case lag >= 0 && lag < len(ref):
+		return correlation(ref[lag:], got)
+	}
+	return 0
+}
+
+// decimate averages each k samples into one.
+func decimate(x []float32, k int) []float32 {
+	out := make([]float32, len(x)/k)
+	for i := range out {
+		var sum float32
+		for _, v := range x[i*k : i*k+k] {
+			sum += v
+		}
+		out[i] = sum / float32(k)
+	}
+	return out
+}
+
+// crossLag is the lag of the highest cross-correlation of got against ref.
+func crossLag(ref, got []float32) (lag int) {
 	n := 1
 	for n < len(ref)+len(got) {
 		n <<= 1
@@ -352,12 +406,12 @@ func bestMatch(ref, got []float32) (lag int, corr float64) {
 	}
 	fft(a, true)
 	best := math.Inf(-1)
-	for l := range len(ref) {
-		if v := real(a[l]); v > best {
+	for l := -len(got) + 1; l < len(ref); l++ {
+		if v := real(a[(l+n)%n]); v > best {
 			best, lag = v, l
 		}
 	}
-	return lag, correlation(ref[lag:], got)
+	return lag
 }
 
 // correlation is the normalised correlation of a and b over their common

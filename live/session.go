@@ -243,9 +243,9 @@ var errMaxLength = errors.New("maximum session length reached")
 
 // feed pumps one Ogg Opus stream into the timeline: nil when it ended
 // cleanly, errMaxLength, ctx's error, or why the stream broke. Packets
-// already taken are published before it returns (unless ctx ended). tick,
-// if set, hears of each packet taken, without blocking.
-func (s *Session) feed(ctx context.Context, src io.Reader, tick chan<- struct{}) error {
+// already taken are published before it returns (unless ctx ended).
+// onPacket, if set, is called as each packet arrives.
+func (s *Session) feed(ctx context.Context, src io.Reader, onPacket func()) error {
 	rd := newPacketReader(src)
 	defer rd.stop()
 	head, err := rd.read(ctx)
@@ -276,18 +276,17 @@ func (s *Session) feed(ctx context.Context, src io.Reader, tick chan<- struct{})
 		}
 		now := s.clock.Now()
 		s.lastSeen = now
-		if tick != nil {
-			select {
-			case tick <- struct{}{}:
-			default:
-			}
+		if onPacket != nil {
+			onPacket()
 		}
 		if !s.started {
 			s.started = true
 			s.channels = head.channels
 			// The first real sample (after the encoder's pre-skip)
 			// plays Delay after the first packet arrived.
-			s.origin = now.Add(s.delay - samplesDuration(int64(s.preSkip)))
+			// Play times go on the wire in whole microseconds, as
+			// every Opus frame's duration is.
+			s.origin = now.Add(s.delay - samplesDuration(int64(s.preSkip))).Truncate(time.Microsecond)
 		}
 		if err := s.take(ctx, p.data, p.samples); err != nil {
 			return err
@@ -405,7 +404,7 @@ func (s *Session) rebase(at, target time.Time) {
 	gap = (gap + silenceSamples - 1) / silenceSamples * silenceSamples
 	// The group's first frame moves from timeline sample groupPos to
 	// groupPos+gap, and plays gap later.
-	s.origin = at.Add(samplesDuration(gap)).Add(-samplesDuration(s.groupPos + gap))
+	s.origin = at.Add(samplesDuration(gap)).Add(-samplesDuration(s.groupPos + gap)).Truncate(time.Microsecond)
 	s.groupPos += gap
 	s.pos += gap
 	s.recordGap(gap)
@@ -413,7 +412,7 @@ func (s *Session) rebase(at, target time.Time) {
 	s.sum.Gaps++
 	s.sum.GapTime += samplesDuration(gap)
 	s.mu.Unlock()
-	s.log.Info("live: the timeline moved forward", "gap", samplesDuration(gap), "late", -at.Sub(s.clock.Now()))
+	s.log.Info("live: the timeline moved forward", "gap", samplesDuration(gap), "lead", at.Sub(s.clock.Now()))
 }
 
 // publish signs p and hands it to the publisher.
