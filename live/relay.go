@@ -85,7 +85,7 @@ func (s *Session) Relay(ctx context.Context, rawURL string) (Summary, error) {
 	for {
 		switch {
 		case ctx.Err() != nil:
-			return s.finish(EndStopped, "the session was stopped"), nil
+			return s.finish(stopped(ctx)), nil
 		case errors.Is(res.feedErr, errMaxLength):
 			return s.finish(EndMaxLength, fmt.Sprintf("the session reached its maximum length of %v", s.opts.MaxSession)), nil
 		case res.finite && res.clean:
@@ -105,7 +105,7 @@ func (s *Session) Relay(ctx context.Context, rawURL string) (Summary, error) {
 		})
 		if !res.sound {
 			if ctx.Err() != nil {
-				return s.finish(EndStopped, "the session was stopped"), nil
+				return s.finish(stopped(ctx)), nil
 			}
 			reason := fmt.Sprintf("the source stopped at %s and did not come back within %v", s.clockTime(lost), s.opts.RetryWindow)
 			if last != "" {

@@ -60,10 +60,12 @@ type EndReason string
 // Why sessions end.
 const (
 	// EndFinished: the source ended (the speaker stopped, a finite
-	// programme played to its end).
+	// programme played to its end), or ctx's deadline passed (a relay for
+	// a set time).
 	EndFinished EndReason = "finished"
-	// EndStopped: the context ended (staff stopped the session, or the
-	// controller is shutting down).
+	// EndStopped: the context was cancelled (staff stopped the session,
+	// or the controller is shutting down); the reason gives the cause
+	// (context.WithCancelCause), if any.
 	EndStopped EndReason = "stopped"
 	// EndMaxLength: the session reached Options.MaxSession.
 	EndMaxLength EndReason = "max_length"
@@ -232,10 +234,23 @@ func (s *Session) Run(ctx context.Context, src io.Reader) (Summary, error) {
 	case errors.Is(err, errMaxLength):
 		return s.finish(EndMaxLength, fmt.Sprintf("the session reached its maximum length of %v", s.opts.MaxSession)), nil
 	case ctx.Err() != nil:
-		return s.finish(EndStopped, "the session was stopped"), nil
+		return s.finish(stopped(ctx)), nil
 	default:
 		return s.finish(EndSourceLost, fmt.Sprintf("the source stopped at %s: %v", s.clockTime(s.lastSeen), err)), nil
 	}
+}
+
+// stopped says why ctx ended a session: its deadline (a session for a set
+// time) finishes it; a cancel stops it, for the cause given, if any.
+func stopped(ctx context.Context) (EndReason, string) {
+	cause := context.Cause(ctx)
+	switch {
+	case errors.Is(cause, context.DeadlineExceeded):
+		return EndFinished, "its time was over"
+	case cause == nil || errors.Is(cause, context.Canceled):
+		return EndStopped, "the session was stopped"
+	}
+	return EndStopped, "the session was stopped: " + cause.Error()
 }
 
 // errMaxLength ends a feed at Options.MaxSession.

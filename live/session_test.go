@@ -310,32 +310,54 @@ func (r *blockingReader) Read(p []byte) (int, error) {
 }
 
 // TestRunStopped: staff stop a session whose source hangs: Run returns at
-// once, with the end packet at the end of what was sent.
+// once, with the end packet at the end of what was sent, and says why; a
+// session for a set time (ctx's deadline) finishes.
 func TestRunStopped(t *testing.T) {
 	data, err := os.ReadFile(opusFile(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := newFakeClock()
-	s, pub, k := newSession(t, clock, live.DefaultOptions(), filepath.Join(t.TempDir(), "r.opus"))
-	src := &blockingReader{data: data[:len(data)/2], done: make(chan struct{})}
-	defer close(src.done)
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		for pub.count() < 5 {
-			time.Sleep(time.Millisecond)
-		}
-		cancel()
-	}()
-	sum, err := s.Run(ctx, src)
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name   string
+		ctx    func() (context.Context, func())
+		ended  live.EndReason
+		reason string
+	}{
+		{"cancel", func() (context.Context, func()) {
+			ctx, cancel := context.WithCancel(context.Background())
+			return ctx, cancel
+		}, live.EndStopped, "the session was stopped"},
+		{"cancel with a cause", func() (context.Context, func()) {
+			ctx, cancel := context.WithCancelCause(context.Background())
+			return ctx, func() { cancel(errors.New("stopped by token an")) }
+		}, live.EndStopped, "the session was stopped: stopped by token an"},
+		{"deadline", func() (context.Context, func()) {
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			return ctx, func() { <-ctx.Done(); cancel() }
+		}, live.EndFinished, "its time was over"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := newFakeClock()
+			s, pub, k := newSession(t, clock, live.DefaultOptions(), filepath.Join(t.TempDir(), "r.opus"))
+			src := &blockingReader{data: data[:len(data)/2], done: make(chan struct{})}
+			defer close(src.done)
+			ctx, stop := tc.ctx()
+			go func() {
+				for pub.count() < 5 {
+					time.Sleep(time.Millisecond)
+				}
+				stop()
+			}()
+			sum, err := s.Run(ctx, src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.Ended != tc.ended || sum.Reason != tc.reason || sum.Recording == "" {
+				t.Errorf("summary %+v", sum)
+			}
+			checkTimeline(t, decodePackets(t, pub.all(), k), live.DefaultOptions(), sum)
+		})
 	}
-	if sum.Ended != live.EndStopped || sum.Recording == "" {
-		t.Errorf("summary %+v", sum)
-	}
-	ps := decodePackets(t, pub.all(), k)
-	checkTimeline(t, ps, live.DefaultOptions(), sum)
 }
 
 // TestRunCutOff: a source cut off mid-stream (the CLI's connection
