@@ -420,6 +420,27 @@ func TestRelayBadSources(t *testing.T) {
 	mux.HandleFunc("/video", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, video) })
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
+	// A server that takes the connection and says nothing.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { silent.Close() })
+	go func() {
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
 	for _, tc := range []struct {
 		name, url string
 		want      error
@@ -428,6 +449,7 @@ func TestRelayBadSources(t *testing.T) {
 	}{
 		{name: "closed port", url: "http://" + testnet.FreePort(t) + "/stream", want: live.ErrSourceUnreachable, says: "Connection refused"},
 		{name: "404", url: srv.URL + "/nothing-here", want: live.ErrSourceUnreachable, says: "404 Not Found"},
+		{name: "silent server", url: "http://" + silent.Addr().String() + "/stream", want: live.ErrSourceUnreachable, says: "timed out"},
 		{name: "web page", url: srv.URL + "/page", want: live.ErrNotAStream, says: "Invalid data"},
 		{name: "no sound track", url: srv.URL + "/video", want: live.ErrNotAStream, says: "no sound track"},
 		{name: "file", url: "file:///etc/passwd", want: live.ErrBadURL},
