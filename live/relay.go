@@ -87,7 +87,7 @@ func (s *Session) Relay(ctx context.Context, rawURL string) (Summary, error) {
 		case ctx.Err() != nil:
 			return s.finish(stopped(ctx)), nil
 		case errors.Is(res.feedErr, errMaxLength):
-			return s.finish(EndMaxLength, fmt.Sprintf("the session reached its maximum length of %v", s.opts.MaxSession)), nil
+			return s.finish(EndMaxLength, "the session reached its maximum length of "+spoken(s.opts.MaxSession)), nil
 		case res.finite && res.clean:
 			return s.finish(EndFinished, "the programme ended"), nil
 		case res.finite:
@@ -107,7 +107,7 @@ func (s *Session) Relay(ctx context.Context, rawURL string) (Summary, error) {
 			if ctx.Err() != nil {
 				return s.finish(stopped(ctx)), nil
 			}
-			reason := fmt.Sprintf("the source stopped at %s and did not come back within %v", s.clockTime(lost), s.opts.RetryWindow)
+			reason := fmt.Sprintf("the source stopped at %s and did not come back within %s", s.clockTime(lost), spoken(s.opts.RetryWindow))
 			if last != "" {
 				reason += " (" + last + ")"
 			}

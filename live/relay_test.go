@@ -322,7 +322,7 @@ func TestRelaySourceDies(t *testing.T) {
 	if r.sum.Ended != live.EndSourceLost || r.sum.Restarts != 0 {
 		t.Errorf("summary %+v", r.sum)
 	}
-	if !regexp.MustCompile(`^the source stopped at \d\d:\d\d:\d\d and did not come back within 1s \(.*Connection refused\)$`).MatchString(r.sum.Reason) {
+	if !regexp.MustCompile(`^the source stopped at \d\d:\d\d:\d\d and did not come back within 1 s \(.*Connection refused\)$`).MatchString(r.sum.Reason) {
 		t.Errorf("reason %q", r.sum.Reason)
 	}
 	ps := decodePackets(t, pub.all(), k)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -232,7 +233,7 @@ func (s *Session) Run(ctx context.Context, src io.Reader) (Summary, error) {
 	case err == nil:
 		return s.finish(EndFinished, "the source ended"), nil
 	case errors.Is(err, errMaxLength):
-		return s.finish(EndMaxLength, fmt.Sprintf("the session reached its maximum length of %v", s.opts.MaxSession)), nil
+		return s.finish(EndMaxLength, "the session reached its maximum length of "+spoken(s.opts.MaxSession)), nil
 	case ctx.Err() != nil:
 		return s.finish(stopped(ctx)), nil
 	default:
@@ -478,6 +479,18 @@ func (s *Session) finish(why EndReason, reason string) Summary {
 	s.log.Info("live: session ended", "ended", why, "reason", reason, "packets", sum.Packets,
 		"gaps", sum.Gaps, "restarts", sum.Restarts, "publish_errors", sum.PublishErrors)
 	return sum
+}
+
+// spoken formats d for a sentence staff read: "60 s", "1.5 s", "90 min",
+// "4 h".
+func spoken(d time.Duration) string {
+	switch {
+	case d >= time.Hour && d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + " h"
+	case d >= 2*time.Minute && d%time.Minute == 0:
+		return strconv.FormatInt(int64(d/time.Minute), 10) + " min"
+	}
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + " s"
 }
 
 // clockTime formats t for a sentence staff read.
