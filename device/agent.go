@@ -17,6 +17,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/loa-commune/loa/audio"
+	"github.com/loa-commune/loa/internal/summarylog"
 	"github.com/loa-commune/loa/protocol"
 )
 
@@ -88,6 +89,13 @@ type Agent struct {
 	sinkFades bool       // the sink fades out by itself when Play's context ends
 	tones     *toneCache // alert tones, synthesized once
 
+	// streams holds the jitter buffers of the live sessions followed: the
+	// loop makes and drops them, paho's goroutine fills them, the player
+	// reads one (stream.go). streamRefused logs refused packets, a summary
+	// a minute.
+	streams       *streamSet
+	streamRefused *summarylog.Log
+
 	// Owned by the loop goroutine (and by New before Run starts it).
 	runCtx      context.Context
 	config      *heldConfig
@@ -104,6 +112,7 @@ type Agent struct {
 	inflight    int        // fetch jobs out
 	retryAt     time.Time
 	resubAt     time.Time
+	streamRun   *streamRun // the stream item on the output, while it plays
 	subscribed  map[string]bool
 	cacheBytes  int64
 	errs        map[string]string    // component → last error, cleared on success
@@ -165,7 +174,9 @@ func New(cfg Config, sink audio.Sink, logger *slog.Logger, clock Clock) (*Agent,
 		rejectedAt:  map[string]time.Time{},
 		done:        make(chan struct{}),
 		sinkFades:   sinkFadesOnCancel(sink),
+		streams:     newStreamSet(),
 	}
+	a.streamRefused = summarylog.New(a.log, "refusing live session packets", "refused live session packets", time.Minute)
 	a.sync = newTimeSync(a.clock)
 	a.tones = newToneCache(a.format, alertToneLength)
 	tlsConf, err := cfg.tlsConfig(a.tlsTime) // for https:// media; mqtt.go makes the broker's
@@ -290,6 +301,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.loop(ctx)
 
 	wg.Wait()
+	a.streamRefused.Stop()
+	a.foldStreamRun() // what a session played before the stop counts
 	a.saveState()
 	if a.client.IsConnectionOpen() {
 		st := a.currentState(a.clock.Now())
@@ -374,10 +387,12 @@ func (a *Agent) tick() {
 	now := a.clock.Now()
 	a.lastTick = now
 	plausible := a.plausible(now)
+	a.syncStreams(now) // a session's buffer is there before its item starts
 	if plausible {
 		a.schedule(now)
 		a.pruneTombstones(now)
 	}
+	a.syncStreams(now) // and dropped once it is final
 	a.dispatchFetches(now, plausible)
 	if !a.resubAt.IsZero() && !now.Before(a.resubAt) {
 		a.resubAt = time.Time{}
@@ -407,12 +422,18 @@ func (a *Agent) nextWake(now time.Time) time.Duration {
 				continue
 			}
 			switch cue := it.Start.Add(-cueLead); {
+			case it.Stream != nil && cue.Add(-streamFollowLead).After(a.lastTick):
+				consider(cue.Add(-streamFollowLead)) // follow the session
 			case cue.After(a.lastTick):
 				consider(cue)
 			case it.Start.After(a.lastTick):
 				consider(it.Start)
 			}
-			if exp := it.Expires.Add(time.Millisecond); exp.After(a.lastTick) {
+			until := it.Expires
+			if it.Stream != nil {
+				until = a.streamUntil(it)
+			}
+			if exp := until.Add(time.Millisecond); exp.After(a.lastTick) {
 				consider(exp)
 			}
 		}
@@ -445,7 +466,8 @@ func (a *Agent) resendEvents() {
 
 // syncSubs subscribes to what the box must follow and unsubscribes from what
 // it left: its config always; once a config is known, plan/all, its own plan
-// and the plan of each of its groups.
+// and the plan of each of its groups; and the stream of each live session it
+// follows (syncStreams).
 func (a *Agent) syncSubs() {
 	if !a.client.IsConnectionOpen() {
 		return // onConnected will do it
@@ -457,6 +479,9 @@ func (a *Agent) syncSubs() {
 		for _, g := range a.config.Config.Groups {
 			want[a.topics.PlanGroup(g)] = true
 		}
+	}
+	for _, s := range a.streams.sessions() {
+		want[a.topics.Stream(s)] = true
 	}
 	var add, drop []string
 	for t := range want {

@@ -41,6 +41,25 @@
 //     first repeat that finds it decoded. If it never does, the item is
 //     reported failed, saying the message could not be fetched. Tone-only
 //     items (no media) fetch nothing.
+//   - Live sessions (stream.go, streamplay.go): an item with Stream set
+//     plays the session's signed packets of Opus frames instead of media
+//     (no tone, chime or repeat; it is ready at once and queues by its
+//     priority like any item). From streamFollowLead before its cue until
+//     it is final the box subscribes (QoS 0) to the session's topic and
+//     keeps a jitter buffer of the frames received, placed by their stamps
+//     (a frame's position is its packet's time plus the frames before it,
+//     in samples at 48 kHz from the item's start, rounded the same way on
+//     every box). It plays from the item's start, or, joining late (a
+//     restart, a reconnect, after a preemption), from the live point: the
+//     first 20 ms step from the start at least cueLead ahead. The player
+//     reads the session no further ahead of real time than its read-ahead
+//     (200 ms, 400 ms for a sound card); a frame that comes later is
+//     dropped; a missing one is concealed by libopus for up to 120 ms, then
+//     silent, and the frames after a gap sound at their own places. A play
+//     ends at the session's end (its end packet or Stream.Ends in a newer
+//     plan) or at the item's expiry; the final answer says how much the
+//     box sounded and missed (HeardMS, MissedMS, over every run). Forged
+//     packets are never played and are reported like any refused message.
 //
 // A sink that records (wav:DIR) gets one file per play: the item id for
 // the first, "<id>#2" (a file named <id>_2.wav) and so on after a
@@ -57,14 +76,26 @@
 //
 //   - paho's goroutines decode incoming messages (handleMessage) and put
 //     valid ones in an inbox that keeps the newest per topic and never
-//     blocks;
+//     blocks; live session packets skip the inbox: paho's goroutine checks
+//     their signature and puts their frames in the session's jitter buffer;
 //   - fetch workers download and decode media, one job at a time each;
-//   - the player calls Sink.Play for one item at a time;
+//   - the player calls Sink.Play for one item at a time; for a live
+//     session it takes frames from the session's buffer as their time
+//     comes, and when the play ends writes what it sounded to the play's
+//     streamStats, which the loop reads once the play is over;
 //   - the outbox worker performs MQTT publishes and subscriptions in order,
 //     so a slow network never stalls scheduling.
 //   - one short-lived watcher per event publish waits for paho's
 //     acknowledgement and removes the event's record from the disk outbox
 //     (a mutex guards it); Run ends them before it returns.
+//
+// The jitter buffers are the one piece of state those goroutines share: the
+// set of them (streamSet) and each buffer (streamBuffer) have their own
+// mutex. The loop makes and drops the buffers (syncStreams) and sets a
+// session's end from the plan; paho's goroutine looks a buffer up and adds
+// frames or the end packet; the player holds the buffer of the session it
+// plays and takes frames from it, even after the loop dropped it (then no
+// more come). No lock is held while waiting or decoding.
 //
 // Run starts all of them and returns only after they have ended; Close
 // cancels Run and waits for it. The Clock decides every time-driven choice,

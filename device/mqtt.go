@@ -189,12 +189,18 @@ type inMsg struct {
 // on paho's goroutine, so it never blocks and never touches loop state;
 // whatever does not decode is logged and dropped.
 func (a *Agent) handleMessage(topic string, payload []byte, retained bool) {
-	log := a.log.With(keyTopic, topic)
 	kind, arg, err := a.topics.Parse(topic)
 	if err != nil {
-		log.Warn("ignoring message on unknown topic", keyErr, err)
+		a.log.Warn("ignoring message on unknown topic", keyTopic, topic, keyErr, err)
 		return
 	}
+	if kind == protocol.TopicStream {
+		// Live session packets bypass the inbox, which keeps only the
+		// newest message per topic: they go to the session's buffer.
+		a.onStreamPacket(topic, arg, payload)
+		return
+	}
+	log := a.log.With(keyTopic, topic)
 	m := inMsg{topic: topic, kind: kind, arg: arg}
 	switch kind {
 	case protocol.TopicPlanAll, protocol.TopicPlanGroup, protocol.TopicPlanDevice:
@@ -638,6 +644,9 @@ func (a *Agent) execOp(ctx context.Context, x op) {
 		filters := make(map[string]byte, len(x.topics))
 		for _, t := range x.topics {
 			filters[t] = qosAtLeastOnce
+			if kind, _, _ := a.topics.Parse(t); kind == protocol.TopicStream {
+				filters[t] = 0 // a late packet is worth nothing: none is kept for the box
+			}
 		}
 		tok = a.client.SubscribeMultiple(filters, a.onMQTTMessage)
 	case opUnsubscribe:

@@ -55,6 +55,9 @@ type playJob struct {
 	// at is when the first sample must be heard (time.Now()-based); zero
 	// for at once.
 	at time.Time
+	// stream, for a live session's item, is the session to play instead
+	// of a program.
+	stream *streamJob
 }
 
 // sinkFadesOnCancel reports whether s fades its sound out by itself when
@@ -124,19 +127,27 @@ func (a *Agent) startPlayback(c candidate, now time.Time) {
 	rec.Started = true
 	rec.Runs++
 	reason := ""
-	switch {
-	case c.preempted && c.resume > 0:
-		reason = fmt.Sprintf("resuming at %.1f s", a.format.Duration(c.resume*int64(a.format.BytesPerFrame())).Seconds())
-	case c.preempted:
-		reason = "restarting after a preemption"
-	case it.Priority == protocol.Emergency && hasMedia(it) && !c.ready:
-		reason = "media not fetched yet: starting with the alert tone"
-	}
 	var at time.Time
 	eventAt := now
-	if wait := it.Start.Sub(now); wait > 0 && c.resume == 0 && !c.preempted {
-		// Cued: the output opens now, the sound starts at the item's start.
-		at, eventAt = time.Now().Add(wait), it.Start
+	var sj *streamJob
+	if it.Stream != nil {
+		// A live session: at its start, or from the live point.
+		sj, reason = a.newStreamJob(c, rec, now)
+		at, eventAt = time.Now().Add(sj.join.Sub(now)), sj.join
+		a.streamRun = &streamRun{id: it.ID, stats: sj.stats}
+	} else {
+		switch {
+		case c.preempted && c.resume > 0:
+			reason = fmt.Sprintf("resuming at %.1f s", a.format.Duration(c.resume*int64(a.format.BytesPerFrame())).Seconds())
+		case c.preempted:
+			reason = "restarting after a preemption"
+		case it.Priority == protocol.Emergency && hasMedia(it) && !c.ready:
+			reason = "media not fetched yet: starting with the alert tone"
+		}
+		if wait := it.Start.Sub(now); wait > 0 && c.resume == 0 && !c.preempted {
+			// Cued: the output opens now, the sound starts at the item's start.
+			at, eventAt = time.Now().Add(wait), it.Start
+		}
 	}
 	a.setStatusAt(it, rec, protocol.EventPlaying, reason, eventAt)
 	path := ""
@@ -149,7 +160,11 @@ func (a *Agent) startPlayback(c candidate, now time.Time) {
 	if rec.Runs > 1 {
 		name = fmt.Sprintf("%s#%d", it.ID, rec.Runs)
 	}
-	a.playReq <- playJob{ctx: sinkCtx, stop: stop, cut: cutCtx, item: it, name: name, path: path, volume: a.volumeFor(it), from: c.resume, at: at}
+	from := c.resume
+	if sj != nil {
+		from = 0
+	}
+	a.playReq <- playJob{ctx: sinkCtx, stop: stop, cut: cutCtx, item: it, name: name, path: path, volume: a.volumeFor(it), from: from, at: at, stream: sj}
 	a.publishState(now)
 }
 
@@ -162,6 +177,7 @@ func (a *Agent) onPlayed(r playResult) {
 		problem = a.mediaProblem(c.item.Media.SHA256)
 	}
 	out := a.queue.finished(r, problem)
+	a.foldStreamRun()
 	rec := a.items[r.id]
 	if rec == nil || rec.Status != protocol.EventPlaying {
 		return // cancelled while playing; already reported
@@ -218,21 +234,40 @@ func (a *Agent) runPlayer(ctx context.Context) {
 func (a *Agent) play(j playJob) playResult {
 	res := playResult{id: j.item.ID}
 	defer j.stop()
-	prog, err := a.program(j.item, j.path)
-	if err != nil {
-		res.err = fmt.Errorf("play %s: %w", j.item.ID, err)
-		return res
+	var (
+		src    io.Reader
+		prog   *program
+		live   *streamReader
+		fadeIn time.Duration
+		err    error
+	)
+	if j.stream != nil {
+		if live, err = a.newStreamReader(j); err != nil {
+			res.err = fmt.Errorf("play %s: %w", j.item.ID, err)
+			j.stream.stats.set(0, 0, time.Time{})
+			return res
+		}
+		defer live.close()
+		src = live
+		if j.stream.late {
+			fadeIn = fadeInTime // it comes in mid-sound
+		}
+	} else {
+		if prog, err = a.program(j.item, j.path); err != nil {
+			res.err = fmt.Errorf("play %s: %w", j.item.ID, err)
+			return res
+		}
+		defer prog.close()
+		if err := prog.skip(j.from * int64(a.format.BytesPerFrame())); err != nil {
+			res.err = fmt.Errorf("play %s: %w", j.item.ID, err)
+			return res
+		}
+		src = prog
+		if j.from > 0 {
+			fadeIn = fadeInTime
+		}
 	}
-	defer prog.close()
-	if err := prog.skip(j.from * int64(a.format.BytesPerFrame())); err != nil {
-		res.err = fmt.Errorf("play %s: %w", j.item.ID, err)
-		return res
-	}
-	fadeIn := time.Duration(0)
-	if j.from > 0 {
-		fadeIn = fadeInTime
-	}
-	fader := audio.NewFader(audio.NewGainReader(prog, audio.VolumeGain(j.volume)), a.format, fadeIn)
+	fader := audio.NewFader(audio.NewGainReader(src, audio.VolumeGain(j.volume)), a.format, fadeIn)
 
 	var (
 		mu       sync.Mutex
@@ -269,8 +304,11 @@ func (a *Agent) play(j playJob) playResult {
 	if backstop != nil {
 		backstop.Stop()
 	}
-	res.messages, res.missing = prog.messages, prog.missing
+	if prog != nil {
+		res.messages, res.missing = prog.messages, prog.missing
+	}
 	res.completed = fader.Ended() && err == nil
+	heardFrames := fader.Frames()
 	if !cutAt.IsZero() {
 		if errors.Is(err, context.Canceled) && !a.shuttingDown() {
 			err = nil // the cut itself
@@ -283,6 +321,22 @@ func (a *Agent) play(j playJob) playResult {
 			heard := int64(cutAt.Sub(began)) * int64(a.format.SampleRate) / int64(time.Second)
 			rewind := a.format.Bytes(resumeRewind) / int64(a.format.BytesPerFrame())
 			res.pos = j.from + max(min(frame, heard)-rewind, 0)
+			if a.sinkFades {
+				// The sound card had read ahead what it never played.
+				fade := a.format.Bytes(fadeOutTime) / int64(a.format.BytesPerFrame())
+				heardFrames = min(heardFrames, max(heard, 0)+fade)
+			}
+		}
+	}
+	if live != nil {
+		res.pos = 0 // a session is rejoined at its live point, never resumed
+		heard, missed, until := live.account(heardFrames)
+		j.stream.stats.set(heard, missed, until)
+		late, full := j.stream.buf.counts()
+		a.log.Info("live session play ended", keyItem, j.item.ID, "session", j.item.Stream.Session,
+			"heard", streamDur(heard), "missed", streamDur(missed), "late_frames", late, "dropped_full", full)
+		if perr := live.problem(); perr != nil {
+			a.log.Warn("live session frames could not be decoded", keyItem, j.item.ID, keyErr, perr)
 		}
 	}
 	if err != nil {

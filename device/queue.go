@@ -46,6 +46,12 @@ import (
 // its media. An emergency starts when due even without its media: its alert
 // tone is synthesized on the box. Items due in quiet hours are missed,
 // except emergencies.
+//
+// A live session's item needs nothing fetched. Its window closes cueLead
+// before its session ends (candidate.until), if that is before its expiry.
+// Preempted (restart or resume), it waits to rejoin the session at its live
+// point; if the session ends first, or while the box restarted, it has
+// played (part of it), not expired.
 type queueState int
 
 const (
@@ -92,6 +98,18 @@ type candidate struct {
 	preempted bool
 	// resume is the frame of its program to continue from.
 	resume int64
+	// until, if set, is the latest it may start instead of its expiry: a
+	// live session's item cannot join less than cueLead before the
+	// session ends.
+	until time.Time
+}
+
+// expires is the end of c's window: it must not start after it.
+func (c candidate) expires() time.Time {
+	if !c.until.IsZero() {
+		return c.until
+	}
+	return c.item.Expires
 }
 
 func (c candidate) emergency() bool { return c.item.Priority == protocol.Emergency }
@@ -176,7 +194,7 @@ func (q *playQueue) decide(now time.Time, cue time.Duration, waiting []candidate
 	}
 	for _, c := range waiting {
 		switch {
-		case now.After(c.item.Expires):
+		case now.After(c.expires()):
 			d.final = append(d.final, expiry(c))
 		case !c.due(dueBy):
 		case !c.emergency() && quiet.contains(later(now, c.item.Start)):
@@ -239,6 +257,11 @@ func (q *playQueue) decide(now time.Time, cue time.Duration, waiting []candidate
 func expiry(c candidate) verdict {
 	id := c.item.ID
 	switch {
+	case c.item.Stream != nil && c.preempted:
+		// It sounded part of the session: the loop adds how much.
+		return verdict{id, protocol.EventPlayed, "the session ended while it was preempted"}
+	case c.item.Stream != nil && c.started:
+		return verdict{id, protocol.EventPlayed, "the session ended before the box could rejoin it after a restart"}
 	case c.preempted:
 		return verdict{id, protocol.EventExpired, "preempted, and its window closed before it could go on"}
 	case c.started:

@@ -73,6 +73,14 @@ func TestQueue(t *testing.T) {
 	bg := func(id string, start time.Duration, arrival uint64) candidate {
 		return cand(id, protocol.Background, start, 30*minute, arrival)
 	}
+	// live is a live session's item: no media, open until its session
+	// ends 10 minutes after its start (less the cue), its expiry later.
+	live := func(id string, start time.Duration, arrival uint64) candidate {
+		c := cand(id, protocol.High, start, 30*minute, arrival)
+		c.item.Media, c.item.Stream = protocol.Media{}, &protocol.StreamRef{Session: "s-" + id, Channels: 1}
+		c.until = t0.Add(start + 10*minute - cueLead)
+		return c
+	}
 	played := func(id string) *playResult { return &playResult{id: id, completed: true} }
 	cutAt := func(id string, pos int64) *playResult { return &playResult{id: id, pos: pos} }
 	quiet, _ := parseQuietHours("22:00-05:00", "UTC") // t0 is 06:00 UTC
@@ -161,6 +169,28 @@ func TestQueue(t *testing.T) {
 		}},
 		{"a preempted item whose window closes expires", quietHours{}, []qstep{
 			{at: 31 * minute, waiting: []candidate{with(n("n", 0, 1), interrupted(5))}, final: []string{"n expired"}},
+		}},
+
+		// Live sessions.
+		{"a live session preempts a normal bulletin, an emergency preempts it", quietHours{}, []qstep{
+			{waiting: []candidate{n("news", 0, 1)}, start: "news"},
+			{at: minute, waiting: []candidate{live("speech", minute, 2)}, cut: "preempt by speech"},
+			{finish: cutAt("news", 480), events: []string{"news preempted: preempted by speech"}, requeue: "at 0"},
+			{at: minute, waiting: []candidate{live("speech", minute, 2), with(n("news", 0, 1), interrupted(0))}, start: "speech"},
+			{at: 2 * minute, waiting: []candidate{e("e", 2*minute, 3)}, cut: "preempt by e"},
+			{finish: cutAt("speech", 0), events: []string{"speech preempted: preempted by e"}, requeue: "at 0"},
+		}},
+		{"a live session that ends while preempted has played", quietHours{}, []qstep{
+			{at: 11 * minute, waiting: []candidate{with(live("speech", 0, 1), interrupted(0)), n("news", 11*minute, 2)},
+				start: "news", final: []string{"speech played"}},
+		}},
+		{"a live session ending while the box restarted has played", quietHours{}, []qstep{
+			{at: 11 * minute, waiting: []candidate{started(live("speech", 0, 1))}, final: []string{"speech played"}},
+		}},
+		{"a live session that never played expires at its end, before its expiry", quietHours{}, []qstep{
+			{waiting: []candidate{hi("h", 0, 1)}, start: "h"},
+			{at: 10*minute - cueLead, waiting: []candidate{live("speech", 0, 2)}},
+			{at: 10*minute - cueLead + time.Millisecond, waiting: []candidate{live("speech", 0, 2)}, final: []string{"speech expired"}},
 		}},
 
 		// Emergencies.

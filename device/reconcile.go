@@ -259,6 +259,10 @@ func (a *Agent) setStatus(it protocol.PlanItem, rec *itemRecord, t protocol.Even
 // setStatusAt is setStatus for an event that happens at now (a cued item
 // starts playing at its start, a moment after the decision).
 func (a *Agent) setStatusAt(it protocol.PlanItem, rec *itemRecord, t protocol.EventType, reason string, now time.Time) {
+	live := it.Stream != nil || rec.HeardMS+rec.MissedMS > 0
+	if live && t.Final() {
+		reason = streamReason(rec, t, reason)
+	}
 	rec.Status, rec.Reason, rec.Updated = t, reason, now.UTC()
 	a.dirty = true
 	log := a.log.With(keyItem, it.ID, keyEvent, string(t))
@@ -277,6 +281,9 @@ func (a *Agent) setStatusAt(it protocol.PlanItem, rec *itemRecord, t protocol.Ev
 		rec.StartedAt = ev.At
 	case t.Final():
 		ev.Started = rec.StartedAt
+		if live {
+			ev.HeardMS, ev.MissedMS = rec.HeardMS, rec.MissedMS
+		}
 	}
 	a.emit(ev)
 }

@@ -56,5 +56,8 @@ func (a *Agent) candidate(it protocol.PlanItem, rec *itemRecord) candidate {
 	if !c.ready {
 		c.problem = a.mediaProblem(it.Media.SHA256)
 	}
+	if it.Stream != nil {
+		c.until = a.streamUntil(it)
+	}
 	return c
 }

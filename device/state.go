@@ -101,6 +101,15 @@ type itemRecord struct {
 	// Resume is the frame of its program (in pcm_format) a preempted item
 	// continues from when its on_preempt rule is resume.
 	Resume int64 `json:"resume,omitempty"`
+	// A live session's item: how much of the session its plays sounded
+	// from frames (HeardMS) and concealed or silent for want of them
+	// (MissedMS), over every run; how long it was off the output between
+	// runs (preempted, or the box restarting); and where its last run
+	// stopped (controller time).
+	HeardMS     int64     `json:"heard_ms,omitempty"`
+	MissedMS    int64     `json:"missed_ms,omitempty"`
+	OffMS       int64     `json:"off_ms,omitempty"`
+	StreamUntil time.Time `json:"stream_until,omitzero"`
 }
 
 // loadState reads path. A missing file is an empty state; a corrupt one is

@@ -51,6 +51,13 @@ func (t *trust) setKeys(k protocol.Keyring) bool {
 	return changed
 }
 
+// keyring returns the keys trusted now.
+func (t *trust) keyring() protocol.Keyring {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.keys
+}
+
 // accepted records that seq was accepted on topic: once a message passed
 // every check, and at start from the state file.
 func (t *trust) accepted(topic string, seq uint64) {
