@@ -30,7 +30,7 @@ func TestLiveSessionSoundCardChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctl, srv, broker, clock := liveSetup(t)
-	s := makeLiveSession(t, 4*time.Second)
+	s := makeLiveSession(t, 2500*time.Millisecond)
 	ms := newMediaServer(t)
 	news := scNews(t)
 	ms.add(news)
@@ -46,7 +46,7 @@ func TestLiveSessionSoundCardChild(t *testing.T) {
 	clock.Set(t0.Add(-10 * time.Second))
 	b := startBox(t, boxOpts{broker: broker, server: ms.URL, clock: clock, sink: sink})
 	ctl.waitEvent(n.ID, protocol.EventReady)
-	clock.Set(t0.Add(-2 * time.Second))
+	clock.Set(t0.Add(-cueLead - 100*time.Millisecond))
 	waitSubscribed(t, srv, topic, true)
 	followRealTime(t, clock)
 	sent := ctl.sendLive(clock, topic, onTime(t, topic, ps...))
@@ -59,7 +59,7 @@ func TestLiveSessionSoundCardChild(t *testing.T) {
 }
 
 // scSessionAfter is when the session starts after the recording.
-const scSessionAfter = 3 * time.Second
+const scSessionAfter = 3500 * time.Millisecond
 
 // TestLiveSessionThroughSoundCard plays a recording and then a live session
 // on the real oto sink into PulseAudio: the player reads the session as its
@@ -71,7 +71,7 @@ func TestLiveSessionThroughSoundCard(t *testing.T) {
 		t.Skip("in the child")
 	}
 	pulse := pulsetest.Start(t)
-	s := makeLiveSession(t, 4*time.Second)
+	s := makeLiveSession(t, 2500*time.Millisecond)
 	runSoundChild(t, pulse, "TestLiveSessionSoundCardChild")
 	got := audio.Floats(pulse.Captured(t))
 

@@ -149,12 +149,12 @@ func followRealTime(t *testing.T, c *fakeClock) {
 }
 
 // goLive waits until the box follows the session on topic, then moves the
-// clock to just before the first packet of a session starting at start is
-// sent, and on with real time.
+// clock to just before the box cues a session starting at start, and on
+// with real time.
 func goLive(t *testing.T, srv *mochi.Server, clock *fakeClock, topic string, start time.Time) {
 	t.Helper()
 	waitSubscribed(t, srv, topic, true)
-	clock.Set(start.Add(-liveDelay - 100*time.Millisecond))
+	clock.Set(start.Add(-cueLead - 100*time.Millisecond))
 	followRealTime(t, clock)
 }
 
@@ -188,20 +188,15 @@ func encodeStream(t *testing.T, topic string, p protocol.StreamPacket, s *protoc
 }
 
 // sendLive publishes the packets at their times of clock (QoS 0, not
-// retained, as the controller does), in the background; packets due
-// before now are not sent (the session was running before). It returns a
-// function that waits until all were sent.
+// retained, as the controller does), in the background; those due before
+// now at once. It returns a function that waits until all were sent.
 func (ctl *controller) sendLive(clock *fakeClock, topic string, plan []sending) (wait func()) {
 	plan = slices.Clone(plan)
 	slices.SortStableFunc(plan, func(x, y sending) int { return x.at.Compare(y.at) })
-	now := clock.Now()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for _, s := range plan {
-			if s.at.Before(now) {
-				continue
-			}
 			for clock.Now().Before(s.at) {
 				time.Sleep(time.Millisecond)
 			}
@@ -600,8 +595,14 @@ func TestLiveSessionJoinsLate(t *testing.T) {
 	ps := s.packets(start)
 	ps = append(ps, endPacket(len(ps), start.Add(streamDur(s.length()))))
 	followRealTime(t, clock)
-	sent := ctl.sendLive(clock, topic, onTime(t, topic, ps...)) // from now on, as a running controller
 	began := clock.Now()
+	var plan []sending // from now on, as a running controller
+	for _, x := range onTime(t, topic, ps...) {
+		if !x.at.Before(began) {
+			plan = append(plan, x)
+		}
+	}
+	sent := ctl.sendLive(clock, topic, plan)
 	b := startBox(t, boxOpts{broker: broker, server: "http://127.0.0.1:1", clock: clock})
 	ctl.waitEvent(it.ID, protocol.EventPlayed)
 	sent()

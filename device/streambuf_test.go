@@ -3,6 +3,7 @@ package device
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 	"time"
@@ -285,5 +286,48 @@ func TestStreamSourceCut(t *testing.T) {
 		}
 	case <-time.After(waitFor):
 		t.Fatal("the end of the play did not stop the wait")
+	}
+}
+
+// TestStreamReaderFormats: a session plays in the sink's format: remixed
+// to its channels, resampled to its rate, its length and accounting kept.
+func TestStreamReaderFormats(t *testing.T) {
+	s := makeLiveSession(t, 2500*time.Millisecond)
+	dec := s.boxDecode(t, func(int) bool { return false })
+	for _, f := range []audio.Format{{SampleRate: 48000, Channels: 2}, {SampleRate: 48000, Channels: 1}, {SampleRate: 44100, Channels: 2}} {
+		t.Run(fmt.Sprintf("%d Hz × %d", f.SampleRate, f.Channels), func(t *testing.T) {
+			b := newStreamBuffer("s", t0)
+			b.put(protocol.StreamPacket{At: t0, Channels: 1, Frames: s.frames[:50]}, t0)
+			b.put(endPacket(1, t0.Add(time.Second)), t0)
+			j := &streamJob{buf: b, channels: 1, join: t0, endPos: streamPos(t0, t0.Add(time.Minute)), stats: &streamStats{}}
+			a := &Agent{format: f}
+			r, err := a.newStreamReader(playJob{ctx: context.Background(), cut: context.Background(), stream: j, at: time.Now().Add(-time.Hour)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.close()
+			pcm, err := io.ReadAll(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := audio.Floats(pcm)
+			frames := len(got) / f.Channels
+			if want := f.SampleRate; frames < want-1 || frames > want+1 {
+				t.Fatalf("%d frames for a second, want %d", frames, want)
+			}
+			if heard, missed, until := r.account(int64(frames)); heard < 47999 || missed != 0 || until.Sub(t0) < time.Second-time.Millisecond {
+				t.Fatalf("accounted %d heard, %d missed, until %v", heard, missed, until.Sub(t0))
+			}
+			if f.SampleRate != streamRate {
+				return
+			}
+			for k := range frames {
+				for c := range f.Channels {
+					if got[k*f.Channels+c] != dec[k] {
+						t.Fatalf("frame %d channel %d = %v, want %v", k, c, got[k*f.Channels+c], dec[k])
+					}
+				}
+			}
+		})
 	}
 }
