@@ -55,7 +55,9 @@
 //     reads the session no further ahead of real time than its read-ahead
 //     (200 ms, 400 ms for a sound card); a frame that comes later is
 //     dropped; a missing one is concealed by libopus for up to 120 ms, then
-//     silent, and the frames after a gap sound at their own places. A play
+//     silent, and the frames after a gap sound at their own places; when
+//     time sync corrects the clock by 20 ms or more during a play, the
+//     output moves to where the session is by the new estimate. A play
 //     ends at the session's end (its end packet or Stream.Ends in a newer
 //     plan) or at the item's expiry; the final answer says how much the
 //     box sounded and missed (HeardMS, MissedMS, over every run). Forged

@@ -55,6 +55,9 @@ const (
 	streamAheadMax = 10 * time.Second
 	// streamMaxBytes bounds one session's buffer.
 	streamMaxBytes = 2 << 20
+	// streamResync is the change of the clock's offset (time sync) that
+	// moves a playing session to where the corrected clock says it is.
+	streamResync = 20 * time.Millisecond
 	// streamFollowLead is how long before an item's cue the box starts
 	// following its session, so the subscription is in place and the
 	// first packets are buffered when the sound starts.
@@ -418,7 +421,11 @@ type streamJob struct {
 	endPos   int64         // the item's expiry: the latest end
 	late     bool          // joined a running session: fades in
 	ahead    time.Duration // the read-ahead
-	stats    *streamStats
+	// offset is the clock's offset (time sync) now; offset0 is the one
+	// join was decided with.
+	offset  func() time.Duration
+	offset0 time.Duration
+	stats   *streamStats
 }
 
 // streamStats is what one play of a session sounded, written by the player
@@ -450,7 +457,8 @@ func (s *streamStats) get() (heard, missed int64, until time.Time, ok bool) {
 func (a *Agent) newStreamJob(c candidate, rec *itemRecord, now time.Time) (*streamJob, string) {
 	it := c.item
 	buf := a.streams.ensure(it)
-	j := &streamJob{buf: buf, channels: it.Stream.Channels, join: it.Start, ahead: streamReadAhead, stats: &streamStats{}}
+	j := &streamJob{buf: buf, channels: it.Stream.Channels, join: it.Start, ahead: streamReadAhead,
+		offset: a.clock.Offset, offset0: a.clock.Offset(), stats: &streamStats{}}
 	if _, ok := a.sink.(audio.TimedSink); ok {
 		j.ahead = streamCardReadAhead
 	}

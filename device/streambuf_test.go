@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -329,5 +330,59 @@ func TestStreamReaderFormats(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStreamResync: when time sync corrects the clock during a play, the
+// output moves to where the session is by the corrected clock: 100 ms on
+// (the frames skipped are decoded unheard, so what follows is exact), then
+// 100 ms back (silence while the session catches up).
+func TestStreamResync(t *testing.T) {
+	s := makeLiveSession(t, 2500*time.Millisecond)
+	dec := s.boxDecode(t, func(int) bool { return false })
+	b := newStreamBuffer("s", t0)
+	b.put(protocol.StreamPacket{At: t0, Channels: 1, Frames: s.frames[:50]}, t0)
+	b.put(protocol.StreamPacket{At: t0.Add(time.Second), Channels: 1, Frames: s.frames[50:100]}, t0)
+	b.put(endPacket(2, t0.Add(2*time.Second)), t0)
+	var offset atomic.Int64
+	j := &streamJob{buf: b, channels: 1, join: t0, endPos: streamPos(t0, t0.Add(time.Minute)), stats: &streamStats{},
+		offset: func() time.Duration { return time.Duration(offset.Load()) }}
+	src, err := newStreamSource(context.Background(), context.Background(), j, time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.close()
+	read := func(n int) []float32 {
+		buf := make([]float32, n)
+		for k := 0; k < n; {
+			m, err := src.Read(buf[k:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			k += m
+		}
+		return buf
+	}
+	got := read(9600)
+	offset.Store(int64(100 * time.Millisecond))
+	got = append(got, read(9600)...)
+	offset.Store(0)
+	got = append(got, readAll(t, src)...)
+
+	var want []float32
+	want = append(want, dec[:9600]...)
+	want = append(want, dec[14400:24000]...)
+	want = append(want, make([]float32, 4800)...)
+	want = append(want, dec[24000:96000]...)
+	if len(got) != len(want) {
+		t.Fatalf("%d samples, want %d", len(got), len(want))
+	}
+	for k := range got {
+		if got[k] != want[k] {
+			t.Fatalf("sample %d = %v, want %v", k, got[k], want[k])
+		}
+	}
+	if heard, missed := src.account(int64(len(got))); heard != int64(len(got))-4800 || missed != 4800 || src.resyncs != 2 {
+		t.Fatalf("heard %d missed %d after %d moves", heard, missed, src.resyncs)
 	}
 }

@@ -10,14 +10,21 @@ import (
 )
 
 // streamSource is the sound of one play of a session at 48 kHz in the
-// stream's channels: output sample k is the session's position
-// startPos+k, heard at controller time join + k/48000. It runs on the
-// player's goroutine; it takes frames from the session's buffer as their
-// time comes (never further than its read-ahead ahead of real time),
-// decodes them with libopus, conceals a missing frame for up to
-// streamConcealMax (libopus packet loss concealment) and fills the rest of
-// a gap with silence, so that every frame sounds at its own position: after
-// a gap the box is back on the live point, never behind.
+// stream's channels: output sample k is heard at controller time
+// join + k/48000 and is the session's position startPos+k (while the
+// clock's offset holds). It runs on the player's goroutine; it takes frames
+// from the session's buffer as their time comes (never further than its
+// read-ahead ahead of real time), decodes them with libopus, conceals a
+// missing frame for up to streamConcealMax (libopus packet loss
+// concealment) and fills the rest of a gap with silence, so that every
+// frame sounds at its own position: after a gap the box is back on the live
+// point, never behind.
+//
+// When time sync corrects the clock's offset by streamResync or more during
+// the play (a box that rejoined before it reached the controller), the
+// output moves to where the session is by the corrected clock, at a frame's
+// edge: it skips ahead (decoding the skipped frames unheard, so the
+// decoder's state goes on) or makes silence until the session catches up.
 type streamSource struct {
 	buf      *streamBuffer
 	dec      audio.OpusPacketDecoder
@@ -30,20 +37,28 @@ type streamSource struct {
 	// wall0 is when position 0 sounds, on the monotonic clock.
 	wall0 time.Time
 
+	// offset is the clock's offset now; applied is the one the output
+	// follows.
+	offset  func() time.Duration
+	applied time.Duration
+
 	ctx     context.Context // the play ends (shutdown, or a cut on a sink that fades itself)
 	cut     context.Context // the loop cuts the item: stop waiting, fade out
 	cutting bool
 	timer   *time.Timer
 
 	pcm       []float32
-	pending   []float32 // decoded, from cur-len/channels on
+	pending   []float32 // made, not yet read
+	out       int64     // samples made (per channel)
+	hold      int64     // samples of silence to make before cur (the output is ahead)
 	concealed int64     // samples concealed since the last frame
-	missed    []span    // positions not sounded from frames, in order
+	missed    []span    // output samples not sounded from frames, in order
+	resyncs   int
 	badFrames int
 	lastErr   error
 }
 
-// span is the positions [from, to).
+// span is the output samples [from, to).
 type span struct{ from, to int64 }
 
 var _ audio.Stream = (*streamSource)(nil)
@@ -58,8 +73,9 @@ func newStreamSource(ctx, cut context.Context, j *streamJob, at time.Time) (*str
 	s := &streamSource{
 		buf: j.buf, dec: dec, channels: j.channels, ahead: j.ahead,
 		start: j.startPos, cur: j.startPos, limit: j.endPos,
-		wall0: at.Add(-streamDur(j.startPos)),
-		ctx:   ctx, cut: cut,
+		wall0:  at.Add(-streamDur(j.startPos)),
+		offset: j.offset, applied: j.offset0,
+		ctx: ctx, cut: cut,
 		pcm: make([]float32, audio.OpusMaxFrame*j.channels),
 	}
 	s.plc, _ = dec.(audio.OpusConcealer)
@@ -104,8 +120,11 @@ func (s *streamSource) Read(p []float32) (int, error) {
 				}
 				return 0, io.EOF
 			}
+			if s.resync(end); len(s.pending) > 0 {
+				continue // the rest of a frame the output skipped to
+			}
 			if !s.cutting {
-				if wait := time.Until(s.wallAt(s.cur).Add(-s.ahead)); wait > 0 {
+				if wait := time.Until(s.wallAt(s.cur).Add(-s.ahead - streamDur(s.hold))); wait > 0 {
 					if n > 0 {
 						return n, nil
 					}
@@ -149,6 +168,15 @@ func (s *streamSource) wait(d time.Duration) error {
 // to the next frame (at most streamFillMax) with concealment or silence.
 func (s *streamSource) fill(end int64) {
 	ch := int64(s.channels)
+	if s.hold > 0 {
+		n := min(s.hold, streamSamples(streamFillMax))
+		s.hold -= n
+		s.pending = s.pcm[:n*ch]
+		clear(s.pending)
+		s.missed = appendSpan(s.missed, s.out, n)
+		s.out += n
+		return
+	}
 	f, ok, gap := s.buf.take(s.cur, streamSamples(streamFillMax))
 	if ok {
 		got, err := s.dec.Decode(f.data, s.pcm)
@@ -159,15 +187,77 @@ func (s *streamSource) fill(end int64) {
 			return
 		}
 		s.concealed = 0
-		from, to := s.cur-f.pos, min(int64(got), end-f.pos) // an overlap is trimmed
-		if to <= from {
-			return
-		}
-		s.pending = s.pcm[from*ch : to*ch]
-		s.cur = f.pos + to
+		s.place(f.pos, got, end)
 		return
 	}
 	s.gap(min(gap, end-s.cur), end)
+}
+
+// place makes pending the frame at pos decoded into pcm (got samples), from
+// cur (an overlap is trimmed) up to end.
+func (s *streamSource) place(pos int64, got int, end int64) {
+	ch := int64(s.channels)
+	from, to := s.cur-pos, min(int64(got), end-pos)
+	if to <= from {
+		return
+	}
+	s.pending = s.pcm[from*ch : to*ch]
+	s.cur = pos + to
+	s.out += to - from
+}
+
+// resync follows a change of the clock's offset of streamResync or more:
+// it skips the positions the output is now behind, or holds the output in
+// silence for as long as it is now ahead.
+func (s *streamSource) resync(end int64) {
+	if s.offset == nil || len(s.pending) > 0 {
+		return
+	}
+	d := s.offset() - s.applied
+	if d < streamResync && d > -streamResync {
+		return
+	}
+	s.applied += d
+	s.wall0 = s.wall0.Add(-d)
+	s.resyncs++
+	n := streamSamples(d)
+	if n < 0 {
+		s.hold += -n
+		return
+	}
+	// Behind: skip n positions, decoding the frames there unheard.
+	if s.hold > 0 {
+		k := min(s.hold, n)
+		s.hold, n = s.hold-k, n-k
+	}
+	target := min(s.cur+n, end)
+	for s.cur < target {
+		f, ok, gap := s.buf.take(s.cur, target-s.cur)
+		if !ok {
+			s.cur += gap
+			continue
+		}
+		got, err := s.dec.Decode(f.data, s.pcm)
+		if err != nil || f.pos+int64(got) <= target {
+			s.cur = max(s.cur, f.pos+int64(got))
+			if err != nil {
+				s.cur = max(s.cur, f.pos+f.n)
+			}
+			continue
+		}
+		s.cur = target
+		s.concealed = 0
+		s.place(f.pos, got, end) // the frame across the target: its rest plays
+	}
+}
+
+// appendSpan adds the n samples from at to spans.
+func appendSpan(spans []span, at, n int64) []span {
+	if k := len(spans); k > 0 && spans[k-1].to == at {
+		spans[k-1].to += n
+		return spans
+	}
+	return append(spans, span{at, at + n})
 }
 
 // gap fills n samples from cur (n ≥ 1): concealment while the gap is
@@ -191,30 +281,24 @@ func (s *streamSource) gap(n, end int64) {
 	s.miss(n)
 }
 
-// miss records that n samples from cur are not the session's.
+// miss records that the n samples made from cur are not the session's.
 func (s *streamSource) miss(n int64) {
-	if k := len(s.missed); k > 0 && s.missed[k-1].to == s.cur {
-		s.missed[k-1].to += n
-	} else {
-		s.missed = append(s.missed, span{s.cur, s.cur + n})
-	}
+	s.missed = appendSpan(s.missed, s.out, n)
+	s.out += n
 	s.cur += n
 }
 
-// account splits the positions from the start up to pos (the first not
-// heard) into heard and missed samples.
-func (s *streamSource) account(pos int64) (heard, missed int64) {
-	pos = min(pos, s.cur, s.end())
-	if pos <= s.start {
-		return 0, 0
-	}
+// account splits the first k samples made (those heard) into heard and
+// missed ones.
+func (s *streamSource) account(k int64) (heard, missed int64) {
+	k = max(min(k, s.out), 0)
 	for _, m := range s.missed {
-		if m.from >= pos {
+		if m.from >= k {
 			break
 		}
-		missed += min(m.to, pos) - m.from
+		missed += min(m.to, k) - m.from
 	}
-	return pos - s.start - missed, missed
+	return k - missed, missed
 }
 
 func (s *streamSource) close() {
@@ -266,9 +350,9 @@ func (r *streamReader) Read(b []byte) (int, error) {
 // that were heard: samples at 48 kHz heard and missed, and the controller
 // time where it stopped.
 func (r *streamReader) account(frames int64) (heard, missed int64, until time.Time) {
-	pos := r.src.start + frames*streamRate/int64(r.format.SampleRate)
-	heard, missed = r.src.account(pos)
-	until = r.src.buf.origin.Add(streamDur(r.src.start + heard + missed))
+	k := min(frames*streamRate/int64(r.format.SampleRate), r.src.out)
+	heard, missed = r.src.account(k)
+	until = r.src.buf.origin.Add(streamDur(r.src.cur - (r.src.out - k)))
 	return heard, missed, until
 }
 
