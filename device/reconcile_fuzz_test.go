@@ -15,10 +15,11 @@ import (
 var allowed = map[protocol.EventType][]protocol.EventType{
 	"": {protocol.EventReceived},
 	// An emergency may start before its media is fetched.
-	protocol.EventReceived:  {protocol.EventReady, protocol.EventFailed, protocol.EventMissed, protocol.EventExpired, protocol.EventCancelled, protocol.EventPlaying},
-	protocol.EventReady:     {protocol.EventPlaying, protocol.EventExpired, protocol.EventMissed, protocol.EventCancelled, protocol.EventReady},
-	protocol.EventPlaying:   {protocol.EventPlayed, protocol.EventFailed, protocol.EventCancelled, protocol.EventPreempted},
-	protocol.EventPreempted: {protocol.EventPlaying, protocol.EventExpired, protocol.EventMissed, protocol.EventCancelled},
+	protocol.EventReceived: {protocol.EventReady, protocol.EventFailed, protocol.EventMissed, protocol.EventExpired, protocol.EventCancelled, protocol.EventPlaying},
+	protocol.EventReady:    {protocol.EventPlaying, protocol.EventExpired, protocol.EventMissed, protocol.EventCancelled, protocol.EventReady},
+	protocol.EventPlaying:  {protocol.EventPlayed, protocol.EventFailed, protocol.EventCancelled, protocol.EventPreempted},
+	// A live session that ended while preempted was played (in part).
+	protocol.EventPreempted: {protocol.EventPlaying, protocol.EventExpired, protocol.EventMissed, protocol.EventCancelled, protocol.EventPlayed},
 	protocol.EventCancelled: {protocol.EventReceived},
 	protocol.EventPlayed:    nil,
 	protocol.EventFailed:    nil,
@@ -29,7 +30,8 @@ var allowed = map[protocol.EventType][]protocol.EventType{
 // FuzzReconcile drives the loop's handlers with a script of plans, configs,
 // clock moves and fetch/play outcomes decoded from the input, and checks
 // that every item's events follow the state machine and that one item at
-// most is on the output.
+// most is on the output. Item i5 is a live session's; the box follows its
+// session exactly while it is not final and near its cue or on the output.
 func FuzzReconcile(f *testing.F) {
 	f.Add([]byte{0, 0xff, 2, 5, 2, 5, 2, 30})
 	// Fetch, play, fail a play, drop an item, run past every window.
@@ -120,12 +122,19 @@ func FuzzReconcile(f *testing.F) {
 				for k, id := range ids {
 					if arg&(1<<k) != 0 {
 						start := t0.Add(time.Duration(k*7) * time.Minute)
-						items = append(items, protocol.PlanItem{
+						it := protocol.PlanItem{
 							ID: id, Start: start, Expires: start.Add(time.Duration(5+k) * time.Minute),
 							Priority: protocol.Priority(k % 4), Repeat: 1, Status: protocol.StatusLive,
 							OnPreempt: []string{"", protocol.OnPreemptRestart, protocol.OnPreemptResume, protocol.OnPreemptDrop}[k%4],
 							Media:     protocol.Media{SHA256: fmt.Sprintf("%064x", k%3), Size: 1, DurationMS: 1},
-						})
+						}
+						if k == 5 {
+							it.Media, it.Stream = protocol.Media{}, &protocol.StreamRef{Session: "s5", Channels: 1}
+							if op == 4 { // a newer plan says when it ended
+								it.Stream.Ends = start.Add(2 * time.Minute)
+							}
+						}
+						items = append(items, it)
 					}
 				}
 				if op == 0 {
@@ -162,11 +171,22 @@ func FuzzReconcile(f *testing.F) {
 				}
 			}
 			now := clock.Now()
+			a.syncStreams(now)
 			if a.plausible(now) {
 				a.schedule(now)
 			}
+			a.syncStreams(now)
 			a.dispatchFetches(now, a.plausible(now))
 			check()
+			// The session of i5 is followed while its item is not final and
+			// its cue is near or it is on the output.
+			it, inPlan := a.live["i5"]
+			rec := a.items["i5"]
+			want := inPlan && rec != nil && !rec.Status.Final() &&
+				(a.queue.onOutput("i5") || a.plausible(now) && !now.Before(it.Start.Add(-cueLead-streamFollowLead)))
+			if got := a.streams.get("s5") != nil; got != want {
+				t.Fatalf("following the session of i5: %v, want %v (status %v)", got, want, rec)
+			}
 		}
 	})
 }
