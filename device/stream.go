@@ -332,7 +332,7 @@ func (s *streamSet) sync(want map[string]streamWant) bool {
 	return changed
 }
 
-// ensure returns the buffer of it's session, making it if needed.
+// ensure returns the buffer of the item's session, making it if needed.
 func (s *streamSet) ensure(it protocol.PlanItem) *streamBuffer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
