@@ -31,6 +31,9 @@ type OnAir interface {
 	MaxLength() time.Duration
 	// RecordingPath is where the recording of session id is (while kept).
 	RecordingPath(id string) string
+	// Delay is how long after the controller receives a live session's
+	// sound the boxes play it.
+	Delay() time.Duration
 }
 
 // Errors an OnAir returns that the API tells apart.
@@ -67,8 +70,11 @@ type SessionInfo struct {
 	Until   time.Time `json:"until"` // the latest it ends
 	Devices []string  `json:"devices"`
 	// RecordingBytes is the size of its recording while it is kept.
-	RecordingBytes int64            `json:"recording_bytes,omitempty"`
-	Rows           []store.Delivery `json:"rows,omitempty"`
+	RecordingBytes int64 `json:"recording_bytes,omitempty"`
+	// SpeakAt is when the speaker's sound starts to be played (the boxes
+	// play it Delay later); zero until the session is on air.
+	SpeakAt time.Time        `json:"speak_at,omitzero"`
+	Rows    []store.Delivery `json:"rows,omitempty"`
 }
 
 func (s *Server) startSession(w http.ResponseWriter, r *http.Request) error {
@@ -261,6 +267,9 @@ func (s *Server) sessionInfo(ctx context.Context, x store.Session, rows bool) (S
 	if s.opts.OnAir != nil {
 		if fi, err := os.Stat(s.opts.OnAir.RecordingPath(x.ID)); err == nil {
 			info.RecordingBytes = fi.Size()
+		}
+		if !x.StartedAt.IsZero() {
+			info.SpeakAt = x.StartedAt.Add(-s.opts.OnAir.Delay())
 		}
 	}
 	if rows {

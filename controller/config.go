@@ -19,6 +19,7 @@ import (
 	"github.com/loa-commune/loa/broadcaster"
 	capxml "github.com/loa-commune/loa/cap"
 	"github.com/loa-commune/loa/ingest"
+	"github.com/loa-commune/loa/live"
 	"github.com/loa-commune/loa/pki"
 	"github.com/loa-commune/loa/protocol"
 	"github.com/loa-commune/loa/triggers"
@@ -59,6 +60,10 @@ type Config struct {
 	// Media says how uploads become what boxes play: ffmpeg, the loudness
 	// target, the Opus bitrate and channels.
 	Media ingest.Options `yaml:"media"`
+	// Live says how live speech and relayed radio reach the boxes: the
+	// play-out delay, packet size, a relay's Opus and retries, the longest
+	// session and how long recordings are kept.
+	Live live.Options `yaml:"live"`
 	// EmergencyValidity is how long an emergency keeps reaching boxes that
 	// come back online.
 	EmergencyValidity time.Duration `yaml:"emergency_validity"`
@@ -102,6 +107,7 @@ func Defaults() Config {
 		AllClearText:      "Đã hết báo động. Bà con trở lại sinh hoạt bình thường.",
 		TTS:               tts.DefaultOptions(),
 		Media:             ingest.DefaultOptions(),
+		Live:              live.DefaultOptions(),
 		CAP:               capxml.DefaultConfig(),
 		HTTPLimits:        api.DefaultLimits(),
 		MQTTLimits:        broadcaster.DefaultLimits(),
@@ -228,6 +234,16 @@ func (c *Config) Validate() error {
 			return &FieldError{Field: "media." + fe.Field, Err: fe.Err}
 		}
 		return &FieldError{Field: "media", Err: err}
+	}
+	if c.Live.FFmpeg == live.DefaultOptions().FFmpeg {
+		c.Live.FFmpeg = c.Media.FFmpeg // one ffmpeg for uploads and relays
+	}
+	if err := c.Live.Validate(); err != nil {
+		var fe *live.FieldError
+		if errors.As(err, &fe) {
+			return &FieldError{Field: "live." + fe.Field, Err: fe.Err}
+		}
+		return &FieldError{Field: "live", Err: err}
 	}
 	if err := c.HTTPLimits.Validate(); err != nil {
 		return &FieldError{Field: "http_limits", Err: err}

@@ -22,6 +22,7 @@ import (
 	"github.com/loa-commune/loa/internal/atomicfile"
 	"github.com/loa-commune/loa/media"
 	"github.com/loa-commune/loa/messages"
+	"github.com/loa-commune/loa/onair"
 	"github.com/loa-commune/loa/pki"
 	"github.com/loa-commune/loa/signing"
 	"github.com/loa-commune/loa/store"
@@ -39,6 +40,7 @@ type Controller struct {
 	adminToken string
 	keys       *signing.Keys
 	sensors    atomic.Pointer[sensors]
+	onair      *onair.Manager
 	// stopWork ends the background work: sensor rules, media conversion.
 	stopWork context.CancelFunc
 	wg       sync.WaitGroup
@@ -118,6 +120,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 	if tlsFiles != nil {
 		caPEM = string(tlsFiles.caPEM)
 	}
+	c.onair, err = onair.New(onair.Options{Live: cfg.Live, Site: cfg.Site, Location: loc, Dir: filepath.Join(cfg.Data, "recordings")},
+		c.store, c.bc, log.With("part", "live"))
+	if err != nil {
+		return c, err
+	}
 	handler := api.NewServer(api.Options{
 		CAPEM: caPEM, ClientCertRequired: tlsFiles != nil && tlsFiles.clientCAs != nil,
 		Site: cfg.Site, AdminToken: c.adminToken, BrokerURL: brokerURL, ServerURL: serverURL, Keys: c.keys,
@@ -125,6 +132,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 		StaleAfter:        time.Duration(3*cfg.HeartbeatSec+10) * time.Second,
 		EmergencyValidity: cfg.EmergencyValidity, Speech: tts.New(cfg.TTS),
 		ExerciseNotice: cfg.ExerciseNotice, AllClearText: cfg.AllClearText, CAP: cfg.CAP, Limits: cfg.HTTPLimits,
+		OnAir: c.onair,
 	}, c.store, ms, c.bc, log.With("part", "api"))
 	sn, err := newSensors(cfg.Site, cfg.Triggers, handler, c.store, log.With("part", "sensors"))
 	if err != nil {
@@ -215,9 +223,16 @@ func (c *Controller) BrokerAddr() string { return c.bc.BrokerAddr() }
 // AdminToken is the staff token.
 func (c *Controller) AdminToken() string { return c.adminToken }
 
-// Close stops the HTTP server, the broadcaster and the store, in that order.
+// Close stops the live sessions, the HTTP server, the broadcaster and the
+// store, in that order.
 func (c *Controller) Close(ctx context.Context) error {
 	var errs []error
+	if c.onair != nil {
+		// Sessions end first, and record how, while the broker and the
+		// store still run; a live speech's upload then ends, so the HTTP
+		// server need not wait for it.
+		errs = append(errs, c.onair.Close(ctx))
+	}
 	if c.httpSrv != nil {
 		errs = append(errs, c.httpSrv.Shutdown(ctx))
 	} else if c.httpLn != nil {

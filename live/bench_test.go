@@ -62,7 +62,7 @@ func BenchmarkSession(b *testing.B) {
 				i++
 				s, err := live.New(live.Config{
 					ID: testSession, Site: testSite, Signers: k.signers, Publisher: discard{},
-					Options: live.DefaultOptions(), Recording: rec, Clock: newFakeClock(),
+					Options: testOptions(), Recording: rec, Clock: newFakeClock(),
 					Logger: slog.New(slog.DiscardHandler), Location: time.UTC,
 				})
 				if err != nil {
@@ -84,7 +84,7 @@ func BenchmarkSession(b *testing.B) {
 			allocs := testing.AllocsPerRun(1, func() {
 				s, _ := live.New(live.Config{
 					ID: testSession, Site: testSite, Signers: k.signers, Publisher: discard{},
-					Options: live.DefaultOptions(), Clock: newFakeClock(), Logger: slog.New(slog.DiscardHandler),
+					Options: testOptions(), Clock: newFakeClock(), Logger: slog.New(slog.DiscardHandler),
 				})
 				s.Run(context.Background(), bytes.NewReader(data))
 			})

@@ -6,9 +6,15 @@
 // protocol/stream.go and hands them to a Publisher (QoS 0, not retained),
 // without decoding a sample: the controller builds without cgo.
 //
-// The timeline. The first packet plays Options.Delay after it arrived
-// (its encoder pre-skip earlier, so the first real sample plays then); each
-// next frame plays where the previous one ends. A source that falls behind
+// The timeline. When the first packet arrives the session is announced
+// (Config.OnStart): its sound starts Options.Announce + Options.Delay
+// later, time for the boxes to learn of it from their plans and subscribe
+// to its stream (packets sent before a box subscribed are lost to it). What
+// arrives during the announcement is not played; the first packet after it
+// plays Delay after it arrived, and not before the start announced. Without
+// an announcement the first packet plays Delay after it arrived (its encoder
+// pre-skip earlier, so the first real sample plays then). Each next frame
+// plays where the previous one ends. A source that falls behind
 // (a packet that would be sent less than Options.MinLead before its play
 // time) moves the timeline forward to Delay after now, by whole 20 ms: the
 // boxes hear a gap, never a drift. A source faster than real time (a file

@@ -467,3 +467,11 @@ func fft(x []complex128, inverse bool) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// testOptions are the defaults without the announcement, so a test's first
+// packet plays at once (TestAnnounce covers it).
+func testOptions() live.Options {
+	o := live.DefaultOptions()
+	o.Announce = 0
+	return o
+}

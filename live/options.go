@@ -17,6 +17,12 @@ type Options struct {
 	// sent; a source later than that (a stall) moves the timeline forward
 	// by a gap instead.
 	MinLead time.Duration `yaml:"min_lead"`
+	// Announce is how long the boxes are told of a session before its
+	// sound starts: the plan that names it must reach them, and they must
+	// subscribe to its stream, or they lose its first packets (QoS 0). The
+	// sound that reaches the controller meanwhile is not played; `loa live`
+	// tells the speaker when to begin.
+	Announce time.Duration `yaml:"announce"`
 	// PacketDuration is the sound one stream packet carries.
 	PacketDuration time.Duration `yaml:"packet_duration"`
 	// BitrateKbps and Channels are the Opus a relay encodes (live speech
@@ -49,6 +55,7 @@ func DefaultOptions() Options {
 	return Options{
 		Delay:              1500 * time.Millisecond,
 		MinLead:            300 * time.Millisecond,
+		Announce:           time.Second,
 		PacketDuration:     100 * time.Millisecond,
 		BitrateKbps:        24,
 		Channels:           1,
@@ -82,6 +89,8 @@ func (o Options) Validate() error {
 		return bad("min_lead", "%v is not within 20ms..delay (%v)", o.MinLead, o.Delay)
 	case o.PacketDuration < 20*time.Millisecond || o.PacketDuration > time.Second:
 		return bad("packet_duration", "%v is not within 20ms..1s", o.PacketDuration)
+	case o.Announce < 0 || o.Announce > time.Minute:
+		return bad("announce", "%v is not within 0..1m", o.Announce)
 	case o.PacketDuration > o.Delay-o.MinLead:
 		return bad("packet_duration", "%v is longer than delay - min_lead (%v): every packet would come too late", o.PacketDuration, o.Delay-o.MinLead)
 	case o.BitrateKbps < 6 || o.BitrateKbps > 256:

@@ -77,7 +77,7 @@ func testSession(t *testing.T, recording string) (*Session, *countPublisher) {
 	pub := &countPublisher{}
 	s, err := New(Config{
 		ID: "s1", Site: "x", Signers: []*protocol.Signer{protocol.NewSigner(priv)}, Publisher: pub,
-		Options: DefaultOptions(), Recording: recording, Clock: &instantClock{now: time.Unix(1e9, 0)},
+		Options: func() Options { o := DefaultOptions(); o.Announce = 0; return o }(), Recording: recording, Clock: &instantClock{now: time.Unix(1e9, 0)},
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

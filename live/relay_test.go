@@ -155,7 +155,7 @@ func (r *radio) revive() {
 
 // relayOptions are short windows, so the tests take seconds.
 func relayOptions() live.Options {
-	o := live.DefaultOptions()
+	o := testOptions()
 	o.RetryWindow = 2 * time.Second
 	o.IOTimeout = 2 * time.Second
 	return o

@@ -48,10 +48,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Location is the time zone of the times in end reasons (nil: Local).
 	Location *time.Location
-	// OnStart, if set, is called once, on the session's goroutine, with
-	// the play time of the first packet and the stream's channel count,
-	// before that packet is published. It should return quickly: the
-	// first packet's lead shrinks while it runs.
+	// OnStart, if set, is called once, on the session's goroutine, when
+	// the first packet arrives, with the time the session's sound starts
+	// (Options.Announce and Delay later) and the stream's channel count:
+	// the caller tells the boxes of the session then. It should return
+	// quickly.
 	OnStart func(start time.Time, channels int)
 }
 
@@ -129,6 +130,8 @@ type Session struct {
 	segment  bool // the current group opens a later source stream
 	start    time.Time
 	lastSeen time.Time // arrival of the last packet from the source
+	// holdUntil: packets arriving before it are dropped (Options.Announce).
+	holdUntil time.Time
 
 	// The group of frames becoming the next stream packet.
 	groupPos     int64
@@ -299,10 +302,31 @@ func (s *Session) feed(ctx context.Context, src io.Reader, onPacket func()) erro
 			s.started = true
 			s.channels = head.channels
 			// The first real sample (after the encoder's pre-skip)
-			// plays Delay after the first packet arrived.
-			// Play times go on the wire in whole microseconds, as
-			// every Opus frame's duration is.
-			s.origin = now.Add(s.delay - samplesDuration(int64(s.preSkip))).Truncate(time.Microsecond)
+			// plays Delay after the first packet arrived; with an
+			// announcement, the first packet after it plays Delay
+			// after it arrives (the held ones take the pre-skip with
+			// them). Play times go on the wire in whole microseconds,
+			// as every Opus frame's duration is.
+			lead := s.delay - samplesDuration(int64(s.preSkip))
+			if s.opts.Announce > 0 {
+				s.holdUntil = now.Add(s.opts.Announce)
+				lead = s.opts.Announce + s.delay
+			}
+			s.origin = now.Add(lead).Truncate(time.Microsecond)
+			if s.cfg.OnStart != nil {
+				s.cfg.OnStart(s.origin, s.channels)
+			}
+		}
+		if !s.holdUntil.IsZero() {
+			if now.Before(s.holdUntil) {
+				continue // the boxes are still learning of the session
+			}
+			// The first packet played: Delay after it arrived, and not
+			// before the start announced (silence until then).
+			s.holdUntil = time.Time{}
+			if at := now.Add(s.delay).Truncate(time.Microsecond); at.After(s.origin) {
+				s.origin = at
+			}
 		}
 		if err := s.take(ctx, p.data, p.samples); err != nil {
 			return err
@@ -389,9 +413,6 @@ func (s *Session) flush(ctx context.Context) error {
 	}
 	if s.start.IsZero() {
 		s.start = at
-		if s.cfg.OnStart != nil {
-			s.cfg.OnStart(at, s.channels)
-		}
 		s.openRecording()
 	}
 	s.publish(protocol.StreamPacket{Seq: s.seq, At: at, Channels: s.channels, Frames: s.frames})

@@ -111,7 +111,7 @@ func TestRunFile(t *testing.T) {
 	clock := newFakeClock()
 	arrival := clock.Now()
 	rec := filepath.Join(t.TempDir(), "rec", "live-1.opus")
-	opts := live.DefaultOptions()
+	opts := testOptions()
 	var started time.Time
 	var startChannels int
 	s, pub, k := newSession(t, clock, opts, rec, func(c *live.Config) {
@@ -211,7 +211,7 @@ func TestRunStall(t *testing.T) {
 	}
 	clock := newFakeClock()
 	rec := filepath.Join(t.TempDir(), "stall.opus")
-	opts := live.DefaultOptions()
+	opts := testOptions()
 	s, pub, k := newSession(t, clock, opts, rec)
 	sum, err := s.Run(context.Background(), &stallReader{src: bytes.NewReader(data), clock: clock, after: len(data) / 2, stall: 3 * time.Second})
 	if err != nil {
@@ -273,7 +273,7 @@ func TestRunPublishErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock := newFakeClock()
-	s, pub, k := newSession(t, clock, live.DefaultOptions(), "")
+	s, pub, k := newSession(t, clock, testOptions(), "")
 	pub.fail = func(n int) error {
 		if n%3 == 1 {
 			return errors.New("broker gone")
@@ -338,7 +338,7 @@ func TestRunStopped(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := newFakeClock()
-			s, pub, k := newSession(t, clock, live.DefaultOptions(), filepath.Join(t.TempDir(), "r.opus"))
+			s, pub, k := newSession(t, clock, testOptions(), filepath.Join(t.TempDir(), "r.opus"))
 			src := &blockingReader{data: data[:len(data)/2], done: make(chan struct{})}
 			defer close(src.done)
 			ctx, stop := tc.ctx()
@@ -355,7 +355,7 @@ func TestRunStopped(t *testing.T) {
 			if sum.Ended != tc.ended || sum.Reason != tc.reason || sum.Recording == "" {
 				t.Errorf("summary %+v", sum)
 			}
-			checkTimeline(t, decodePackets(t, pub.all(), k), live.DefaultOptions(), sum)
+			checkTimeline(t, decodePackets(t, pub.all(), k), testOptions(), sum)
 		})
 	}
 }
@@ -368,7 +368,7 @@ func TestRunCutOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock := newFakeClock()
-	s, pub, k := newSession(t, clock, live.DefaultOptions(), "")
+	s, pub, k := newSession(t, clock, testOptions(), "")
 	sum, err := s.Run(context.Background(), bytes.NewReader(data[:len(data)/2]))
 	if err != nil {
 		t.Fatal(err)
@@ -376,7 +376,7 @@ func TestRunCutOff(t *testing.T) {
 	if sum.Ended != live.EndSourceLost || !strings.Contains(sum.Reason, "the source stopped at 06:0") {
 		t.Errorf("ended %s: %s", sum.Ended, sum.Reason)
 	}
-	checkTimeline(t, decodePackets(t, pub.all(), k), live.DefaultOptions(), sum)
+	checkTimeline(t, decodePackets(t, pub.all(), k), testOptions(), sum)
 }
 
 // TestRunNotOpus: what is not an Ogg Opus stream publishes nothing.
@@ -387,7 +387,7 @@ func TestRunNotOpus(t *testing.T) {
 	}
 	for name, src := range map[string][]byte{"wav": wav, "empty": nil, "headers only": opusHeaders(t)} {
 		t.Run(name, func(t *testing.T) {
-			s, pub, _ := newSession(t, newFakeClock(), live.DefaultOptions(), filepath.Join(t.TempDir(), "r.opus"))
+			s, pub, _ := newSession(t, newFakeClock(), testOptions(), filepath.Join(t.TempDir(), "r.opus"))
 			_, err := s.Run(context.Background(), bytes.NewReader(src))
 			if !errors.Is(err, live.ErrNotAStream) || pub.count() > 0 {
 				t.Errorf("err = %v, %d published", err, pub.count())
@@ -421,7 +421,7 @@ func TestRunMaxSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := live.DefaultOptions()
+	opts := testOptions()
 	opts.MaxSession = time.Minute
 	s, pub, k := newSession(t, newFakeClock(), opts, "")
 	sum, err := s.Run(context.Background(), bytes.NewReader(data))
@@ -437,13 +437,13 @@ func TestRunMaxSession(t *testing.T) {
 func TestNewRefuses(t *testing.T) {
 	k := newKeys(t, 3)
 	pub := &publisher{clock: live.SystemClock{}}
-	bad := live.DefaultOptions()
+	bad := testOptions()
 	bad.Channels = 3
 	for name, cfg := range map[string]live.Config{
-		"bad id":       {ID: "a/b", Site: testSite, Signers: k.signers[:1], Publisher: pub, Options: live.DefaultOptions()},
-		"no signer":    {ID: testSession, Site: testSite, Publisher: pub, Options: live.DefaultOptions()},
-		"3 signers":    {ID: testSession, Site: testSite, Signers: k.signers, Publisher: pub, Options: live.DefaultOptions()},
-		"no publisher": {ID: testSession, Site: testSite, Signers: k.signers[:1], Options: live.DefaultOptions()},
+		"bad id":       {ID: "a/b", Site: testSite, Signers: k.signers[:1], Publisher: pub, Options: testOptions()},
+		"no signer":    {ID: testSession, Site: testSite, Publisher: pub, Options: testOptions()},
+		"3 signers":    {ID: testSession, Site: testSite, Signers: k.signers, Publisher: pub, Options: testOptions()},
+		"no publisher": {ID: testSession, Site: testSite, Signers: k.signers[:1], Options: testOptions()},
 		"bad options":  {ID: testSession, Site: testSite, Signers: k.signers[:1], Publisher: pub, Options: bad},
 	} {
 		if _, err := live.New(cfg); err == nil {
@@ -453,5 +453,57 @@ func TestNewRefuses(t *testing.T) {
 	var fe *live.FieldError
 	if _, err := live.New(live.Config{ID: testSession, Site: testSite, Signers: k.signers[:1], Publisher: pub, Options: bad}); !errors.As(err, &fe) || fe.Field != "channels" {
 		t.Errorf("bad channels: %v", err)
+	}
+}
+
+// clockedReader hands out data in small pieces and moves the fake clock on
+// by step per byte, like a source that arrives in real time.
+type clockedReader struct {
+	data  []byte
+	piece int
+	clock *fakeClock
+	step  time.Duration
+}
+
+func (r *clockedReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.data[:min(r.piece, len(r.data))])
+	r.data = r.data[n:]
+	r.clock.Advance(time.Duration(n) * r.step)
+	return n, nil
+}
+
+// TestAnnounce: with an announcement the session is known (OnStart) as its
+// first packet arrives, its sound starts Announce + Delay later, and what
+// arrived in between is not played: the boxes were still subscribing.
+func TestAnnounce(t *testing.T) {
+	// Pages of one frame, as `loa live` sends them.
+	path := speechFile(t, "speech.opus", "-ac", "1", "-c:a", "libopus", "-b:a", "24k", "-frame_duration", "20", "-page_duration", "20000", "-f", "ogg")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, samples := opusInfo(t, data)
+	length := samplesDur(samples)
+	clock := newFakeClock()
+	opts := testOptions()
+	opts.Announce = time.Second
+	var known, started time.Time
+	s, pub, k := newSession(t, clock, opts, "", func(c *live.Config) {
+		c.OnStart = func(at time.Time, _ int) { known, started = clock.Now(), at }
+	})
+	src := &clockedReader{data: data, piece: 64, clock: clock, step: length / time.Duration(len(data))}
+	sum, err := s.Run(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := decodePackets(t, pub.all(), k)
+	if want := known.Add(opts.Announce + opts.Delay); !started.Equal(want.Truncate(time.Microsecond)) || ps[0].At.Sub(started) > 50*time.Millisecond || ps[0].At.Before(started) {
+		t.Errorf("known at %v, sound from %v (first packet %v); want Announce + Delay after it was known", known, started, ps[0].At)
+	}
+	if played := sum.End.Sub(sum.Start); played < length-opts.Announce-150*time.Millisecond || played > length-opts.Announce+150*time.Millisecond {
+		t.Errorf("played %v of %v; want all but the announcement's %v (summary %+v)", played, length, opts.Announce, sum)
 	}
 }

@@ -118,9 +118,6 @@ func newLive(g *globals) *cobra.Command {
 // of the input, showing the level and the boxes, and reports how it ended.
 func runLive(ctx context.Context, c *api.Client, cmd *cobra.Command, output string, cp *capture.Capture, info api.SessionInfo, length time.Duration) error {
 	out, errw := cmd.OutOrStdout(), cmd.ErrOrStderr()
-	if output != "json" {
-		fmt.Fprintln(out, messages.T(messages.LiveOnAir, len(info.Devices), info.ID))
-	}
 	// Ctrl-C (ctx) or --for: ffmpeg finishes the stream, the upload ends,
 	// the controller ends the session: boxes stop after the play-out delay.
 	stop := make(chan struct{})
@@ -146,7 +143,30 @@ func runLive(ctx context.Context, c *api.Client, cmd *cobra.Command, output stri
 
 	feedCtx, cancelFeed := context.WithCancel(context.Background())
 	defer cancelFeed()
-	final, ferr := c.FeedSession(feedCtx, info.ID, cp.Audio())
+	type fed struct {
+		x   api.SessionInfo
+		err error
+	}
+	result := make(chan fed, 1)
+	go func() {
+		x, err := c.FeedSession(feedCtx, info.ID, cp.Audio())
+		result <- fed{x, err}
+	}()
+	// The boxes learn of the session first; the speaker is told to begin
+	// when what the microphone hears is played.
+	var r fed
+	select {
+	case r = <-result:
+	case at := <-speakAt(pollCtx, c, info.ID):
+		if wait := time.Until(at); wait > 0 {
+			time.Sleep(wait)
+		}
+		if output != "json" {
+			fmt.Fprintln(out, messages.T(messages.LiveOnAir, len(info.Devices), info.ID))
+		}
+		r = <-result
+	}
+	final, ferr := r.x, r.err
 	stopNow()
 	go io.Copy(io.Discard, cp.Audio()) // whatever ffmpeg still writes
 	werr := cp.Wait()
@@ -165,6 +185,26 @@ func runLive(ctx context.Context, c *api.Client, cmd *cobra.Command, output stri
 	fmt.Fprintln(out, messages.T(messages.LiveEnded, final.ID, final.EndReason))
 	printSessionRows(out, final)
 	return nil
+}
+
+// speakAt delivers when the speaker's sound starts to be played, once the
+// controller says (the session is on air).
+func speakAt(ctx context.Context, c *api.Client, id string) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	go func() {
+		for {
+			if x, err := c.Session(ctx, id); err == nil && !x.SpeakAt.IsZero() {
+				ch <- x.SpeakAt
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	return ch
 }
 
 // printSessionRows sums up what each box did with a session.

@@ -226,3 +226,18 @@ func Onset(x []float32, quiet float64) int {
 	}
 	return -1
 }
+
+// PulseServer is the server's address for PulseAudio clients (PULSE_SERVER),
+// e.g. an ffmpeg that captures from one of its sources.
+func (s *Server) PulseServer() string { return "unix:" + s.socket }
+
+// Play plays a sound file into sink (paplay) and returns once it has
+// played.
+func (s *Server) Play(tb testing.TB, sink, path string) {
+	tb.Helper()
+	cmd := exec.Command("paplay", "--server="+s.PulseServer(), "--device="+sink, path)
+	cmd.Env = s.env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("paplay %s: %v: %s", path, err, out)
+	}
+}
