@@ -11,147 +11,15 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/loa-commune/loa/ingest"
 	"github.com/loa-commune/loa/internal/mediatest"
+	"github.com/loa-commune/loa/internal/streamtest"
 	"github.com/loa-commune/loa/internal/testnet"
 	"github.com/loa-commune/loa/live"
 )
-
-// radio is an Icecast-like server: one programme broadcast from the
-// server's start, each part at its own byte rate; a listener gets the last
-// second at once (Icecast's burst on connect), then the programme as it
-// goes. It can die (stop listening, cut its listeners) and come back on the
-// same address.
-type radio struct {
-	t     testing.TB
-	parts []part
-	loop  bool
-	ctype string
-	start time.Time
-
-	mu   sync.Mutex
-	addr string
-	srv  *http.Server
-}
-
-// part is a stretch of the programme: its bytes, and how long they play.
-type part struct {
-	data    []byte
-	seconds float64
-}
-
-func newRadio(t testing.TB, ctype string, loop bool, parts ...part) *radio {
-	r := &radio{t: t, parts: parts, loop: loop, ctype: ctype, start: time.Now()}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.addr = ln.Addr().String()
-	r.serve(ln)
-	t.Cleanup(r.kill)
-	return r
-}
-
-func (r *radio) URL() string { return "http://" + r.addr + "/stream" }
-
-func (r *radio) serve(ln net.Listener) {
-	srv := &http.Server{Handler: http.HandlerFunc(r.listen)}
-	r.mu.Lock()
-	r.srv = srv
-	r.mu.Unlock()
-	go srv.Serve(ln)
-}
-
-// bytesAt is how much of the programme has gone out at elapsed seconds
-// (counting the loops), and how long a loop is in bytes.
-func (r *radio) bytesAt(elapsed float64) (at, loopBytes int) {
-	loopSeconds := 0.0
-	for _, p := range r.parts {
-		loopSeconds += p.seconds
-		loopBytes += len(p.data)
-	}
-	loops := 0
-	if r.loop {
-		loops = int(elapsed / loopSeconds)
-		elapsed -= float64(loops) * loopSeconds
-	}
-	at = loops * loopBytes
-	for _, p := range r.parts {
-		if elapsed <= p.seconds {
-			return at + int(elapsed/p.seconds*float64(len(p.data))), loopBytes
-		}
-		elapsed -= p.seconds
-		at += len(p.data)
-	}
-	return at, loopBytes
-}
-
-// chunk is the programme's bytes from..to, up to the end of a loop.
-func (r *radio) chunk(from, to int) []byte {
-	var all []byte
-	for _, p := range r.parts {
-		all = append(all, p.data...)
-	}
-	i := from % len(all)
-	return all[i : i+min(to-from, len(all)-i)]
-}
-
-// listen sends the programme to one listener.
-func (r *radio) listen(w http.ResponseWriter, req *http.Request) {
-	w.Header().Set("Content-Type", r.ctype)
-	w.Header().Set("icy-name", "Loa test radio")
-	elapsed := time.Since(r.start).Seconds()
-	pos, loopBytes := r.bytesAt(max(0, elapsed-1))
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		now, _ := r.bytesAt(time.Since(r.start).Seconds())
-		for pos < now {
-			if !r.loop && pos >= loopBytes {
-				return // the programme is over
-			}
-			c := r.chunk(pos, now)
-			if _, err := w.Write(c); err != nil {
-				return
-			}
-			pos += len(c)
-		}
-		w.(http.Flusher).Flush()
-		if !r.loop && pos >= loopBytes {
-			return
-		}
-		select {
-		case <-tick.C:
-		case <-req.Context().Done():
-			return
-		}
-	}
-}
-
-// kill stops the server and cuts its listeners: the source died.
-func (r *radio) kill() {
-	r.mu.Lock()
-	srv := r.srv
-	r.srv = nil
-	r.mu.Unlock()
-	if srv != nil {
-		srv.Close()
-	}
-}
-
-// revive listens again on the same address.
-func (r *radio) revive() {
-	ln, err := net.Listen("tcp", r.addr)
-	if err != nil {
-		r.t.Errorf("revive the radio: %v", err)
-		return
-	}
-	r.serve(ln)
-}
 
 // relayOptions are short windows, so the tests take seconds.
 func relayOptions() live.Options {
@@ -252,11 +120,11 @@ func TestRelayStreams(t *testing.T) {
 	seconds := float64(len(ref)) / 48000
 	t.Run("mp3", func(t *testing.T) {
 		t.Parallel()
-		relayLooped(t, newRadio(t, "audio/mpeg", true, part{fileBytes(t, mp3File(t)), seconds}), ref)
+		relayLooped(t, streamtest.NewRadio(t, "audio/mpeg", true, streamtest.Part{Data: fileBytes(t, mp3File(t)), Seconds: seconds}), ref)
 	})
 	t.Run("aac", func(t *testing.T) {
 		t.Parallel()
-		relayLooped(t, newRadio(t, "audio/aac", true, part{fileBytes(t, aacFile(t)), seconds}), ref)
+		relayLooped(t, streamtest.NewRadio(t, "audio/aac", true, streamtest.Part{Data: fileBytes(t, aacFile(t)), Seconds: seconds}), ref)
 	})
 	t.Run("hls", func(t *testing.T) {
 		t.Parallel()
@@ -285,7 +153,7 @@ func TestRelayStreams(t *testing.T) {
 }
 
 // relayLooped relays a looped programme for 2 s, then stops it.
-func relayLooped(t *testing.T, rd *radio, ref []float32) {
+func relayLooped(t *testing.T, rd *streamtest.Radio, ref []float32) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	opts := relayOptions()
@@ -309,12 +177,12 @@ func relayLooped(t *testing.T, rd *radio, ref []float32) {
 func TestRelaySourceDies(t *testing.T) {
 	t.Parallel()
 	ref := reference(t, clipWAV(t))
-	rd := newRadio(t, "audio/mpeg", true, part{fileBytes(t, mp3File(t)), float64(len(ref)) / 48000})
+	rd := streamtest.NewRadio(t, "audio/mpeg", true, streamtest.Part{Data: fileBytes(t, mp3File(t)), Seconds: float64(len(ref)) / 48000})
 	opts := relayOptions()
 	opts.RetryWindow = time.Second
 	_, pub, k, done := startRelay(t, context.Background(), rd.URL(), opts, "")
 	waitFor(t, 15*time.Second, "2 s of sound", func() bool { return pub.count() >= 20 })
-	rd.kill()
+	rd.Kill()
 	r := wait(t, done, 20*time.Second)
 	if r.err != nil {
 		t.Fatal(r.err)
@@ -336,7 +204,7 @@ func TestRelaySourceDies(t *testing.T) {
 func TestRelaySourceReturns(t *testing.T) {
 	t.Parallel()
 	ref := reference(t, clipWAV(t))
-	rd := newRadio(t, "audio/aac", true, part{fileBytes(t, aacFile(t)), float64(len(ref)) / 48000})
+	rd := streamtest.NewRadio(t, "audio/aac", true, streamtest.Part{Data: fileBytes(t, aacFile(t)), Seconds: float64(len(ref)) / 48000})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	opts := relayOptions()
@@ -344,10 +212,10 @@ func TestRelaySourceReturns(t *testing.T) {
 	rec := filepath.Join(t.TempDir(), "relay.opus")
 	s, pub, k, done := startRelay(t, ctx, rd.URL(), opts, rec)
 	waitFor(t, 15*time.Second, "2 s of sound", func() bool { return pub.count() >= 20 })
-	rd.kill()
+	rd.Kill()
 	// The radio is down longer than ffmpeg's own reconnecting lasts.
 	time.Sleep(2500 * time.Millisecond)
-	rd.revive()
+	rd.Revive()
 	waitFor(t, 15*time.Second, "a restart", func() bool { return s.Progress().Restarts > 0 })
 	before := pub.count()
 	waitFor(t, 15*time.Second, "1 s of sound after the restart", func() bool { return pub.count() >= before+10 })
@@ -383,7 +251,7 @@ func TestRelayCodecChange(t *testing.T) {
 	t.Parallel()
 	ref := reference(t, clipWAV(t))
 	seconds := float64(len(ref)) / 48000
-	rd := newRadio(t, "audio/mpeg", false, part{fileBytes(t, mp3File(t)), seconds}, part{fileBytes(t, aacFile(t)), seconds})
+	rd := streamtest.NewRadio(t, "audio/mpeg", false, streamtest.Part{Data: fileBytes(t, mp3File(t)), Seconds: seconds}, streamtest.Part{Data: fileBytes(t, aacFile(t)), Seconds: seconds})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	opts := relayOptions()
