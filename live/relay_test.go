@@ -88,7 +88,7 @@ func checkSound(t *testing.T, ps []decoded, ref []float32, min float64) {
 		if len(got) < 48000/2 {
 			continue // too short to say
 		}
-		lag, c := bestMatch(ref, got)
+		lag, c := mediatest.BestMatch(ref, got)
 		t.Logf("segment %d: %.2f s of sound, correlation %.4f at %.3f s into the source", i, float64(len(got))/48000, c, float64(lag)/48000)
 		if c < min {
 			t.Errorf("segment %d: correlation %.4f with the source, want at least %v", i, c, min)

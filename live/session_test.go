@@ -151,7 +151,7 @@ func TestRunFile(t *testing.T) {
 	for i := range want {
 		maxDiff = max(maxDiff, float64(abs(got[i]-want[i])))
 	}
-	if c := correlation(want, got); c < 0.9999 || maxDiff > 1e-4 {
+	if c := mediatest.Correlation(want, got); c < 0.9999 || maxDiff > 1e-4 {
 		t.Errorf("decoded frames against ffmpeg: correlation %.6f, largest difference %g", c, maxDiff)
 	}
 
@@ -163,7 +163,7 @@ func TestRunFile(t *testing.T) {
 	if len(recorded) < len(want) || len(recorded) > len(want)+960 {
 		t.Fatalf("recording of %d samples, want %d", len(recorded), len(want))
 	}
-	if c := correlation(want, recorded); c < 0.9999 {
+	if c := mediatest.Correlation(want, recorded); c < 0.9999 {
 		t.Errorf("recording against the file: correlation %.6f", c)
 	}
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(rec), ".*.tmp")); len(left) > 0 {
@@ -259,7 +259,7 @@ func TestRunStall(t *testing.T) {
 		if i == 0 {
 			got = got[preSkip:]
 		}
-		if lag, c := bestMatch(want, got); c < 0.99 {
+		if lag, c := mediatest.BestMatch(want, got); c < 0.99 {
 			t.Errorf("segment %d: correlation %.4f at %d", i, c, lag)
 		}
 	}
