@@ -133,12 +133,10 @@ func (e errStoppedBy) Error() string { return "stopped by " + e.by }
 // Start puts a session on air: a relay once its stream gives sound, a live
 // session at once, waiting for Feed.
 func (m *Manager) Start(ctx context.Context, rule store.Rule, kind, source, by string) (store.Session, error) {
-	opts := m.opts.Live
-	opts.MaxSession = min(rule.Validity, opts.MaxSession)
 	s := &session{rule: rule, kind: kind, source: source, by: by, onAir: make(chan struct{}), done: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancelCause(m.ctx)
 	ls, err := live.New(live.Config{
-		ID: rule.ID, Site: m.opts.Site, Signers: m.bc.Signers(), Publisher: m.bc, Options: opts,
+		ID: rule.ID, Site: m.opts.Site, Signers: m.bc.Signers(), Publisher: m.bc, Options: m.opts.Live,
 		// Named after the rule until the session's id is known; renamed at the end.
 		Recording: filepath.Join(m.opts.Dir, rule.ID+".rec"),
 		Location:  m.opts.Location, Logger: m.log.With("rule", rule.ID),
@@ -159,7 +157,9 @@ func (m *Manager) Start(ctx context.Context, rule store.Rule, kind, source, by s
 	switch kind {
 	case store.SessionRelay:
 		m.wg.Go(func() {
-			sum, err := ls.Relay(s.ctx, source)
+			ctx, stop := m.forLength(s)
+			defer stop()
+			sum, err := ls.Relay(ctx, source)
 			m.finish(s, sum, err)
 		})
 		select {
@@ -219,11 +219,11 @@ func (m *Manager) Feed(ctx context.Context, id string, r io.Reader) (store.Sessi
 	m.mu.Unlock()
 	// The request's end (the speaker's connection dropped) ends the
 	// session too, as does Stop or Close.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(s.ctx, cancel)
+	runCtx, stopRun := m.forLength(s)
+	defer stopRun()
+	stop := context.AfterFunc(ctx, stopRun)
 	defer stop()
-	sum, err := s.live.Run(ctx, r)
+	sum, err := s.live.Run(runCtx, r)
 	if err != nil && errors.Is(err, live.ErrNotAStream) {
 		err = &api.SessionError{Key: messages.LiveBadAudio, Args: []any{strings.TrimPrefix(err.Error(), live.ErrNotAStream.Error()+": ")}, Status: http.StatusBadRequest}
 	}
@@ -232,6 +232,14 @@ func (m *Manager) Feed(ctx context.Context, id string, r io.Reader) (store.Sessi
 		return store.Session{}, s.err
 	}
 	return s.record, nil
+}
+
+// forLength is the context a session runs under: it ends at Stop or Close,
+// and once the session has had its length (the rule's validity, counted from
+// now: the sound starts an announcement and a delay later, and a few
+// seconds more or less matter less than cutting the last words).
+func (m *Manager) forLength(s *session) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(s.ctx, s.rule.Validity+m.opts.Live.Announce)
 }
 
 // Stop ends a session on air.
