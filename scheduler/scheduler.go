@@ -116,7 +116,14 @@ func (s *Scheduler) Items(rules []Rule, now time.Time) ([]protocol.PlanItem, err
 			it.ID = ItemID(r.ID, st)
 			it.Announcement = r.ID
 			it.Start = st.UTC()
-			it.Expires = st.Add(validity).UTC()
+			if it.Stream != nil && r.Cron == "" {
+				// A session's sound starts at its origin, which is no
+				// whole second, and a box places the session by its
+				// item's start: when to cue it, whether it joins late,
+				// what it heard and missed. The id keeps the second.
+				it.Start = r.At.UTC()
+			}
+			it.Expires = it.Start.Add(validity).UTC()
 			if it.Expires.Before(lo) {
 				continue
 			}

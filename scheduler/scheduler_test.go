@@ -95,6 +95,41 @@ func TestOnceAndKeep(t *testing.T) {
 	}
 }
 
+// TestSessionStartsAtItsOrigin: a live session's item starts where its
+// sound starts, not at the whole second before (a box would cue it, or
+// join it, up to a second early and count the silence as missed); its id
+// keeps the second, like every item's. An announcement's start is the
+// second.
+func TestSessionStartsAtItsOrigin(t *testing.T) {
+	s := New(time.UTC, 48*time.Hour)
+	at := time.Date(2026, 5, 1, 8, 0, 0, 431_000_000, time.UTC)
+	session := template()
+	session.Media = protocol.Media{}
+	session.Stream = &protocol.StreamRef{Channels: 1}
+	for _, tc := range []struct {
+		name  string
+		item  protocol.PlanItem
+		start time.Time
+	}{
+		{"session", session, at},
+		{"announcement", template(), at.Truncate(time.Second)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			items, err := s.Items([]Rule{{ID: "l-1", At: at, Validity: time.Minute, Item: tc.item}}, at.Add(-time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(items) != 1 {
+				t.Fatalf("%d items, want 1", len(items))
+			}
+			it := items[0]
+			if !it.Start.Equal(tc.start) || !it.Expires.Equal(tc.start.Add(time.Minute)) || it.ID != ItemID("l-1", at.Truncate(time.Second)) {
+				t.Errorf("item %s from %v to %v, want %s from %v for a minute", it.ID, it.Start, it.Expires, ItemID("l-1", at.Truncate(time.Second)), tc.start)
+			}
+		})
+	}
+}
+
 func TestNotBeforeAndNextChange(t *testing.T) {
 	s := New(time.UTC, 24*time.Hour)
 	now := time.Date(2026, 5, 1, 5, 0, 0, 0, time.UTC)
