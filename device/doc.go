@@ -26,7 +26,9 @@
 //   - The play queue (queue.go), the one place that decides what the
 //     single output plays: highest priority first, then an item waiting to
 //     go on after a preemption, then earliest start, then first come. A
-//     higher item preempts a lower one: the lower one fades out within
+//     higher item preempts a lower one (at its start; a live session's a
+//     cue ahead, so that it starts on time rather than at its live point):
+//     the lower one fades out within
 //     tens of milliseconds, reports preempted, and once nothing higher is
 //     due follows its on_preempt rule (restart, the default; resume from
 //     where it was cut, with a short fade-in; drop, reported cancelled).

@@ -184,7 +184,8 @@ func (q *playQueue) onOutput(id string) bool {
 // on the output, not final), given the quiet hours. An idle output takes an
 // item up to cue before its start, so that the player can open the sound
 // card and start its first sample on time (the candidate's start is then
-// in the future).
+// in the future). A live session's item cuts a lower one as early, for the
+// same reason: cut at its start, it could only join at its live point.
 func (q *playQueue) decide(now time.Time, cue time.Duration, waiting []candidate, quiet quietHours) decision {
 	var d decision
 	var due []candidate
@@ -193,10 +194,17 @@ func (q *playQueue) decide(now time.Time, cue time.Duration, waiting []candidate
 		dueBy = now.Add(cue)
 	}
 	for _, c := range waiting {
+		by := dueBy
+		if c.item.Stream != nil {
+			// A session does not wait for the output: whatever it would
+			// cut is cut a cue ahead, so it starts on time rather than at
+			// its live point, a cue after its start.
+			by = now.Add(cue)
+		}
 		switch {
 		case now.After(c.expires()):
 			d.final = append(d.final, expiry(c))
-		case !c.due(dueBy):
+		case !c.due(by):
 		case !c.emergency() && quiet.contains(later(now, c.item.Start)):
 			d.final = append(d.final, verdict{c.item.ID, protocol.EventMissed, "quiet hours"})
 		default:

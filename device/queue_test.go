@@ -386,3 +386,43 @@ func TestQuietHours(t *testing.T) {
 		})
 	}
 }
+
+// TestQueueSessionCutsACueAhead: a live session cuts a lower item a cue
+// before its start, so that once the output is free it starts on time
+// (cut at its start, it could only join at its live point, a cue later).
+// An announcement cuts at its start.
+func TestQueueSessionCutsACueAhead(t *testing.T) {
+	session := cand("speech", protocol.High, minute, 30*minute, 2)
+	session.item.Media, session.item.Stream = protocol.Media{}, &protocol.StreamRef{Session: "s-speech", Channels: 1}
+	for _, tc := range []struct {
+		name   string
+		higher candidate
+		cutAt  time.Duration
+	}{
+		{"a live session", session, minute - cueLead},
+		{"an announcement", cand("speech", protocol.High, minute, 30*minute, 2), minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var q playQueue
+			q.start(cand("news", protocol.Normal, 0, 30*minute, 1), func() {})
+			waiting := []candidate{tc.higher}
+			if d := q.decide(t0.Add(tc.cutAt-time.Millisecond), cueLead, waiting, quietHours{}); d.cut != cutNone {
+				t.Fatalf("cut %v by %s before %v", d.cut, d.by, tc.cutAt)
+			}
+			d := q.decide(t0.Add(tc.cutAt), cueLead, waiting, quietHours{})
+			if d.cut != cutPreempt || d.by != "speech" {
+				t.Fatalf("at %v: cut %v by %q, want a preemption by speech", tc.cutAt, d.cut, d.by)
+			}
+			q.stop(d.cut, d.by)
+			q.finished(playResult{id: "news", pos: 480}, "")
+			after := t0.Add(tc.cutAt + 30*time.Millisecond) // the fade
+			d = q.decide(after, cueLead, waiting, quietHours{})
+			if d.start == nil || d.start.item.ID != "speech" {
+				t.Fatalf("after the cut: %+v, want speech to start", d)
+			}
+			if tc.higher.item.Stream != nil && !d.start.item.Start.After(after) {
+				t.Errorf("the session goes on the output at %v, after its start %v", after, d.start.item.Start)
+			}
+		})
+	}
+}
