@@ -69,6 +69,10 @@ func (s *Server) rule(ctx context.Context, req AnnounceRequest, kind string) (st
 		return r, fail(http.StatusBadRequest, messages.BadTone, r.Tone)
 	}
 	switch {
+	case req.Relay != "":
+		if err := s.relayRule(&r, req, kind); err != nil {
+			return r, err
+		}
 	case req.Media != "":
 		if _, err := s.store.MediaByID(ctx, req.Media); err != nil {
 			return r, notFound(err, messages.UnknownMedia, req.Media)
@@ -111,6 +115,30 @@ func (s *Server) rule(ctx context.Context, req AnnounceRequest, kind string) (st
 		r.ID = newID("a-")
 	}
 	return r, nil
+}
+
+// relayRule makes r a schedule that relays req.Relay for req.ForSec at
+// every occurrence (the controller's OnAir runs each one).
+func (s *Server) relayRule(r *store.Rule, req AnnounceRequest, kind string) error {
+	url := strings.TrimSpace(req.Relay)
+	switch {
+	case s.opts.OnAir == nil:
+		return fail(http.StatusNotImplemented, messages.BadRequest, "this controller runs no live sessions")
+	case kind != store.KindCron:
+		return fail(http.StatusBadRequest, messages.BadRequest, "to relay a stream now, use `loa relay URL`")
+	case !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://"):
+		return fail(http.StatusBadRequest, messages.RelayBadURL, url)
+	case req.Media != "" || r.Text != "" || r.Tone != "" || r.Repeat != 1:
+		return fail(http.StatusBadRequest, messages.BadRequest, "a relay plays the stream only: leave out --media, --file, --text and --repeat")
+	}
+	length := time.Duration(req.ForSec) * time.Second
+	if longest := s.opts.OnAir.MaxLength(); length <= 0 || length > longest {
+		return fail(http.StatusBadRequest, messages.BadLength, longest, length.String())
+	}
+	r.RelayURL, r.RelayFor, r.Validity = url, length, length
+	r.StreamChannels = s.opts.OnAir.Channels()
+	r.Text = "relay: " + url
+	return nil
 }
 
 // syncLead is the least time between a "now" announcement and its start:

@@ -24,6 +24,9 @@ type Speaker interface {
 // prepareMedia gives the rule its media: spoken text when it has no media,
 // and for an exercise the spoken exercise notice before it.
 func (s *Server) prepareMedia(ctx context.Context, r *store.Rule) error {
+	if r.StreamChannels > 0 {
+		return nil // a session plays its stream; its text only names it
+	}
 	if r.Media == "" && r.Text != "" {
 		id, err := s.speak(ctx, r.Text)
 		if err != nil {

@@ -34,6 +34,8 @@ type OnAir interface {
 	// Delay is how long after the controller receives a live session's
 	// sound the boxes play it.
 	Delay() time.Duration
+	// Channels is how many channels a relay's sound has.
+	Channels() int
 }
 
 // Errors an OnAir returns that the API tells apart.
@@ -181,7 +183,7 @@ func (s *Server) stopSession(w http.ResponseWriter, r *http.Request) error {
 	if s.opts.OnAir == nil {
 		return fail(http.StatusNotImplemented, messages.BadRequest, "this controller runs no live sessions")
 	}
-	id := s.sessionRule(r.Context(), r.PathValue("id"))
+	id := r.PathValue("id")
 	x, err := s.opts.OnAir.Stop(r.Context(), id, actor(r.Context(), "cli"))
 	if err != nil {
 		return sessionError(err, id)

@@ -77,6 +77,10 @@ type AnnounceRequest struct {
 	// Exercise marks a drill: a spoken "this is an exercise" goes first and
 	// the report marks it.
 	Exercise bool `json:"exercise,omitempty"`
+	// Relay makes a schedule relay this radio stream (http or https) for
+	// ForSec seconds at every occurrence, instead of playing media.
+	Relay  string `json:"relay,omitempty"`
+	ForSec int    `json:"for_sec,omitempty"`
 }
 
 // CancelRequest cancels one emergency (ID) or every active one.

@@ -106,7 +106,7 @@ func SchedulerRule(r store.Rule, m store.Media) scheduler.Rule {
 	if r.StreamChannels > 0 {
 		// A live session: the scheduler names the stream after the item.
 		sr.Item.Stream = &protocol.StreamRef{Channels: r.StreamChannels, Ends: r.StreamEnds.UTC()}
-		sr.Item.Repeat, sr.Item.GapMS, sr.Item.Tone = 1, 0, ""
+		sr.Item.Media, sr.Item.Repeat, sr.Item.GapMS, sr.Item.Tone = protocol.Media{}, 1, 0, ""
 		// Live sound cannot be resumed or restarted: after a preemption the
 		// box rejoins at the live point.
 		sr.Item.OnPreempt = protocol.OnPreemptRestart

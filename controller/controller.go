@@ -120,7 +120,8 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 	if tlsFiles != nil {
 		caPEM = string(tlsFiles.caPEM)
 	}
-	c.onair, err = onair.New(onair.Options{Live: cfg.Live, Site: cfg.Site, Location: loc, Dir: filepath.Join(cfg.Data, "recordings")},
+	c.onair, err = onair.New(onair.Options{Live: cfg.Live, Site: cfg.Site, Location: loc, Dir: filepath.Join(cfg.Data, "recordings"),
+		Scheduler: c.bc.Scheduler()},
 		c.store, c.bc, log.With("part", "live"))
 	if err != nil {
 		return c, err

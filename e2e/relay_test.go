@@ -262,3 +262,64 @@ func TestLiveSilentMicrophone(t *testing.T) {
 		t.Errorf("stdout %q; want the session's end", out)
 	}
 }
+
+// TestRelaySchedule: a schedule relays the station at every occurrence of
+// its cron rule (every minute here, for 5 s): the boxes play it from its
+// start, and each occurrence is a session of its own in the record.
+func TestRelaySchedule(t *testing.T) {
+	mediatest.Need(t, "ffmpeg", "espeak-ng")
+	dir := t.TempDir()
+	c, played := relayCommune(t)
+	wav, ref := programme(t, dir)
+	// ADTS: a listener joins the radio mid-broadcast, and ffmpeg finds its
+	// way into AAC there, where it gives up on MP3 cut at any byte (a real
+	// Icecast server cuts MP3 at frame boundaries).
+	aac := filepath.Join(dir, "news.aac")
+	mediatest.FFmpeg(t, "-i", wav, "-ac", "1", "-c:a", "aac", "-b:a", "64k", "-f", "adts", aac)
+	data, err := os.ReadFile(aac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	radio := streamtest.NewRadio(t, "audio/aac", true, streamtest.Part{Data: data, Seconds: float64(len(ref)) / 48000})
+	var sched struct{ ID string }
+	c.cli.json(&sched, "schedule", "add", "--cron", "* * * * *", "--relay", radio.URL(), "--for", "5s", "--group", "thon-1", "--name", "tin sáng")
+	var item string
+	// Every minute is an item in the plans: look for one both boxes played.
+	rows := map[string]liveRow{}
+	eventually(t, 100*time.Second, "an occurrence played on both boxes", func() bool {
+		var all []liveRow
+		c.cli.json(&all, "report", "--announcement", sched.ID, "--status", "played")
+		byItem := map[string]map[string]liveRow{}
+		for _, r := range all {
+			if byItem[r.Item] == nil {
+				byItem[r.Item] = map[string]liveRow{}
+			}
+			byItem[r.Item][r.Device] = r
+			if len(byItem[r.Item]) == 2 {
+				item, rows = r.Item, byItem[r.Item]
+				return true
+			}
+		}
+		return false
+	})
+	c.cli.ok("schedule", "rm", sched.ID)
+	for box, dir := range played {
+		if r := rows[box]; r.Item != item || r.HeardMS < 3000 {
+			t.Errorf("%s: %+v; want the occurrence %s heard for most of its 5 s", box, rows[box], item)
+			continue
+		}
+		checkPlayed(t, dir, item, ref)
+	}
+	var found bool
+	for _, s := range c.sessions() {
+		if s.ID == item {
+			found = true
+			if s.Kind != "relay" || !strings.HasPrefix(s.StartedBy, "schedule ") || s.EndedAt == "" {
+				t.Errorf("the occurrence's record: %+v", s)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no session record for the occurrence %s: %+v", item, c.sessions())
+	}
+}

@@ -39,6 +39,9 @@ type Options struct {
 	// FeedWait is how long a live session waits for its sound before it is
 	// given up (nothing went on air).
 	FeedWait time.Duration
+	// Scheduler reads relay schedules' cron rules in the site's zone; nil
+	// runs no relay schedules.
+	Scheduler *scheduler.Scheduler
 }
 
 // Manager runs the live sessions of one controller.
@@ -49,8 +52,10 @@ type Manager struct {
 	log   *slog.Logger
 
 	mu      sync.Mutex
-	running map[string]*session // by rule id
-	closed  bool
+	running map[string]*session // by rule id; a relay schedule's occurrences by item id
+	// finished are the occurrences of relay schedules run since the start.
+	finished map[string]bool
+	closed   bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -74,9 +79,10 @@ func New(opts Options, st *store.Store, bc Broadcaster, log *slog.Logger) (*Mana
 	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("recordings folder: %w", err)
 	}
-	m := &Manager{opts: opts, store: st, bc: bc, log: log, running: map[string]*session{}}
+	m := &Manager{opts: opts, store: st, bc: bc, log: log, running: map[string]*session{}, finished: map[string]bool{}}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.wg.Go(m.pruneLoop)
+	m.wg.Go(m.scheduleLoop)
 	return m, nil
 }
 
@@ -97,6 +103,9 @@ func (m *Manager) Close(ctx context.Context) error {
 	}
 }
 
+// Channels is how many channels a relay's sound has (api.OnAir).
+func (m *Manager) Channels() int { return m.opts.Live.Channels }
+
 // Delay is the play-out delay (api.OnAir).
 func (m *Manager) Delay() time.Duration { return m.opts.Live.Delay }
 
@@ -114,6 +123,8 @@ type session struct {
 	kind   string
 	source string
 	by     string
+
+	item string // the session's id once on air (guarded by Manager.mu)
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -246,6 +257,13 @@ func (m *Manager) forLength(s *session) (context.Context, context.CancelFunc) {
 func (m *Manager) Stop(ctx context.Context, id, by string) (store.Session, error) {
 	m.mu.Lock()
 	s := m.running[id]
+	if s == nil { // named by its session id, or a relay schedule by its rule
+		for _, x := range m.running {
+			if x.item == id || x.rule.ID == id {
+				s = x
+			}
+		}
+	}
 	m.mu.Unlock()
 	if s == nil {
 		list, err := m.store.SessionsOfRule(ctx, id)
@@ -278,6 +296,9 @@ func (m *Manager) onAir(s *session, start time.Time, channels int) {
 	item := scheduler.ItemID(r.ID, r.Start.Truncate(time.Second))
 	s.record = store.Session{ID: item, Rule: r.ID, Kind: s.kind, Source: s.source, StartedBy: s.by, Targets: r.Targets,
 		Priority: r.Priority, StartedAt: r.Start}
+	m.mu.Lock()
+	s.item = item
+	m.mu.Unlock()
 	ctx := context.WithoutCancel(s.ctx)
 	if err := m.store.AddRuleThen(ctx, r, m.bc.Replan); err != nil {
 		m.log.Error("live: cannot store the session's rule; boxes will not play it", "rule", r.ID, "err", err)
@@ -296,7 +317,12 @@ func (m *Manager) onAir(s *session, start time.Time, channels int) {
 func (m *Manager) finish(s *session, sum live.Summary, err error) {
 	defer func() {
 		m.mu.Lock()
-		delete(m.running, s.rule.ID)
+		if m.running[s.rule.ID] == s {
+			delete(m.running, s.rule.ID)
+		}
+		if m.running[s.record.ID] == s {
+			delete(m.running, s.record.ID)
+		}
 		m.mu.Unlock()
 		s.cancel(nil)
 		close(s.done)

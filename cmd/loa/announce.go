@@ -174,21 +174,28 @@ func waitFor(ctx context.Context, c *api.Client, a api.Announcement, timeout tim
 func newSchedule(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "schedule", Short: "Repeat announcements on a cron rule (e.g. the 6:00 bulletin)"}
 	var cf contentFlags
-	var spec, name, priority string
+	var spec, name, priority, relay string
 	var repeat int
+	var length time.Duration
 	add := &cobra.Command{
-		Use:   "add --cron \"0 6 * * *\" (--media ID | --file PATH) (--all | --group G...)",
+		Use:   "add --cron \"0 6 * * *\" (--media ID | --file PATH | --relay URL --for 30m) (--all | --group G...)",
 		Short: "Add a schedule; the cron rule is read in the site's time zone",
-		Args:  cobra.NoArgs,
+		Long: "Add a schedule; the cron rule is read in the site's time zone. With --relay the controller relays\n" +
+			"the radio stream at URL for --for at every occurrence (e.g. the provincial news at 6:00).",
+		Args: cobra.NoArgs,
 		RunE: g.staff(func(ctx context.Context, c *api.Client, cmd *cobra.Command, _ []string) error {
 			if spec == "" {
 				return usageErr(errors.New("give the rule with --cron, e.g. --cron \"0 6 * * *\" for 6:00 every day"))
 			}
-			req, err := cf.request(ctx, c, false)
+			if relay != "" && length <= 0 {
+				return usageErr(errors.New("say how long to relay at each occurrence with --for, e.g. --for 30m"))
+			}
+			req, err := cf.request(ctx, c, relay != "")
 			if err != nil {
 				return err
 			}
 			req.Cron, req.Name, req.Priority, req.Repeat = spec, name, priority, repeat
+			req.Relay, req.ForSec = relay, int(length/time.Second)
 			a, err := c.AddSchedule(ctx, req)
 			if err != nil {
 				return err
@@ -205,6 +212,8 @@ func newSchedule(g *globals) *cobra.Command {
 	add.Flags().StringVar(&name, "name", "", "a name for the schedule")
 	add.Flags().StringVar(&priority, "priority", "normal", "normal, priority or emergency")
 	add.Flags().IntVar(&repeat, "repeat", 1, "how many times to play it each time")
+	add.Flags().StringVar(&relay, "relay", "", "relay this radio stream (Icecast/SHOUTcast MP3 or AAC, or HLS) instead of a file")
+	add.Flags().DurationVar(&length, "for", 0, "with --relay: how long to relay at each occurrence (like 30m)")
 
 	list := &cobra.Command{
 		Use: "list", Short: "List the schedules", Args: cobra.NoArgs,

@@ -12,7 +12,9 @@ import (
 // server's start, each part at its own byte rate; a listener gets the last
 // second at once (Icecast's burst on connect), then the programme as it
 // goes. It can die (stop listening, cut its listeners) and come back on the
-// same address.
+// same address. It cuts the programme at any byte, where a real Icecast
+// server cuts MP3 at frame boundaries: ffmpeg finds its way into AAC (ADTS)
+// joined mid-broadcast, not into MP3 joined more than a few seconds in.
 type Radio struct {
 	t     testing.TB
 	parts []Part
