@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -244,9 +245,20 @@ func (s *Server) listMedia(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) addMedia(w http.ResponseWriter, r *http.Request) error {
-	sha, created, err := s.storeMedia(r.Context(), r.Body, r.URL.Query().Get("name"))
+	return s.addMediaFrom(w, r, r.Body, r.URL.Query().Get("name"), nil)
+}
+
+// addMediaFrom stores body as media called name, calls then (if set) with
+// its id, and answers with what was stored.
+func (s *Server) addMediaFrom(w http.ResponseWriter, r *http.Request, body io.Reader, name string, then func(sha string) error) error {
+	sha, created, err := s.storeMedia(r.Context(), body, name)
 	if err != nil {
 		return err
+	}
+	if then != nil {
+		if err := then(sha); err != nil {
+			return err
+		}
 	}
 	stored, err := s.store.MediaByID(r.Context(), sha)
 	if err != nil {

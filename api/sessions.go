@@ -290,11 +290,7 @@ func (s *Server) sessionInfo(ctx context.Context, x store.Session, rows bool) (S
 
 // recording serves a session's recording (Ogg Opus, as the boxes played it).
 func (s *Server) recording(w http.ResponseWriter, r *http.Request) error {
-	x, err := s.session(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	f, err := s.recordingFile(x)
+	x, f, err := s.recordingOf(r)
 	if err != nil {
 		return err
 	}
@@ -309,26 +305,26 @@ func (s *Server) recording(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// recordingFile opens a session's recording.
-func (s *Server) recordingFile(x store.Session) (*os.File, error) {
+// recordingOf opens the recording of the session the request names.
+func (s *Server) recordingOf(r *http.Request) (store.Session, *os.File, error) {
+	x, err := s.session(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return x, nil, err
+	}
 	if s.opts.OnAir == nil {
-		return nil, fail(http.StatusNotFound, messages.NoRecording, x.ID)
+		return x, nil, fail(http.StatusNotFound, messages.NoRecording, x.ID)
 	}
 	f, err := os.Open(s.opts.OnAir.RecordingPath(x.ID))
 	if err != nil {
-		return nil, fail(http.StatusNotFound, messages.NoRecording, x.ID)
+		return x, nil, fail(http.StatusNotFound, messages.NoRecording, x.ID)
 	}
-	return f, nil
+	return x, f, nil
 }
 
 // recordingMedia adds a session's recording to the media library, through
 // the same conversion as every upload, so it can be played again on boxes.
 func (s *Server) recordingMedia(w http.ResponseWriter, r *http.Request) error {
-	x, err := s.session(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	f, err := s.recordingFile(x)
+	x, f, err := s.recordingOf(r)
 	if err != nil {
 		return err
 	}
@@ -337,20 +333,7 @@ func (s *Server) recordingMedia(w http.ResponseWriter, r *http.Request) error {
 	if name == "" {
 		name = x.Kind + " " + x.StartedAt.In(s.bc.Scheduler().Location()).Format("2006-01-02 15:04") + " (" + x.ID + ")"
 	}
-	sha, created, err := s.storeMedia(r.Context(), f, name)
-	if err != nil {
-		return err
-	}
-	if err := s.store.SetSessionRecording(r.Context(), x.ID, sha); err != nil {
-		return err
-	}
-	stored, err := s.store.MediaByID(r.Context(), sha)
-	if err != nil {
-		return err
-	}
-	info := mediaInfo(stored)
-	info.Existed = !created
-	return writeJSON(w, http.StatusCreated, info)
+	return s.addMediaFrom(w, r, f, name, func(sha string) error { return s.store.SetSessionRecording(r.Context(), x.ID, sha) })
 }
 
 // sessionError maps what OnAir says to an answer.

@@ -42,6 +42,22 @@ func programme(t *testing.T, dir string) (string, []float32) {
 	return wav, mediatest.PCM(t, wav, 1)
 }
 
+// station puts the programme on a looping test radio: mp3 or aac (ADTS).
+func station(t *testing.T, dir, wav string, ref []float32, codec string) *streamtest.Radio {
+	t.Helper()
+	args, ctype := []string{"-c:a", "libmp3lame", "-b:a", "64k"}, "audio/mpeg"
+	if codec == "aac" {
+		args, ctype = []string{"-c:a", "aac", "-b:a", "64k", "-f", "adts"}, "audio/aac"
+	}
+	path := filepath.Join(dir, "news."+codec)
+	mediatest.FFmpeg(t, append(append([]string{"-i", wav, "-ac", "1"}, args...), path)...)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return streamtest.NewRadio(t, ctype, true, streamtest.Part{Data: data, Seconds: float64(len(ref)) / 48000})
+}
+
 // waitSession waits until every box of the relay's rule has a final answer
 // and returns the rows.
 func (c *commune) waitSession(rule string, boxes ...string) map[string]liveRow {
@@ -106,18 +122,7 @@ func TestRelayStreams(t *testing.T) {
 	dir := t.TempDir()
 	c, played := relayCommune(t)
 	wav, ref := programme(t, dir)
-	seconds := float64(len(ref)) / 48000
-	encode := func(name string, args ...string) []byte {
-		path := filepath.Join(dir, name)
-		mediatest.FFmpeg(t, append(append([]string{"-i", wav, "-ac", "1"}, args...), path)...)
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	mp3 := streamtest.NewRadio(t, "audio/mpeg", true, streamtest.Part{Data: encode("news.mp3", "-c:a", "libmp3lame", "-b:a", "64k"), Seconds: seconds})
-	aac := streamtest.NewRadio(t, "audio/aac", true, streamtest.Part{Data: encode("news.aac", "-c:a", "aac", "-b:a", "64k", "-f", "adts"), Seconds: seconds})
+	mp3, aac := station(t, dir, wav, ref, "mp3"), station(t, dir, wav, ref, "aac")
 	hlsDir := filepath.Join(dir, "hls")
 	if err := os.MkdirAll(hlsDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -166,13 +171,7 @@ func TestRelaySourceDies(t *testing.T) {
 	dir := t.TempDir()
 	c, _ := relayCommune(t)
 	wav, ref := programme(t, dir)
-	mp3 := filepath.Join(dir, "news.mp3")
-	mediatest.FFmpeg(t, "-i", wav, "-ac", "1", "-c:a", "libmp3lame", "-b:a", "64k", mp3)
-	data, err := os.ReadFile(mp3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	radio := streamtest.NewRadio(t, "audio/mpeg", true, streamtest.Part{Data: data, Seconds: float64(len(ref)) / 48000})
+	radio := station(t, dir, wav, ref, "mp3")
 	var x relaySession
 	c.cli.json(&x, "relay", radio.URL(), "--group", "thon-1", "--for", "60s")
 	eventually(t, 30*time.Second, "both boxes playing the relay", func() bool {
@@ -271,16 +270,8 @@ func TestRelaySchedule(t *testing.T) {
 	dir := t.TempDir()
 	c, played := relayCommune(t)
 	wav, ref := programme(t, dir)
-	// ADTS: a listener joins the radio mid-broadcast, and ffmpeg finds its
-	// way into AAC there, where it gives up on MP3 cut at any byte (a real
-	// Icecast server cuts MP3 at frame boundaries).
-	aac := filepath.Join(dir, "news.aac")
-	mediatest.FFmpeg(t, "-i", wav, "-ac", "1", "-c:a", "aac", "-b:a", "64k", "-f", "adts", aac)
-	data, err := os.ReadFile(aac)
-	if err != nil {
-		t.Fatal(err)
-	}
-	radio := streamtest.NewRadio(t, "audio/aac", true, streamtest.Part{Data: data, Seconds: float64(len(ref)) / 48000})
+	// AAC: the relay joins the radio mid-broadcast (see streamtest.Radio).
+	radio := station(t, dir, wav, ref, "aac")
 	var sched struct{ ID string }
 	c.cli.json(&sched, "schedule", "add", "--cron", "* * * * *", "--relay", radio.URL(), "--for", "5s", "--group", "thon-1", "--name", "tin sáng")
 	var item string

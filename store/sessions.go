@@ -110,8 +110,12 @@ func (s *Store) Sessions(ctx context.Context, since, until time.Time, limit int)
 	if limit <= 0 || limit > MaxPageSize {
 		limit = MaxPageSize
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE started_at >= ? AND started_at < ?
-		ORDER BY started_at DESC, id LIMIT ?`, ms(since), hi, limit)
+	return s.sessions(ctx, `WHERE started_at >= ? AND started_at < ? ORDER BY started_at DESC, id LIMIT ?`, ms(since), hi, limit)
+}
+
+// sessions reads the sessions tail (WHERE and ORDER) selects.
+func (s *Store) sessions(ctx context.Context, tail string, args ...any) ([]Session, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions `+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list sessions: %w", err)
 	}
@@ -148,18 +152,5 @@ func scanSession(sc scanner) (Session, error) {
 // SessionsOfRule lists the sessions of one rule (a relay schedule has one
 // per occurrence), oldest first.
 func (s *Store) SessionsOfRule(ctx context.Context, rule string) ([]Session, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE rule = ? ORDER BY started_at, id`, rule)
-	if err != nil {
-		return nil, fmt.Errorf("list sessions of %s: %w", rule, err)
-	}
-	defer rows.Close()
-	out := []Session{}
-	for rows.Next() {
-		x, err := scanSession(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, x)
-	}
-	return out, rows.Err()
+	return s.sessions(ctx, `WHERE rule = ? ORDER BY started_at, id`, rule)
 }
