@@ -35,6 +35,10 @@ type box struct {
 	planBytes       atomic.Int64
 	bytesIn         atomic.Int64 // topic and payload of every message received
 	bytesOut        atomic.Int64 // of every message sent
+	// live, when set, makes the box follow the live sessions its plans
+	// name (subscribe to their streams at QoS 0, as the agent does) and
+	// takes their packets.
+	live *streamRecv
 
 	mu      sync.Mutex
 	sent    []paho.Token         // answers not yet confirmed by the broker
@@ -46,8 +50,9 @@ type box struct {
 	waiting map[*time.Timer]bool // answers held (device.AnswerDelay), stopped by close
 	held    sync.WaitGroup       // the held answers' timer functions
 	gotPlan bool
-	lostAt  time.Time // the connection was last lost
-	backAt  time.Time // the first session after lostAt began
+	streams map[string]bool // stream topics subscribed to
+	lostAt  time.Time       // the connection was last lost
+	backAt  time.Time       // the first session after lostAt began
 }
 
 // connect opens the box's session on the first of brokers that answers
@@ -93,6 +98,10 @@ func (b *box) onConnect(paho.Client) {
 		b.backAt = now
 	}
 	groups := b.groups
+	var streams []string
+	for t := range b.streams {
+		streams = append(streams, t)
+	}
 	b.mu.Unlock()
 	if b.sessions.Add(1) == 1 {
 		return // connect subscribes
@@ -100,6 +109,9 @@ func (b *box) onConnect(paho.Client) {
 	subs := map[string]byte{b.topics.DeviceConfig(b.id): 1, b.topics.PlanAll(): 1, b.topics.PlanDevice(b.id): 1}
 	for _, g := range groups {
 		subs[b.topics.PlanGroup(g)] = 1
+	}
+	for _, t := range streams {
+		subs[t] = 0
 	}
 	b.subscribe(subs)
 }
@@ -193,6 +205,10 @@ func (b *box) onMessage(_ paho.Client, m paho.Message) {
 		return
 	}
 	switch kind {
+	case protocol.TopicStream:
+		if b.live != nil {
+			b.live.onPacket(m.Topic(), m.Payload(), now, mqttPublishSize(m.Topic(), len(m.Payload())))
+		}
 	case protocol.TopicDeviceConfig:
 		var cfg protocol.DeviceConfig
 		if _, err := protocol.Decode(m.Payload(), b.site, protocol.KindConfig, &cfg); err != nil {
@@ -233,6 +249,19 @@ func (b *box) onMessage(_ paho.Client, m paho.Message) {
 		if kind == protocol.TopicPlanAll {
 			b.gotPlan = true
 		}
+		var follow []string
+		for _, it := range p.Items {
+			if b.live == nil || it.Stream == nil {
+				continue
+			}
+			if t := b.topics.Stream(it.Stream.Session); !b.streams[t] {
+				if b.streams == nil {
+					b.streams = map[string]bool{}
+				}
+				b.streams[t] = true
+				follow = append(follow, t)
+			}
+		}
 		b.ready.Store(b.gotPlan && b.groups != nil)
 		b.mu.Unlock()
 		var answers []protocol.Event
@@ -245,6 +274,13 @@ func (b *box) onMessage(_ paho.Client, m paho.Message) {
 			}
 		}
 		b.hold(answers)
+		if len(follow) > 0 {
+			subs := map[string]byte{}
+			for _, t := range follow {
+				subs[t] = 0 // as the agent: a late packet is worth nothing, none is kept
+			}
+			b.subscribe(subs)
+		}
 	}
 }
 

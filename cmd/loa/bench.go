@@ -16,6 +16,7 @@ import (
 	"github.com/loa-commune/loa/api"
 	"github.com/loa-commune/loa/controller"
 	"github.com/loa-commune/loa/device"
+	"github.com/loa-commune/loa/live"
 	"github.com/loa-commune/loa/loadtest"
 	"github.com/loa-commune/loa/messages"
 	"github.com/loa-commune/loa/protocol"
@@ -28,6 +29,9 @@ func newBench(g *globals) *cobra.Command {
 	var floorOpts loadtest.FloorOptions
 	var down time.Duration
 	reconnect := device.DefaultReconnectPolicy()
+	var liveBench, serveStream bool
+	lo := loadtest.LiveOptions{Transport: loadtest.TransportMQTT}
+	lf := liveFlags{delay: live.DefaultOptions().Delay}
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure fan-out and cost: a controller, N simulated boxes, emergencies to all of them",
@@ -48,7 +52,14 @@ func newBench(g *globals) *cobra.Command {
 			"With --storm it measures a reconnect storm instead: once the boxes are connected and hold an emergency,\n" +
 			"it restarts the controller and its embedded broker on the same ports (down for --down), and prints how\n" +
 			"the boxes came back (peak new sessions in one second, when the last was back, each box's time from\n" +
-			"losing its session to a new one), and how many did not get their plan again or the emergency sent after.",
+			"losing its session to a new one), and how many did not get their plan again or the emergency sent after.\n\n" +
+			"With --live it measures one live session instead: the simulated boxes follow it as loa-agent does (subscribe to\n" +
+			"its stream at QoS 0, check each packet's signature) while a recording is spoken into it at its own pace, as\n" +
+			"`loa live --file` sends it, for --live-for; it prints the packets lost, the frames that arrived after their play\n" +
+			"time (and less than 400 ms before it: too late for a box with a sound card), how early they arrived, the bytes\n" +
+			"per box and minute, and the controller's CPU and memory (with --broker-pid, the external broker's too).\n" +
+			"--live-transport http measures the alternative instead: the same session served by a benchmark-only HTTP\n" +
+			"server (its own process, as the controller would) as one chunked response per box.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cpuProfile != "" {
@@ -61,6 +72,35 @@ func newBench(g *globals) *cobra.Command {
 					return err
 				}
 				defer pprof.StopCPUProfile()
+			}
+			if serveStream {
+				return serveHTTPStream(cmd.Context(), lf, cmd.OutOrStdout())
+			}
+			if liveBench {
+				lo.Boxes, lo.Groups, lo.Timeout, lo.ConnectRate = o.Boxes, o.Groups, o.Timeout, o.ConnectRate
+				lo.Brokers = protocol.SplitList(boxBrokers)
+				switch {
+				case storm:
+					return usageErr(errors.New("--live and --storm measure different things: choose one"))
+				case lo.Transport == loadtest.TransportHTTP && (broker != "" || attach):
+					return usageErr(errors.New("--live-transport http serves the boxes from a stream server of its own: leave out --broker and --attach"))
+				case monitor == "sys":
+					lo.Connections = loadtest.SysConnections(loadtest.FloorOptions{Brokers: protocol.SplitList(broker),
+						Username: floorOpts.Username, Password: floorOpts.Password})
+				case monitor != "":
+					lo.Connections = loadtest.NATSConnections(protocol.SplitList(monitor))
+				}
+				if attach {
+					if len(lo.Brokers) == 0 {
+						return usageErr(errors.New(messages.T(messages.BenchAttachBroker)))
+					}
+					c, err := g.client()
+					if err != nil {
+						return err
+					}
+					return runLiveBench(cmd.Context(), c, lo, g.output, cmd.OutOrStdout())
+				}
+				return runOwnLiveBench(cmd.Context(), lo, dir, broker, lf, g.output, cmd.OutOrStdout())
 			}
 			if storm {
 				if broker != "" || attach {
@@ -123,7 +163,137 @@ func newBench(g *globals) *cobra.Command {
 	f.DurationVar(&down, "down", 0, "with --storm: how long the controller stays down")
 	f.DurationVar(&reconnect.Spread, "spread", reconnect.Spread, "with --storm: the boxes spread their first reconnect attempt over this window")
 	f.DurationVar(&reconnect.Cap, "reconnect-cap", reconnect.Cap, "with --storm: the window of later attempts doubles up to this")
+	f.BoolVar(&liveBench, "live", false, "measure one live session to the boxes instead of emergencies")
+	f.DurationVar(&lo.For, "live-for", time.Minute, "with --live: how long the session speaks")
+	f.StringVar(&lo.Source, "live-source", "", "with --live: the recording spoken into the session (default: espeak-ng speech, looped)")
+	f.IntVar(&lo.BitrateKbps, "live-bitrate", 24, "with --live: kbit/s of the Opus sent (as loa live --bitrate)")
+	f.StringVar(&lo.Transport, "live-transport", loadtest.TransportMQTT, "with --live: mqtt (the controller publishes, the broker fans out) or http (a benchmark-only server writes to every box)")
+	f.DurationVar(&lf.delay, "live-delay", lf.delay, "with --live: the controller's play-out delay (live.delay)")
+	f.DurationVar(&lf.minLead, "live-min-lead", 0, "with --live: the controller's live.min_lead (default: its default, lowered if the delay leaves no room for a packet)")
+	f.DurationVar(&lf.packet, "live-packet", 0, "with --live: the controller's live.packet_duration (default: its default, 100ms)")
+	f.DurationVar(&lo.Idle, "idle", 10*time.Second, "with --live: measure the controller's CPU this long with every box connected before the session")
+	f.IntVar(&lo.BrokerPID, "broker-pid", 0, "with --live: the external broker's process id, to measure its CPU and memory too")
+	f.BoolVar(&serveStream, "serve-http-stream", false, "run the benchmark's HTTP stream server (started by --live-transport http)")
+	_ = f.MarkHidden("serve-http-stream")
 	return cmd
+}
+
+// liveFlags are the controller's live options `loa bench --live` sets.
+type liveFlags struct{ delay, minLead, packet time.Duration }
+
+// args are the flags that give a child `loa bench` the same options.
+func (f liveFlags) args() []string {
+	return []string{"--live-delay", f.delay.String(), "--live-min-lead", f.minLead.String(), "--live-packet", f.packet.String()}
+}
+
+// options are the controller's live options with the flags': the defaults,
+// with min_lead lowered if the delay leaves no room for a packet.
+func (f liveFlags) options() live.Options {
+	o := live.DefaultOptions()
+	o.Delay = f.delay
+	if f.packet > 0 {
+		o.PacketDuration = f.packet
+	}
+	switch {
+	case f.minLead > 0:
+		o.MinLead = f.minLead
+	case o.Delay-o.MinLead < o.PacketDuration:
+		o.MinLead = max(20*time.Millisecond, o.Delay-o.PacketDuration)
+	}
+	return o
+}
+
+// runOwnLiveBench measures a live session with a controller (MQTT) or a
+// stream server (HTTP) of its own, each a child process.
+func runOwnLiveBench(ctx context.Context, o loadtest.LiveOptions, dir, broker string, lf liveFlags, output string, out io.Writer) error {
+	lopts := lf.options()
+	if err := lopts.Validate(); err != nil {
+		return usageErr(fmt.Errorf("--live-delay, --live-min-lead, --live-packet: %w", err))
+	}
+	o.Delay, o.PacketDuration = lopts.Delay, lopts.PacketDuration
+	if o.Transport == loadtest.TransportHTTP {
+		p, err := startBenchStreamServer(ctx, lf.args())
+		if err != nil {
+			return err
+		}
+		defer p.stop()
+		o.StreamURL = p.url
+		return runLiveBench(ctx, nil, o, output, out)
+	}
+	p, err := startBenchController(ctx, dir, broker, map[string]any{"live": map[string]string{
+		"delay": lopts.Delay.String(), "min_lead": lopts.MinLead.String(), "packet_duration": lopts.PacketDuration.String()}})
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	o.Site, o.Keep = p.site, true
+	if len(o.Brokers) == 0 {
+		o.Brokers = []string{p.broker}
+	}
+	return runLiveBench(ctx, p.client, o, output, out)
+}
+
+func runLiveBench(ctx context.Context, c *api.Client, o loadtest.LiveOptions, output string, out io.Writer) error {
+	if o.Site == "" && c != nil {
+		site, err := c.Site(ctx)
+		if err != nil {
+			return err
+		}
+		o.Site = site.Site
+	}
+	res, err := loadtest.Live(ctx, c, o, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if err != nil {
+		return err
+	}
+	if output == "json" {
+		return printJSON(out, res)
+	}
+	return table(out, []string{"WHAT", "FIGURE"}, liveBenchRows(res))
+}
+
+// liveBenchRows are the figures of a live run, one per row.
+func liveBenchRows(r loadtest.LiveResult) [][]string {
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
+	mb := func(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/1e6) }
+	cost := func(p loadtest.ProcessCost) string {
+		return fmt.Sprintf("CPU %.1f %% (idle %.1f %%), RSS %s without boxes, %s with, %s peak, %s after", p.CPU, p.CPUIdle,
+			mb(p.RSSNoBoxes), mb(p.RSSBefore), mb(p.RSSPeak), mb(p.RSSAfter))
+	}
+	conns := "unknown"
+	if r.Connections >= 0 {
+		conns = fmt.Sprint(r.Connections)
+	}
+	rows := [][]string{
+		{"transport / boxes", fmt.Sprintf("%s / %d", r.Transport, r.Boxes)},
+		{"source", fmt.Sprintf("%s, Opus %d kbit/s", r.Source, r.BitrateKbps)},
+		{"play-out delay, packet duration", fmt.Sprintf("%v, %v", r.Delay, r.PacketDuration)},
+		{"connect, connections", fmt.Sprintf("%s, %s", r.ConnectTime.Round(time.Millisecond), conns)},
+		{"sound, packets published", fmt.Sprintf("%.1f s, %d packets (%d bytes)", r.Sound.Seconds(), r.Packets, r.PayloadBytes)},
+		{"packets lost", fmt.Sprintf("%d of %d (%.3f %%); duplicates %d, bad %d, no end packet %d", r.Lost, r.Received+r.Lost, r.LostPercent, r.Duplicates, r.Bad, r.NoEnd)},
+		{"frames after their play time", fmt.Sprintf("%d of %d (%.3f %%)", r.Late, r.BoxFrames, r.LatePercent)},
+		{"frames < 400 ms ahead (late for a sound card)", fmt.Sprintf("%d (%.3f %%)", r.LateForCard, r.LateForCardPercent)},
+		{"lead (play time - arrival)", fmt.Sprintf("min %s  p0.1 %s  p1 %s  p50 %s  max %s", ms(r.Lead.Min), ms(r.Lead.P0_1), ms(r.Lead.P1), ms(r.Lead.P50), ms(r.Lead.Max))},
+		{"packet spread, first to last box", fmt.Sprintf("p50 %s  p95 %s  p99 %s  max %s", ms(r.Spread.P50), ms(r.Spread.P95), ms(r.Spread.P99), ms(r.Spread.Max))},
+		{"bytes per box per minute", fmt.Sprintf("%.1f kB on the wire (%.1f kB of packets)", r.WireBytesPerBoxMinute/1000, r.PayloadBytesPerBoxMinute/1000)},
+		{"controller", cost(r.Controller)},
+	}
+	if r.Broker != nil {
+		rows = append(rows, []string{"broker", cost(*r.Broker)})
+	}
+	if r.Dropped > 0 {
+		rows = append(rows, []string{"packets dropped by the server (box behind)", fmt.Sprint(r.Dropped)})
+	}
+	return rows
+}
+
+// serveHTTPStream runs the benchmark's HTTP stream server until ctx ends,
+// writing its URL on out.
+func serveHTTPStream(ctx context.Context, lf liveFlags, out io.Writer) error {
+	s, err := loadtest.NewStreamServer("bench", lf.options())
+	if err != nil {
+		return err
+	}
+	return loadtest.ServeStreamServer(ctx, s, "127.0.0.1:0", func(url string) { fmt.Fprintln(out, streamServerLine+url) })
 }
 
 // stormCloseWait bounds each stop of the controller in runStorm.
@@ -221,7 +391,7 @@ func benchController(dir, broker string) (controller.Config, *slog.Logger, func(
 // runOwnController starts `loa serve` as a child process (so its CPU and
 // memory are its own, not the simulated boxes'), measures it and stops it.
 func runOwnController(ctx context.Context, o loadtest.Options, dir, broker, output string, out io.Writer) error {
-	p, err := startBenchController(ctx, dir, broker)
+	p, err := startBenchController(ctx, dir, broker, nil)
 	if err != nil {
 		return err
 	}

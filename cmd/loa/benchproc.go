@@ -35,8 +35,8 @@ var running = regexp.MustCompile(`is running: API (https?://\S+), MQTT (\S+),`)
 
 // startBenchController starts `loa serve` on loopback with its data in dir
 // (a temporary folder when empty, removed by stop), with an external broker
-// if given, and waits until it answers.
-func startBenchController(ctx context.Context, dir, broker string) (*benchProc, error) {
+// if given and extra settings in its config file, and waits until it answers.
+func startBenchController(ctx context.Context, dir, broker string, extra map[string]any) (*benchProc, error) {
 	p := &benchProc{site: "bench", cleanup: func() {}, exited: make(chan struct{})}
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "loa-bench-")
@@ -54,6 +54,9 @@ func startBenchController(ctx context.Context, dir, broker string) (*benchProc, 
 	}
 	if broker != "" {
 		cfg["broker"] = broker
+	}
+	for k, v := range extra {
+		cfg[k] = v
 	}
 	b, err := yaml.Marshal(cfg)
 	if err != nil {
@@ -154,4 +157,63 @@ func (l *lineWatch) Write(b []byte) (int, error) {
 		l.partial = l.partial[i+1:]
 	}
 	return l.w.Write(b)
+}
+
+// streamServerLine starts the line `loa bench --serve-http-stream` writes
+// once it listens, before its URL.
+const streamServerLine = "http stream server at "
+
+// streamProc is the benchmark's HTTP stream server, a child process.
+type streamProc struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+	url    string
+}
+
+// startBenchStreamServer starts `loa bench --serve-http-stream` (its CPU
+// and memory its own, as a controller's would be) and waits for its URL.
+func startBenchStreamServer(ctx context.Context, liveArgs []string) (*streamProc, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	p := &streamProc{exited: make(chan struct{})}
+	p.cmd = exec.Command(exe, append([]string{"bench", "--serve-http-stream"}, liveArgs...)...)
+	p.cmd.Stderr = os.Stderr
+	found := make(chan string, 1)
+	p.cmd.Stdout = &lineWatch{w: io.Discard, match: func(line string) {
+		if url, ok := strings.CutPrefix(line, streamServerLine); ok {
+			select {
+			case found <- url:
+			default:
+			}
+		}
+	}}
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start the stream server: %w", err)
+	}
+	go func() { p.cmd.Wait(); close(p.exited) }()
+	select {
+	case p.url = <-found:
+		return p, nil
+	case <-p.exited:
+		return nil, errors.New("the stream server stopped")
+	case <-time.After(30 * time.Second):
+		p.stop()
+		return nil, errors.New("the stream server did not start in 30 s")
+	case <-ctx.Done():
+		p.stop()
+		return nil, ctx.Err()
+	}
+}
+
+// stop asks the server to stop, and kills it after 10 s.
+func (p *streamProc) stop() {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.exited
+	}
 }
