@@ -111,6 +111,9 @@ func (s *streamSource) wallAt(pos int64) time.Time { return s.wall0.Add(streamDu
 func (s *streamSource) Read(p []float32) (int, error) {
 	ch := s.channels
 	n := 0
+	if !s.cutting && s.cut.Err() != nil {
+		s.cutNow()
+	}
 	for n+ch <= len(p) {
 		if len(s.pending) == 0 {
 			end := s.end()
@@ -157,11 +160,23 @@ func (s *streamSource) wait(d time.Duration) error {
 	case <-s.timer.C:
 		return nil
 	case <-s.cut.Done():
-		s.cutting = true
+		s.cutNow()
 		return nil
 	case <-s.ctx.Done():
 		return s.ctx.Err()
 	}
+}
+
+// cutTail is the most sound a cut stream still gives: enough for the
+// player's fade-out, no more (a sink that pulls as fast as it can would
+// otherwise get, without waiting, everything up to the item's expiry
+// before the fade is asked for).
+const cutTail = 100 * time.Millisecond
+
+// cutNow stops waiting for good and ends the stream cutTail from here.
+func (s *streamSource) cutNow() {
+	s.cutting = true
+	s.limit = min(s.limit, s.cur+streamSamples(cutTail))
 }
 
 // fill decodes the frame at cur into pending, or fills the gap from cur
