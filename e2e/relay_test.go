@@ -272,6 +272,11 @@ func TestRelaySchedule(t *testing.T) {
 	wav, ref := programme(t, dir)
 	// AAC: the relay joins the radio mid-broadcast (see streamtest.Radio).
 	radio := station(t, dir, wav, ref, "aac")
+	// The first occurrence must come after the controller had time to
+	// open the stream (10 s ahead), as a 6:00 bulletin does.
+	if next := time.Now().Truncate(time.Minute).Add(time.Minute); time.Until(next) < 15*time.Second {
+		time.Sleep(time.Until(next) + time.Second)
+	}
 	var sched struct{ ID string }
 	c.cli.json(&sched, "schedule", "add", "--cron", "* * * * *", "--relay", radio.URL(), "--for", "5s", "--group", "thon-1", "--name", "tin sáng")
 	var item string

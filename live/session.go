@@ -48,6 +48,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Location is the time zone of the times in end reasons (nil: Local).
 	Location *time.Location
+	// StartAt, if set, is when the session's sound starts (a relay booked
+	// by a schedule, which the boxes know of from their plans): sound that
+	// arrives earlier than Delay before it is not played, and no
+	// announcement is made. Sound that comes later plays Delay after it
+	// arrives.
+	StartAt time.Time
 	// OnStart, if set, is called once, on the session's goroutine, when
 	// the first packet arrives, with the time the session's sound starts
 	// (Options.Announce and Delay later) and the stream's channel count:
@@ -308,7 +314,13 @@ func (s *Session) feed(ctx context.Context, src io.Reader, onPacket func()) erro
 			// them). Play times go on the wire in whole microseconds,
 			// as every Opus frame's duration is.
 			lead := s.delay - samplesDuration(int64(s.preSkip))
-			if s.opts.Announce > 0 {
+			switch {
+			case !s.cfg.StartAt.IsZero() && now.Add(s.delay).Before(s.cfg.StartAt):
+				// Booked: the sound starts at StartAt, what comes before
+				// is not played.
+				s.holdUntil = s.cfg.StartAt.Add(-s.delay)
+				lead = s.cfg.StartAt.Sub(now)
+			case s.opts.Announce > 0:
 				s.holdUntil = now.Add(s.opts.Announce)
 				lead = s.opts.Announce + s.delay
 			}

@@ -507,3 +507,31 @@ func TestAnnounce(t *testing.T) {
 		t.Errorf("played %v of %v; want all but the announcement's %v (summary %+v)", played, length, opts.Announce, sum)
 	}
 }
+
+// TestStartAt: a booked session (a relay schedule's occurrence) starts its
+// sound at StartAt, whatever came before, with no announcement.
+func TestStartAt(t *testing.T) {
+	path := speechFile(t, "speech.opus", "-ac", "1", "-c:a", "libopus", "-b:a", "24k", "-frame_duration", "20", "-page_duration", "20000", "-f", "ogg")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, samples := opusInfo(t, data)
+	length := samplesDur(samples)
+	clock := newFakeClock()
+	opts := testOptions()
+	startAt := clock.Now().Add(opts.Delay + 2*time.Second)
+	s, pub, k := newSession(t, clock, opts, "", func(c *live.Config) { c.StartAt = startAt })
+	src := &clockedReader{data: data, piece: 64, clock: clock, step: length / time.Duration(len(data))}
+	sum, err := s.Run(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := decodePackets(t, pub.all(), k)
+	if d := ps[0].At.Sub(startAt); d < 0 || d > 50*time.Millisecond {
+		t.Errorf("the sound starts at %v, want the booked %v", ps[0].At, startAt)
+	}
+	if played := sum.End.Sub(sum.Start); played < length-2*time.Second-150*time.Millisecond || played > length-2*time.Second+150*time.Millisecond {
+		t.Errorf("played %v of %v; want all but the 2 s before the booked start", played, length)
+	}
+}

@@ -20,8 +20,9 @@ import (
 const (
 	// relayEarly is how long before an occurrence (on top of the play-out
 	// delay) the controller opens the stream: a station takes a moment to
-	// answer and ffmpeg to make its first sound.
-	relayEarly = 3 * time.Second
+	// answer and ffmpeg to make its first sound (what comes before the
+	// occurrence is not played: live.Config.StartAt).
+	relayEarly = 10 * time.Second
 	// relayRetry is how long a scheduled relay whose station does not
 	// answer waits before it tries again, while its occurrence lasts.
 	relayRetry = 5 * time.Second
@@ -98,12 +99,12 @@ func (m *Manager) startOccurrence(r store.Rule, item string, at time.Time) {
 		ctx, stop := context.WithDeadline(s.ctx, at.Add(r.RelayFor))
 		defer stop()
 		opts := m.opts.Live
-		opts.Announce = 0 // the plans told the boxes long ago
+		opts.Announce = 0 // the plans told the boxes long ago; the sound starts at the occurrence
 		var sum live.Summary
 		var err error
 		for {
 			var ls *live.Session
-			ls, err = live.New(live.Config{ID: item, Site: m.opts.Site, Signers: m.bc.Signers(), Publisher: m.bc, Options: opts,
+			ls, err = live.New(live.Config{ID: item, Site: m.opts.Site, Signers: m.bc.Signers(), Publisher: m.bc, Options: opts, StartAt: at,
 				Recording: m.RecordingPath(item) + ".part", Location: m.opts.Location, Logger: m.log.With("rule", r.ID),
 				OnStart: func(time.Time, int) { m.occurrenceOnAir(s) }})
 			if err != nil {
