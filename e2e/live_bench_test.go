@@ -202,6 +202,7 @@ func BenchmarkLiveLatency(b *testing.B) {
 		{"delay-1500ms", 1500 * time.Millisecond, 0, 0}, // the defaults
 		{"delay-1000ms", 1000 * time.Millisecond, 0, 0},
 		{"delay-700ms", 700 * time.Millisecond, 200 * time.Millisecond, 0},
+		{"delay-600ms", 600 * time.Millisecond, 150 * time.Millisecond, 0},
 		{"delay-500ms", 500 * time.Millisecond, 150 * time.Millisecond, 0},
 		{"delay-480ms", 480 * time.Millisecond, 150 * time.Millisecond, 0},
 		{"delay-460ms-packet-40ms", 460 * time.Millisecond, 150 * time.Millisecond, 40 * time.Millisecond},
