@@ -156,6 +156,10 @@ type LiveResult struct {
 	// broker's.
 	Controller ProcessCost  `json:"controller"`
 	Broker     *ProcessCost `json:"broker,omitempty"`
+	// BoxesCPU is what the simulated boxes' process used over the session
+	// (percent of one core): on the bench machine they share the cores
+	// with the controller and the broker.
+	BoxesCPU float64 `json:"boxes_cpu_percent"`
 	// Dropped are packets the HTTP server did not queue for a box that
 	// was behind.
 	Dropped int64 `json:"dropped,omitempty"`
@@ -433,6 +437,8 @@ func Live(ctx context.Context, c *api.Client, o LiveOptions, log *slog.Logger) (
 		}
 	}
 	log.Info("on air", "session", sessionID)
+	self := &probed{probe: metricsProbe(func(context.Context) (map[string]int64, error) { return selfMetrics(), nil })}
+	procs = append(procs, self)
 	for _, p := range procs {
 		p.cpu0, p.t0 = p.mark(ctx)
 	}
@@ -490,6 +496,7 @@ func Live(ctx context.Context, c *api.Client, o LiveOptions, log *slog.Logger) (
 		_, p.cost.RSSAfter, _ = p.probe(ctx)
 	}
 	res.Controller = ctrl.cost
+	res.BoxesCPU = self.cost.CPU
 	if broker != nil {
 		res.Broker = &broker.cost
 	}

@@ -280,6 +280,7 @@ func liveBenchRows(r loadtest.LiveResult) [][]string {
 	if r.Broker != nil {
 		rows = append(rows, []string{"broker", cost(*r.Broker)})
 	}
+	rows = append(rows, []string{"simulated boxes (this process)", fmt.Sprintf("CPU %.1f %%", r.BoxesCPU)})
 	if r.Dropped > 0 {
 		rows = append(rows, []string{"packets dropped by the server (box behind)", fmt.Sprint(r.Dropped)})
 	}
