@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -84,31 +83,13 @@ func (lb *liveBench) agentLate(session string) (int64, []string) {
 func (lb *liveBench) session(b *testing.B, delay time.Duration) liveRound {
 	lb.runs++
 	name := fmt.Sprintf("live-%d", lb.runs)
-	env := append(append(os.Environ(), lb.cli.env...), "PULSE_SERVER="+lb.pulse.PulseServer())
-	cmd := procEnv(b, env, lb.dir, name, "loa", "live", "--group", "thon-1", "--source", "box2.monitor", "--yes", "--for", "90s")
-	logPath := filepath.Join(lb.dir, name+".log")
-	var rule string
-	eventually(b, 20*time.Second, "the session on air", func() bool {
-		bs, _ := os.ReadFile(logPath)
-		_, after, ok := strings.Cut(string(bs), "(session ")
-		rule, _, _ = strings.Cut(after, ")")
-		return ok && rule != ""
-	})
-	eventually(b, 20*time.Second, "both boxes playing the session", func() bool {
-		r := lb.sessionRows(rule)
-		return r["box-0"].Status == "playing" && r["box-1"].Status == "playing"
-	})
+	sp := lb.startLive(b, lb.pulse, name)
+	rule := sp.rule
 	time.Sleep(time.Second) // past the start of the session's sound, which a box may join late
 	from := len(lb.pulse.Channels(b)[2])
 	lb.pulse.Play(b, "box2", lb.beeps)
 	time.Sleep(delay + time.Second)
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		b.Fatal(err)
-	}
-	eventually(b, 20*time.Second, "the session's end", func() bool {
-		bs, _ := os.ReadFile(logPath)
-		return strings.Contains(string(bs), "ended")
-	})
+	sp.stop(b)
 	var rows map[string]liveRow
 	eventually(b, 30*time.Second, "both boxes to finish the session", func() bool {
 		rows = lb.sessionRows(rule)

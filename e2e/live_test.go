@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -90,30 +91,12 @@ func TestLiveSpeech(t *testing.T) {
 		return st["box-0"].ClockOffsetMS != nil && st["box-1"].ClockOffsetMS != nil
 	})
 
-	env := append(append(os.Environ(), c.cli.env...), "PULSE_SERVER="+pulse.PulseServer())
-	cmd := procEnv(t, env, c.dir, "live", "loa", "live", "--group", "thon-1", "--source", "box2.monitor", "--yes", "--for", "60s")
-	logPath := filepath.Join(c.dir, "live.log")
-	var rule string
-	eventually(t, 20*time.Second, "the session on air", func() bool {
-		b, _ := os.ReadFile(logPath)
-		_, after, ok := strings.Cut(string(b), "(session ")
-		rule, _, _ = strings.Cut(after, ")")
-		return ok && rule != ""
-	})
-	eventually(t, 20*time.Second, "both boxes playing the session", func() bool {
-		r := c.sessionRows(rule)
-		return r["box-0"].Status == "playing" && r["box-1"].Status == "playing"
-	})
+	speaker := c.startLive(t, pulse, "live")
 	from := len(pulse.Channels(t)[2])
 	pulse.Play(t, "box2", beeps(t, 4)) // "speaks" for 4 s
 	time.Sleep(2 * time.Second)        // the play-out delay
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 20*time.Second, "the session's end", func() bool {
-		b, _ := os.ReadFile(logPath)
-		return strings.Contains(string(b), "ended")
-	})
+	speaker.stop(t)
+	rule := speaker.rule
 	eventually(t, 20*time.Second, "both boxes to finish the session", func() bool {
 		r := c.sessionRows(rule)
 		return r["box-0"].Status == "played" && r["box-1"].Status == "played"
@@ -164,3 +147,43 @@ func TestLiveSpeech(t *testing.T) {
 }
 
 func frames(n int) time.Duration { return time.Duration(n) * time.Second / 48000 }
+
+// speaker is a `loa live` running on the box2.monitor source of a
+// pulsetest.Boxes, the office microphone.
+type speaker struct {
+	cmd  *exec.Cmd
+	log  string
+	rule string
+}
+
+// startLive starts `loa live` for thon-1 (boxes box-0 and box-1) and
+// returns once both play the session.
+func (c *commune) startLive(t testing.TB, pulse *pulsetest.Boxes, name string) *speaker {
+	t.Helper()
+	env := append(append(os.Environ(), c.cli.env...), "PULSE_SERVER="+pulse.PulseServer())
+	s := &speaker{log: filepath.Join(c.dir, name+".log")}
+	s.cmd = procEnv(t, env, c.dir, name, "loa", "live", "--group", "thon-1", "--source", "box2.monitor", "--yes", "--for", "90s")
+	eventually(t, 20*time.Second, "the session on air", func() bool {
+		b, _ := os.ReadFile(s.log)
+		_, after, ok := strings.Cut(string(b), "(session ")
+		s.rule, _, _ = strings.Cut(after, ")")
+		return ok && s.rule != ""
+	})
+	eventually(t, 20*time.Second, "both boxes playing the session", func() bool {
+		r := c.sessionRows(s.rule)
+		return r["box-0"].Status == "playing" && r["box-1"].Status == "playing"
+	})
+	return s
+}
+
+// stop presses Ctrl-C and waits until the CLI says the session ended.
+func (s *speaker) stop(t testing.TB) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "the session's end", func() bool {
+		b, _ := os.ReadFile(s.log)
+		return strings.Contains(string(b), "ended")
+	})
+}
