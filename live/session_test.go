@@ -480,7 +480,7 @@ func (r *clockedReader) Read(p []byte) (int, error) {
 // arrived in between is not played: the boxes were still subscribing.
 func TestAnnounce(t *testing.T) {
 	// Pages of one frame, as `loa live` sends them.
-	path := speechFile(t, "speech.opus", "-ac", "1", "-c:a", "libopus", "-b:a", "24k", "-frame_duration", "20", "-page_duration", "20000", "-f", "ogg")
+	path := speechFile(t, "speech-20ms-pages.opus", "-ac", "1", "-c:a", "libopus", "-b:a", "24k", "-frame_duration", "20", "-page_duration", "20000", "-f", "ogg")
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -511,7 +511,7 @@ func TestAnnounce(t *testing.T) {
 // TestStartAt: a booked session (a relay schedule's occurrence) starts its
 // sound at StartAt, whatever came before, with no announcement.
 func TestStartAt(t *testing.T) {
-	path := speechFile(t, "speech.opus", "-ac", "1", "-c:a", "libopus", "-b:a", "24k", "-frame_duration", "20", "-page_duration", "20000", "-f", "ogg")
+	path := speechFile(t, "speech-20ms-pages.opus", "-ac", "1", "-c:a", "libopus", "-b:a", "24k", "-frame_duration", "20", "-page_duration", "20000", "-f", "ogg")
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
