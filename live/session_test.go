@@ -475,11 +475,9 @@ func (r *clockedReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// TestAnnounce: with an announcement the session is known (OnStart) as its
-// first packet arrives, its sound starts Announce + Delay later, and what
-// arrived in between is not played: the boxes were still subscribing.
-func TestAnnounce(t *testing.T) {
-	// Pages of one frame, as `loa live` sends them.
+// realTimeSpeech is speech in pages of one frame, as `loa live` sends it,
+// arriving in real time on clock; and its length.
+func realTimeSpeech(t *testing.T, clock *fakeClock) (*clockedReader, time.Duration) {
 	path := speechFile(t, "speech-20ms-pages.opus", "-ac", "1", "-c:a", "libopus", "-b:a", "24k", "-frame_duration", "20", "-page_duration", "20000", "-f", "ogg")
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -487,14 +485,21 @@ func TestAnnounce(t *testing.T) {
 	}
 	_, samples := opusInfo(t, data)
 	length := samplesDur(samples)
+	return &clockedReader{data: data, piece: 64, clock: clock, step: length / time.Duration(len(data))}, length
+}
+
+// TestAnnounce: with an announcement the session is known (OnStart) as its
+// first packet arrives, its sound starts Announce + Delay later, and what
+// arrived in between is not played: the boxes were still subscribing.
+func TestAnnounce(t *testing.T) {
 	clock := newFakeClock()
+	src, length := realTimeSpeech(t, clock)
 	opts := testOptions()
 	opts.Announce = time.Second
 	var known, started time.Time
 	s, pub, k := newSession(t, clock, opts, "", func(c *live.Config) {
 		c.OnStart = func(at time.Time, _ int) { known, started = clock.Now(), at }
 	})
-	src := &clockedReader{data: data, piece: 64, clock: clock, step: length / time.Duration(len(data))}
 	sum, err := s.Run(context.Background(), src)
 	if err != nil {
 		t.Fatal(err)
@@ -511,18 +516,11 @@ func TestAnnounce(t *testing.T) {
 // TestStartAt: a booked session (a relay schedule's occurrence) starts its
 // sound at StartAt, whatever came before, with no announcement.
 func TestStartAt(t *testing.T) {
-	path := speechFile(t, "speech-20ms-pages.opus", "-ac", "1", "-c:a", "libopus", "-b:a", "24k", "-frame_duration", "20", "-page_duration", "20000", "-f", "ogg")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, samples := opusInfo(t, data)
-	length := samplesDur(samples)
 	clock := newFakeClock()
+	src, length := realTimeSpeech(t, clock)
 	opts := testOptions()
 	startAt := clock.Now().Add(opts.Delay + 2*time.Second)
 	s, pub, k := newSession(t, clock, opts, "", func(c *live.Config) { c.StartAt = startAt })
-	src := &clockedReader{data: data, piece: 64, clock: clock, step: length / time.Duration(len(data))}
 	sum, err := s.Run(context.Background(), src)
 	if err != nil {
 		t.Fatal(err)
