@@ -2,7 +2,7 @@
 GO ?= go
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: all build demo test test-short bench fuzz lint deps-build deps-test clean pi
+.PHONY: all build demo test test-short bench fuzz lint deps-build deps-test deps-cross cross clean pi FORCE
 
 all: build
 
@@ -35,11 +35,39 @@ test: deps-test lint
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./audio/... ./device/...
 
-# Raspberry Pi (64-bit) agent; see README for the cross-compiler packages.
-pi:
-	CGO_ENABLED=1 GOARCH=arm64 CC=aarch64-linux-gnu-gcc \
-	PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig \
-	$(GO) build -ldflags "$(AGENT_LDFLAGS)" -o bin/loa-agent-arm64 ./cmd/loa-agent
+deps-cross:
+	@scripts/deps.sh cross
+
+# Every architecture Loa ships for, into bin/linux-ARCH/: the agent for
+# amd64, arm64 (Pi 3/4/5 with a 64-bit OS) and armhf (Raspberry Pi OS 32-bit,
+# Pi 2/3/Zero 2), and the controller and CLI for amd64 and arm64. The agent
+# links ALSA and libopus of the target architecture (Debian multiarch).
+ARCHES_AGENT = amd64 arm64 armhf
+ARCHES_LOA = amd64 arm64
+cross: deps-cross $(foreach a,$(ARCHES_AGENT),bin/linux-$(a)/loa-agent) $(foreach a,$(ARCHES_LOA),bin/linux-$(a)/loa)
+
+GOARCH_amd64 = amd64
+GOARCH_arm64 = arm64
+GOARCH_armhf = arm
+CC_amd64 = gcc
+CC_arm64 = aarch64-linux-gnu-gcc
+CC_armhf = arm-linux-gnueabihf-gcc
+TRIPLET_amd64 = x86_64-linux-gnu
+TRIPLET_arm64 = aarch64-linux-gnu
+TRIPLET_armhf = arm-linux-gnueabihf
+
+bin/linux-%/loa-agent: FORCE
+	CGO_ENABLED=1 GOOS=linux GOARCH=$(GOARCH_$*) GOARM=7 CC=$(CC_$*) \
+	PKG_CONFIG_LIBDIR=/usr/lib/$(TRIPLET_$*)/pkgconfig:/usr/share/pkgconfig \
+	$(GO) build -trimpath -ldflags "-s -w $(AGENT_LDFLAGS)" -o $@ ./cmd/loa-agent
+
+bin/linux-%/loa: FORCE
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH_$*) $(GO) build -trimpath -ldflags "-s -w" -o $@ ./cmd/loa
+
+# The 64-bit Raspberry Pi agent alone (kept for older instructions).
+pi: deps-cross bin/linux-arm64/loa-agent
+
+FORCE:
 
 clean:
 	rm -rf bin demo-out loa
