@@ -77,6 +77,10 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		{"config", KindConfig, validConfig()},
 		{"state", KindState, validState()},
 		{"offline state", KindState, &State{Online: false, State: StateOffline}},
+		{"state with problems", KindState, &State{Online: true, State: StateError, At: t0, Problems: []Problem{
+			{Code: ProblemSoundCard, Level: LevelError, Subject: "alsa:nosuchcard", Detail: "Unknown PCM", Since: t0},
+			{Code: "newer-box-code", Level: LevelWarning, Value: 1.5, Since: t0},
+		}}},
 		{"event", KindEvent, validEvent()},
 		{"failed event", KindEvent, &Event{Item: "x-1", Type: EventFailed, At: t0, Reason: "media hash mismatch"}},
 		{"time request", KindTimeRequest, &TimeRequest{ID: 42, Sent: t0.Add(123456789)}},
@@ -237,6 +241,25 @@ func TestDecodeRejectsBadBodies(t *testing.T) {
 	}{
 		{"state unknown", KindState, &State{}, edit(KindState, validState(), func(b map[string]any) { b["state"] = "sleeping" })},
 		{"state empty", KindState, &State{}, edit(KindState, validState(), func(b map[string]any) { delete(b, "state") })},
+		{"state problem bad code", KindState, &State{}, edit(KindState, validState(), func(b map[string]any) {
+			b["problems"] = []map[string]any{{"code": "Sound Card", "level": "error"}}
+		})},
+		{"state problem no code", KindState, &State{}, edit(KindState, validState(), func(b map[string]any) {
+			b["problems"] = []map[string]any{{"level": "error"}}
+		})},
+		{"state problem level", KindState, &State{}, edit(KindState, validState(), func(b map[string]any) {
+			b["problems"] = []map[string]any{{"code": "hot", "level": "panic"}}
+		})},
+		{"state problem detail too long", KindState, &State{}, edit(KindState, validState(), func(b map[string]any) {
+			b["problems"] = []map[string]any{{"code": "output", "level": "error", "detail": strings.Repeat("x", MaxProblemDetail+1)}}
+		})},
+		{"state too many problems", KindState, &State{}, edit(KindState, validState(), func(b map[string]any) {
+			var ps []map[string]any
+			for range MaxProblems + 1 {
+				ps = append(ps, map[string]any{"code": "hot", "level": "warning"})
+			}
+			b["problems"] = ps
+		})},
 		{"event unknown type", KindEvent, &Event{}, edit(KindEvent, validEvent(), func(b map[string]any) { b["type"] = "exploded" })},
 		{"event no time", KindEvent, &Event{}, edit(KindEvent, validEvent(), func(b map[string]any) { delete(b, "at") })},
 		{"event bad item", KindEvent, &Event{}, edit(KindEvent, validEvent(), func(b map[string]any) { b["item"] = "../x" })},

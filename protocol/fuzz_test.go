@@ -75,6 +75,14 @@ func FuzzDecodeState(f *testing.F) {
 	seed(f, KindState, validState())
 	seed(f, KindState, &State{Online: false, State: StateOffline})
 	seed(f, KindState, &State{Online: true, State: StateError, Error: "no sound card"})
+	seed(f, KindState, &State{Online: true, State: StateError, Error: "soundcard: Unknown PCM nosuchcard", Problems: []Problem{
+		{Code: ProblemSoundCard, Level: LevelError, Subject: "alsa:nosuchcard", Detail: "Unknown PCM nosuchcard", Since: t0},
+		{Code: ProblemDiskFull, Level: LevelWarning, Subject: "/var/lib/loa-agent", Value: 12, Limit: 30, Since: t0},
+		{Code: ProblemHot, Level: LevelWarning, Value: 85.2, Limit: 80, Since: t0},
+		{Code: ProblemClockJump, Level: LevelWarning, Value: -3600, Since: t0},
+	}})
+	f.Add([]byte(`{"v":1,"kind":"state","site":"xa-an-binh","issued":"2026-03-01T23:00:00+07:00","seq":1,"body":{"online":true,"state":"idle","problems":[{"code":"Bad Code","level":"error"}],"at":"2026-03-01T23:00:00+07:00"}}`))
+	f.Add([]byte(`{"v":1,"kind":"state","site":"xa-an-binh","issued":"2026-03-01T23:00:00+07:00","seq":1,"body":{"online":true,"state":"idle","problems":[{"code":"future-thing","level":"notice"}],"at":"2026-03-01T23:00:00+07:00"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzDecode[State](t, data, KindState) })
 }
 

@@ -3,6 +3,7 @@ package protocol
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -274,18 +275,112 @@ type State struct {
 	TemperatureC *float64 `json:"temperature_c,omitempty"`
 	// ClockOffsetMS is the controller's clock minus the box's, in
 	// milliseconds, as the box's time sync measured it; nil until synced.
-	ClockOffsetMS *int64    `json:"clock_offset_ms,omitempty"`
-	Error         string    `json:"error,omitempty"`
-	At            time.Time `json:"at"`
+	ClockOffsetMS *int64 `json:"clock_offset_ms,omitempty"`
+	// Error is the error-level problems in one line ("soundcard: …"), for
+	// controllers from before Problems.
+	Error string `json:"error,omitempty"`
+	// Problems is what is wrong with the box now, or went wrong lately (a
+	// clock jump), one per code. Controllers that do not know the field
+	// ignore it.
+	Problems []Problem `json:"problems,omitempty"`
+	At       time.Time `json:"at"`
 }
 
-// Validate checks the state name.
+// Validate checks the state name and the problems' sizes.
 func (s *State) Validate() error {
 	switch s.State {
 	case StateIdle, StatePlaying, StateOffline, StateWaitingForTime, StateError:
-		return nil
+	default:
+		return fmt.Errorf("unknown state %q", s.State)
 	}
-	return fmt.Errorf("unknown state %q", s.State)
+	if len(s.Problems) > MaxProblems {
+		return fmt.Errorf("%d problems, more than %d", len(s.Problems), MaxProblems)
+	}
+	for i := range s.Problems {
+		if err := s.Problems[i].Validate(); err != nil {
+			return fmt.Errorf("problem %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+// Problem codes: what can be wrong with a box. They are stable: the
+// controller stores them and `loa status` words them in the user's language.
+const (
+	// ProblemSoundCard: the sound card cannot be opened (absent, wrong
+	// device name, busy) or stopped working. Subject is the output
+	// ("alsa:hw:1"), Detail the error. Items due meanwhile fail.
+	ProblemSoundCard = "soundcard"
+	// ProblemOutput: the last item failed on the output mid-play. Detail
+	// is the error.
+	ProblemOutput = "output"
+	// ProblemDiskFull: the memory card has no room for media, the plan or
+	// answers. Value is the free space and Limit what was needed, in MB
+	// (Limit 0 when not known); Subject the folder.
+	ProblemDiskFull = "disk-full"
+	// ProblemCacheWrite: the cache cannot be written (permission denied,
+	// read-only file system). Subject is the folder, Detail the error.
+	ProblemCacheWrite = "cache-write"
+	// ProblemHot: the processor is hotter than the box's threshold. Value
+	// is the temperature and Limit the threshold, in °C.
+	ProblemHot = "hot"
+	// ProblemClockJump: the box's clock jumped (set by hand, NTP after a
+	// long outage, a failing clock), or the controller's time as the box
+	// measures it moved. Value is the jump in seconds (negative:
+	// backwards); Since when it happened. Shown for a while after.
+	ProblemClockJump = "clock-jump"
+)
+
+// Problem levels: an error stops the box doing its work (it shows state
+// error while idle); a warning does not.
+const (
+	LevelError   = "error"
+	LevelWarning = "warning"
+)
+
+// Bounds of State.Problems, so a box cannot make the controller store much.
+const (
+	MaxProblems      = 16
+	MaxProblemCode   = 32
+	MaxProblemDetail = 1024
+)
+
+// Problem is one thing wrong with a box, in its heartbeat.
+type Problem struct {
+	Code  string `json:"code"`
+	Level string `json:"level"`
+	// Subject is what the problem is about: the output, a folder.
+	Subject string `json:"subject,omitempty"`
+	// Detail is the error as the box saw it (English, technical).
+	Detail string `json:"detail,omitempty"`
+	// Value and Limit are the problem's figures (see each code).
+	Value float64 `json:"value,omitempty"`
+	Limit float64 `json:"limit,omitempty"`
+	// Since is when the box first saw it (box's clock, corrected).
+	Since time.Time `json:"since"`
+}
+
+// Validate checks the code's form, the level and the sizes. Unknown codes
+// are accepted: a newer box may know more.
+func (p *Problem) Validate() error {
+	if p.Code == "" || len(p.Code) > MaxProblemCode {
+		return fmt.Errorf("problem code must be 1 to %d characters", MaxProblemCode)
+	}
+	for _, r := range p.Code {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return fmt.Errorf("problem code %q: only a-z, 0-9 and -", p.Code)
+		}
+	}
+	if p.Level != LevelError && p.Level != LevelWarning {
+		return fmt.Errorf("problem %s: unknown level %q", p.Code, p.Level)
+	}
+	if len(p.Subject) > MaxProblemDetail || len(p.Detail) > MaxProblemDetail {
+		return fmt.Errorf("problem %s: subject or detail longer than %d bytes", p.Code, MaxProblemDetail)
+	}
+	if math.IsNaN(p.Value) || math.IsInf(p.Value, 0) || math.IsNaN(p.Limit) || math.IsInf(p.Limit, 0) {
+		return fmt.Errorf("problem %s: figures must be finite", p.Code)
+	}
+	return nil
 }
 
 // EventType is what happened to a plan item on a box.
