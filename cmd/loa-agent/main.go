@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 	// The box reads quiet hours in the site's time zone; a Raspberry Pi
 	// image may have no zone database, so the agent carries its own.
 	_ "time/tzdata"
@@ -24,6 +25,7 @@ import (
 	_ "github.com/loa-commune/loa/audio/opus"
 	"github.com/loa-commune/loa/audio/otosink"
 	"github.com/loa-commune/loa/device"
+	"github.com/loa-commune/loa/internal/sdnotify"
 )
 
 func main() {
@@ -117,11 +119,34 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if *skew != 0 {
 		clock = device.SkewedClock{Skew: *skew}
 	}
-	agent, err := device.New(cfg, sink, logger, clock)
+	loopClock := device.NewLoopClock(clock)
+	agent, err := device.New(cfg, sink, logger, loopClock)
 	if err != nil {
 		return err
 	}
+	go notifySystemd(ctx, loopClock, logger)
 	return agent.Run(ctx)
+}
+
+// notifySystemd tells systemd (Type=notify) the agent is ready at its loop's
+// first turn, then pings the watchdog while the loop keeps turning (at least
+// once a second), and says it is stopping when ctx ends. Without systemd it
+// does nothing.
+func notifySystemd(ctx context.Context, loop *device.LoopClock, logger *slog.Logger) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-loop.Started():
+	}
+	if err := sdnotify.Ready(); err != nil {
+		logger.Warn("systemd notify", "err", err)
+	}
+	if err := sdnotify.Watchdog(ctx, func() bool { return loop.TurnedWithin(10 * time.Second) }); err != nil {
+		logger.Error("systemd watchdog", "err", err)
+		return
+	}
+	<-ctx.Done()
+	_ = sdnotify.Stopping()
 }
 
 // urlList is a flag that may be repeated and takes comma-separated values.

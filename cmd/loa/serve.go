@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/loa-commune/loa/controller"
+	"github.com/loa-commune/loa/internal/sdnotify"
 )
 
 func newServe(g *globals) *cobra.Command {
@@ -74,7 +75,16 @@ func serve(ctx context.Context, cfg controller.Config, log *slog.Logger) error {
 	// `loa bench` reads the addresses from this line.
 	fmt.Fprintf(os.Stderr, "Loa controller for site %q is running: API %s://%s, MQTT %s, admin token in %s/admin.token. Stop with Ctrl+C.\n",
 		cfg.Site, scheme, c.HTTPAddr(), broker, cfg.Data)
+	if err := sdnotify.Ready(); err != nil { // systemd's Type=notify; nothing without systemd
+		log.Warn("systemd notify", "err", err)
+	}
+	go func() {
+		if err := sdnotify.Watchdog(ctx, nil); err != nil {
+			log.Error("systemd watchdog", "err", err)
+		}
+	}()
 	<-ctx.Done()
+	_ = sdnotify.Stopping()
 	log.Info("shutting down")
 	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
