@@ -166,3 +166,23 @@ func DecodeSigned(data []byte, topic, site string, want Kind, keys Keyring, v an
 	}
 	return e, decodeBody(e, want, v)
 }
+
+// SignFor signs msg for a purpose named by domain, outside any topic: the
+// domain (which must not start with "loa/", as topics do) is signed with
+// the message, so such a signature never passes for a message's.
+func (s *Signer) SignFor(domain string, msg []byte) []byte {
+	return ed25519.Sign(s.key, domainBytes(domain, msg))
+}
+
+// VerifyFor checks a signature made by SignFor.
+func VerifyFor(pub ed25519.PublicKey, domain string, msg, sig []byte) bool {
+	return len(pub) == ed25519.PublicKeySize && len(sig) == ed25519.SignatureSize &&
+		ed25519.Verify(pub, domainBytes(domain, msg), sig)
+}
+
+func domainBytes(domain string, msg []byte) []byte {
+	if strings.HasPrefix(domain, "loa/") {
+		panic("protocol: a signing domain must not look like a topic: " + domain)
+	}
+	return append(append([]byte(domain), 0), msg...)
+}

@@ -163,3 +163,10 @@ func create(path string) (*protocol.Signer, error) {
 	}
 	return protocol.NewSigner(ed25519.NewKeyFromSeed(seed)), nil
 }
+
+// Current is the key new boxes learn first (enrolment signs with it).
+func (k *Keys) Current() *protocol.Signer {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.current
+}
