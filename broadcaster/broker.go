@@ -64,7 +64,9 @@ func startBroker(addr string, tlsConf *tls.Config, topics protocol.Topics, contr
 	caps.MaximumClientWritesPending = maxWritesPending
 	every := DefaultLimits().LogEvery
 	conns := summarylog.New(log, "broker closed a connection", "broker closed connections", every)
-	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: log.With("part", "broker"), InlineClient: true})
+	ended := &refusals{last: map[string]string{}, ended: map[net.Conn]bool{}}
+	mochiLog := slog.New(brokerLog{Handler: log.With("part", "broker").Handler(), refused: ended.add})
+	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: mochiLog, InlineClient: true})
 	refused := summarylog.New(log, "broker refused a client", "broker refused clients", every)
 	side := newAside(4)
 	started := false
@@ -89,11 +91,12 @@ func startBroker(addr string, tlsConf *tls.Config, topics protocol.Topics, contr
 		return nil, fmt.Errorf("broker hook: %w", err)
 	}
 	limits := newLimitHook(topics, DefaultLimits(), log, refused, conns)
+	limits.refusals = ended
 	if err := srv.AddHook(limits, nil); err != nil {
 		return nil, fmt.Errorf("broker limits hook: %w", err)
 	}
 	l := mochistop.NewListener("tcp", addr, tlsConf)
-	l.ConnError = connEnded(conns)
+	l.ConnError = connEnded(conns, ended)
 	if err := srv.AddListener(l); err != nil {
 		return nil, fmt.Errorf("listen for MQTT on %s: %w", addr, err)
 	}
@@ -322,18 +325,20 @@ const (
 
 // connEnded sorts the error a connection ended with into conns: a flood
 // of junk connections would repeat the same line. Refused logins are left
-// out: the access hook logs them.
-func connEnded(conns *summarylog.Log) func(error) {
-	return func(err error) {
+// out: the access hook logs them; so are sessions that ended in an error,
+// which the limit hook logs (OnDisconnect).
+func connEnded(conns *summarylog.Log, ended *refusals) func(net.Conn, error) {
+	return func(c net.Conn, err error) {
 		msg := err.Error()
 		switch {
+		case ended.wasEnded(c):
 		case strings.Contains(msg, packets.ErrBadUsernameOrPassword.Reason):
 		case strings.Contains(msg, packets.ErrPacketTooLarge.Reason):
 			conns.Add("", dropPacketTooLarge, err)
 		case strings.HasPrefix(msg, "read connection"):
-			conns.Add("", dropBadConnect, err)
+			conns.Add("from "+hostOf(c.RemoteAddr().String()), dropBadConnect, err)
 		default:
-			conns.Add("", dropConnError, err)
+			conns.Add("from "+hostOf(c.RemoteAddr().String()), dropConnError, err)
 		}
 	}
 }
@@ -349,6 +354,8 @@ type limitHook struct {
 	drops   *summarylog.Log
 	refused *summarylog.Log // the access hook's, stopped with this one
 	conns   *summarylog.Log // the broker's log's, likewise
+	// refusals are what mochi refused of each client (brokerlog.go).
+	refusals *refusals
 
 	mu      sync.Mutex
 	clients map[string]*clientRate // by username: one box, however many connections
@@ -381,7 +388,7 @@ func (h *limitHook) set(l Limits) {
 
 func (h *limitHook) ID() string { return "loa-limits" }
 
-func (h *limitHook) Provides(b byte) bool { return b == mqtt.OnPublish }
+func (h *limitHook) Provides(b byte) bool { return b == mqtt.OnPublish || b == mqtt.OnDisconnect }
 
 // Stop logs the last summaries when the broker stops.
 func (h *limitHook) Stop() error {

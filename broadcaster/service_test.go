@@ -39,6 +39,12 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvLog(t, slog.New(slog.NewTextHandler(testLogOut(), nil)))
+}
+
+// newEnvLog is newEnv with the service logging to log.
+func newEnvLog(t *testing.T, log *slog.Logger) *env {
+	t.Helper()
 	ctx := context.Background()
 	loc, err := time.LoadLocation("Asia/Ho_Chi_Minh")
 	if err != nil {
@@ -61,7 +67,7 @@ func newEnv(t *testing.T) *env {
 		Site: site, Location: loc, Horizon: 48 * time.Hour, MQTTListen: "127.0.0.1:0",
 		MediaURL: "http://127.0.0.1:8080", HeartbeatSec: 30, EmergencyVolume: 100,
 		Now: func() time.Time { return now },
-	}, st, slog.New(slog.NewTextHandler(testLogOut(), nil)))
+	}, st, log)
 	if err := e.svc.Open(ctx); err != nil {
 		t.Fatalf("Open: %v", err)
 	}

@@ -17,9 +17,9 @@ import (
 // ClientsWg while the server waits on it: a WaitGroup misuse the race
 // detector reports and Go may panic on.
 type Listener struct {
-	// ConnError, if set, takes the error each connection that failed
-	// ended with, instead of the server's log (at debug level).
-	ConnError func(error)
+	// ConnError, if set, takes each connection that failed and the error
+	// it ended with, instead of the server's log (at debug level).
+	ConnError func(net.Conn, error)
 
 	id, address string
 	tlsConf     *tls.Config
@@ -88,7 +88,7 @@ func (l *Listener) Serve(establish listeners.EstablishFn) {
 		go func() {
 			defer l.wg.Done()
 			if err := establish(l.id, conn); err != nil {
-				l.connError(err)
+				l.connError(conn, err)
 			}
 			conn.Close()
 			l.mu.Lock()
@@ -98,10 +98,10 @@ func (l *Listener) Serve(establish listeners.EstablishFn) {
 	}
 }
 
-func (l *Listener) connError(err error) {
+func (l *Listener) connError(conn net.Conn, err error) {
 	switch {
 	case l.ConnError != nil:
-		l.ConnError(err)
+		l.ConnError(conn, err)
 	case l.log != nil:
 		l.log.Debug("client connection ended", "listener", l.id, "err", err)
 	}
