@@ -84,10 +84,19 @@ type Agent struct {
 	fetchRes     chan fetchResult // fetch workers → loop
 	playReq      chan playJob     // loop → player (capacity 1)
 	playRes      chan playResult  // player → loop
+	outputRes    chan error       // player → loop: what the OutputChecker said (capacity 1)
 
 	// Set by New; read by the player.
 	sinkFades bool       // the sink fades out by itself when Play's context ends
 	tones     *toneCache // alert tones, synthesized once
+	// outputCheckEvery is how often the player asks an OutputChecker sink
+	// whether it works while idle.
+	outputCheckEvery time.Duration
+
+	// Set by New, replaced by tests: the free space of a folder's file
+	// system, and the monotonic clock the wall clock is checked against.
+	freeSpace func(dir string) (int64, error)
+	mono      func() time.Time
 
 	// streams holds the jitter buffers of the live sessions followed: the
 	// loop makes and drops them, paho's goroutine fills them, the player
@@ -115,13 +124,19 @@ type Agent struct {
 	streamRun   *streamRun // the stream item on the output, while it plays
 	subscribed  map[string]bool
 	cacheBytes  int64
-	errs        map[string]string    // component → last error, cleared on success
+	problems    map[string]protocol.Problem // source → what is wrong (problems.go)
+	healthAt    time.Time                   // last temperature reading (time.Now)
+	healthEvery time.Duration
+	jumpWall    time.Time // the base clock at the last tick
+	jumpMono    time.Time // the monotonic clock then
 	rejectedAt  map[string]time.Time // topic → last rejection reported
 	dirty       bool
 	published   protocol.State // last state sent
 	nextBeat    time.Time
 	haveBeat    bool
 	saveFailing bool
+	lastOffset  time.Duration // the controller's offset at the last estimate
+	hadOffset   bool
 
 	mu     sync.Mutex // guards ran, closed, cancel
 	ran    bool
@@ -155,7 +170,7 @@ func New(cfg Config, sink audio.Sink, logger *slog.Logger, clock Clock) (*Agent,
 		topics:      protocol.NewTopics(cfg.Site),
 		format:      sink.Format(),
 		statePath:   filepath.Join(cfg.Cache, stateFileName),
-		thermalPath: "/sys/class/thermal/thermal_zone0/temp",
+		thermalPath: defaultThermalPath,
 		started:     time.Now(),
 		inbox:       newInbox(),
 		out:         newOutbox(),
@@ -167,15 +182,20 @@ func New(cfg Config, sink audio.Sink, logger *slog.Logger, clock Clock) (*Agent,
 		fetchRes:    make(chan fetchResult, fetchWorkers),
 		playReq:     make(chan playJob, 1),
 		playRes:     make(chan playResult, 1),
+		outputRes:   make(chan error, 1),
 		live:        map[string]protocol.PlanItem{},
 		media:       map[string]*mediaState{},
 		subscribed:  map[string]bool{},
-		errs:        map[string]string{},
+		problems:    map[string]protocol.Problem{},
+		healthEvery: healthEvery,
+		freeSpace:   freeSpace,
+		mono:        time.Now,
 		rejectedAt:  map[string]time.Time{},
 		done:        make(chan struct{}),
 		sinkFades:   sinkFadesOnCancel(sink),
 		streams:     newStreamSet(),
 	}
+	a.outputCheckEvery = outputCheckEvery
 	a.streamRefused = summarylog.New(a.log, "refusing live session packets", "refused live session packets", time.Minute)
 	a.sync = newTimeSync(a.clock)
 	a.tones = newToneCache(a.format, alertToneLength)
@@ -366,7 +386,11 @@ func (a *Agent) loop(ctx context.Context) {
 			a.onConnected()
 		case <-a.sync.changed:
 			a.log.Info("clock synchronised with the controller", "offset", a.clock.Offset(), "now", a.clock.Now().UTC())
+			a.offsetChanged(a.lastOffset, a.hadOffset)
+			a.lastOffset, a.hadOffset = a.clock.Offset(), a.clock.Synced()
 			a.publishState(a.clock.Now())
+		case err := <-a.outputRes:
+			a.onOutputChecked(err)
 		case <-a.subFailed:
 			if a.client.IsConnectionOpen() && a.resubAt.IsZero() {
 				a.resubAt = a.clock.Now().Add(resubscribeWait)
@@ -386,6 +410,8 @@ func (a *Agent) loop(ctx context.Context) {
 func (a *Agent) tick() {
 	now := a.clock.Now()
 	a.lastTick = now
+	a.checkClockJump(now)
+	a.checkHealth(now)
 	plausible := a.plausible(now)
 	a.syncStreams(now) // a session's buffer is there before its item starts
 	if plausible {
@@ -399,10 +425,10 @@ func (a *Agent) tick() {
 		clear(a.subscribed)
 		a.syncSubs()
 	}
-	a.heartbeat(now)
 	if a.dirty {
 		a.saveState()
 	}
+	a.heartbeat(now) // after the save: its failure is in this beat
 }
 
 // nextWake is how long the loop may sleep before something is due.
@@ -530,7 +556,9 @@ func (a *Agent) saveState() {
 		ProvisionedKeys: a.cfg.ControllerKeys,
 	}
 	if err := st.save(a.statePath); err != nil {
-		a.errs["state"] = err.Error()
+		// The plan stays in memory and plays; saving is tried again on
+		// the next change.
+		a.writeProblem(srcState, err)
 		if !a.saveFailing {
 			a.log.Error("cannot save state", keyErr, err)
 		}
@@ -541,6 +569,6 @@ func (a *Agent) saveState() {
 		a.log.Info("state saved again")
 	}
 	a.saveFailing = false
-	delete(a.errs, "state")
+	a.clearProblem(srcState)
 	a.dirty = false
 }

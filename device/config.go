@@ -22,6 +22,9 @@ const (
 	DefaultCacheMaxMB = 512
 	DefaultOutput     = "alsa"
 	DefaultHeartbeat  = 30 * time.Second
+	// DefaultHotC is the processor temperature above which the box warns
+	// ("hot"): a Raspberry Pi throttles from 80 °C.
+	DefaultHotC = 80
 )
 
 // DefaultMinValidTime is the earliest wall-clock time the agent believes: a
@@ -67,6 +70,9 @@ type Config struct {
 	Output string `yaml:"output"`
 	// Heartbeat is how often the retained state is republished (±10 %).
 	Heartbeat time.Duration `yaml:"heartbeat"`
+	// HotC is the processor temperature (°C) above which the box reports
+	// the problem "hot"; it clears 5 °C below. 0 means DefaultHotC.
+	HotC float64 `yaml:"hot_c"`
 	// ControllerKeys are the controller's public keys ("ed25519:…", as
 	// `loa device add` writes them): the box obeys only plans, configs and
 	// time answers they signed. A signed config may replace them (a key
@@ -94,6 +100,7 @@ func DefaultConfig() Config {
 		CacheMaxMB: DefaultCacheMaxMB,
 		Output:     DefaultOutput,
 		Heartbeat:  DefaultHeartbeat,
+		HotC:       DefaultHotC,
 	}
 }
 
@@ -182,6 +189,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := ParseOutput(c.Output); err != nil {
 		return &FieldError{Field: "output", Err: err}
+	}
+	if c.HotC != 0 && (c.HotC < 30 || c.HotC > 150) {
+		return fieldErr("hot_c", "%g °C is not a processor temperature to warn at: use 30 to 150 (default %d)", c.HotC, DefaultHotC)
 	}
 	if c.Heartbeat < time.Second {
 		return fieldErr("heartbeat", "%v is too short: use at least 1s (default 30s)", c.Heartbeat)

@@ -409,6 +409,8 @@ type boxOpts struct {
 	sink   audio.Sink    // instead of the WAV sink
 	tone   time.Duration // alert tone length; testTone if zero
 	logTo  io.Writer     // also gets the agent's log
+	// prepare, if set, changes the agent before it runs.
+	prepare func(a *Agent)
 }
 
 // testTone is how long alert tones play in tests.
@@ -444,6 +446,10 @@ func startBox(t testing.TB, o boxOpts) *box {
 		t.Fatal(err)
 	}
 	a.thermalPath = filepath.Join(o.cache, "no-thermal")
+	a.mono = o.clock.Now // the fake clock moves by hand: no clock jumps unless a test wants them
+	if o.prepare != nil {
+		o.prepare(a)
+	}
 	if o.tone == 0 {
 		o.tone = testTone
 	}

@@ -51,9 +51,10 @@ type mediaState struct {
 }
 
 type fetchJob struct {
-	sha  string
-	size int64
-	base string // controller base URL
+	sha        string
+	size       int64
+	durationMS int64  // for the size of the decoded PCM
+	base       string // controller base URL
 }
 
 type fetchResult struct {
@@ -63,7 +64,13 @@ type fetchResult struct {
 	// progressed is true when a failed attempt still added to the partial
 	// download: the link works, it is only cut now and then.
 	progressed bool
+	// room is true when the memory card had room for the files.
+	room bool
 }
+
+// roomReserve is left free on the memory card beyond a media file's needs,
+// for state.json and the answers waiting to be sent.
+const roomReserve = 4 << 20
 
 func (a *Agent) mediaDir() string            { return filepath.Join(a.cfg.Cache, "media") }
 func (a *Agent) pcmDir() string              { return filepath.Join(a.cfg.Cache, "pcm") }
@@ -118,6 +125,7 @@ func (a *Agent) dispatchFetches(now time.Time, plausible bool) {
 	type want struct {
 		sha   string
 		size  int64
+		dur   int64
 		prio  protocol.Priority
 		start time.Time
 	}
@@ -135,7 +143,7 @@ func (a *Agent) dispatchFetches(now time.Time, plausible bool) {
 		}
 		w := wants[it.Media.SHA256]
 		if w == nil {
-			w = &want{sha: it.Media.SHA256, size: it.Media.Size, prio: it.Priority, start: it.Start}
+			w = &want{sha: it.Media.SHA256, size: it.Media.Size, dur: it.Media.DurationMS, prio: it.Priority, start: it.Start}
 			wants[w.sha] = w
 		}
 		if it.Priority > w.prio || (it.Priority == w.prio && it.Start.Before(w.start)) {
@@ -164,7 +172,7 @@ func (a *Agent) dispatchFetches(now time.Time, plausible bool) {
 		}
 		ms.fetching = true
 		a.inflight++
-		a.fetchReq <- fetchJob{sha: w.sha, size: w.size, base: base}
+		a.fetchReq <- fetchJob{sha: w.sha, size: w.size, durationMS: w.dur, base: base}
 	}
 }
 
@@ -174,6 +182,18 @@ func (a *Agent) onFetched(r fetchResult) {
 	ms := a.mediaFor(r.sha)
 	ms.fetching = false
 	now := a.clock.Now()
+	if r.err != nil {
+		// A full or unwritable memory card is reported in plain words,
+		// also as the reason of the items it makes miss.
+		r.err = a.diskProblem(srcMedia, r.err, now)
+		if r.room && !isDiskFull(r.err) {
+			if p, ok := a.problems[srcMedia]; ok && p.Code == protocol.ProblemDiskFull {
+				a.clearProblem(srcMedia)
+			}
+		}
+	} else {
+		a.diskProblem(srcMedia, nil, now)
+	}
 	switch {
 	case r.err == nil:
 		ms.ready, ms.attempts, ms.lastErr, ms.nextTry = true, 0, "", time.Time{}
@@ -221,15 +241,35 @@ func (a *Agent) runFetcher(ctx context.Context) {
 			return
 		case j := <-a.fetchReq:
 			before := a.partSize(j.sha)
-			perm, err := a.fetch(ctx, j)
+			err := a.checkRoom(j)
+			room, perm := err == nil, false
+			if err == nil {
+				perm, err = a.fetch(ctx, j)
+			}
 			progressed := err != nil && a.partSize(j.sha) > before
 			select {
-			case a.fetchRes <- fetchResult{sha: j.sha, err: err, permanent: perm, progressed: progressed}:
+			case a.fetchRes <- fetchResult{sha: j.sha, err: err, permanent: perm, progressed: progressed, room: room}:
 			case <-ctx.Done():
 				return
 			}
 		}
 	}
+}
+
+// checkRoom returns a *diskFullError when the memory card has no room for
+// what fetching j will write: the rest of the download, the decoded PCM and
+// a reserve. If the free space cannot be read, it lets the writes find out.
+func (a *Agent) checkRoom(j fetchJob) error {
+	need := int64(roomReserve)
+	if _, err := os.Stat(a.mediaPath(j.sha)); err != nil {
+		need += max(j.size-a.partSize(j.sha), 0)
+	}
+	need += j.durationMS * int64(a.format.SampleRate) / 1000 * int64(a.format.BytesPerFrame())
+	free, err := a.freeSpace(a.cfg.Cache)
+	if err != nil || free >= need {
+		return nil
+	}
+	return fmt.Errorf("fetch media %s: %w", j.sha, &diskFullError{dir: a.cfg.Cache, free: free, need: need})
 }
 
 // fetch makes <cache>/pcm/<sha>.f32, downloading <cache>/media/<sha> first

@@ -186,10 +186,17 @@ func (a *Agent) onPlayed(r playResult) {
 	if !ok {
 		it = protocol.PlanItem{ID: r.id}
 	}
-	if r.err != nil && !errors.Is(r.err, context.Canceled) {
-		a.errs["sink"] = r.err.Error()
-	} else if r.err == nil {
-		delete(a.errs, "sink")
+	var oe *outputError
+	switch {
+	case errors.As(r.err, &oe):
+		a.setProblem(srcSoundCard, protocol.Problem{Code: protocol.ProblemSoundCard, Level: protocol.LevelError,
+			Subject: oe.output, Detail: oe.err.Error()}, a.clock.Now())
+	case r.err != nil && !errors.Is(r.err, context.Canceled):
+		a.setProblem(srcOutput, protocol.Problem{Code: protocol.ProblemOutput, Level: protocol.LevelError,
+			Subject: a.cfg.Output, Detail: r.err.Error()}, a.clock.Now())
+	case r.err == nil:
+		a.clearProblem(srcOutput)
+		a.clearProblem(srcSoundCard)
 	}
 	for _, v := range out.events {
 		a.setStatus(it, rec, v.event, v.reason)
@@ -211,13 +218,33 @@ func (a *Agent) cutCurrent(cause cutCause, by string) {
 	a.queue.stop(cause, by)
 }
 
-// runPlayer plays one job at a time until ctx is done.
+// runPlayer plays one job at a time until ctx is done. While idle it asks
+// an OutputChecker sink whether the output works, at once and then every
+// outputCheckEvery, and tells the loop.
 func (a *Agent) runPlayer(ctx context.Context) {
+	checker, _ := a.sink.(OutputChecker)
+	check := func() {
+		if checker == nil {
+			return
+		}
+		err := checker.Ready()
+		select {
+		case a.outputRes <- err:
+		case <-a.outputRes: // the loop has not taken the older one: replace it
+			a.outputRes <- err
+		case <-ctx.Done():
+		}
+	}
+	check()
 	a.tones.get(protocol.ToneSiren) // the likeliest alert, ready before it is needed
+	tick := time.NewTicker(a.outputCheckEvery)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-tick.C:
+			check()
 		case j := <-a.playReq:
 			r := a.play(j)
 			select {
@@ -234,6 +261,15 @@ func (a *Agent) runPlayer(ctx context.Context) {
 func (a *Agent) play(j playJob) playResult {
 	res := playResult{id: j.item.ID}
 	defer j.stop()
+	if oc, ok := a.sink.(OutputChecker); ok {
+		if err := oc.Ready(); err != nil {
+			res.err = &outputError{output: a.cfg.Output, err: err}
+			if j.stream != nil {
+				j.stream.stats.set(0, 0, time.Time{})
+			}
+			return res
+		}
+	}
 	var (
 		src    io.Reader
 		prog   *program
@@ -557,4 +593,17 @@ func (c *toneCache) get(kind string) []byte {
 		c.tones[kind] = t
 	}
 	return t
+}
+
+// onOutputChecked takes what the output said when the player asked it.
+func (a *Agent) onOutputChecked(err error) {
+	if err != nil {
+		a.setProblem(srcSoundCard, protocol.Problem{Code: protocol.ProblemSoundCard, Level: protocol.LevelError,
+			Subject: a.cfg.Output, Detail: err.Error()}, a.clock.Now())
+		return
+	}
+	if _, ok := a.problems[srcSoundCard]; ok {
+		a.log.Info("the sound card works again", "output", a.cfg.Output)
+	}
+	a.clearProblem(srcSoundCard)
 }

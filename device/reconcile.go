@@ -299,6 +299,9 @@ func (a *Agent) emit(ev protocol.Event) {
 	id, err := a.events.add(b, ev.Type.Final())
 	if err != nil {
 		a.log.Error("cannot keep event on disk; sending it from memory", keyItem, ev.Item, keyErr, err)
+		a.writeProblem(srcOutbox, err)
+	} else {
+		a.clearProblem(srcOutbox)
 	}
 	a.out.push(a.eventOp(b, id))
 }

@@ -2,9 +2,6 @@ package device
 
 import (
 	"math/rand/v2"
-	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/loa-commune/loa/protocol"
@@ -17,7 +14,7 @@ func (a *Agent) boxState(now time.Time) string {
 		return protocol.StateWaitingForTime
 	case a.queue.state != queueIdle:
 		return protocol.StatePlaying
-	case len(a.errs) > 0:
+	case a.hasError():
 		return protocol.StateError
 	}
 	return protocol.StateIdle
@@ -41,11 +38,8 @@ func (a *Agent) currentState(now time.Time) protocol.State {
 	if a.queue.state != queueIdle {
 		st.Playing = a.queue.current.item.ID
 	}
-	for _, k := range []string{"sink", "state"} { // stable order
-		if e := a.errs[k]; e != "" {
-			st.Error = strings.TrimPrefix(st.Error+"; "+k+": "+e, "; ")
-		}
-	}
+	st.Problems = a.problemList()
+	st.Error = errorLine(st.Problems)
 	return st
 }
 
@@ -54,7 +48,8 @@ func (a *Agent) currentState(now time.Time) protocol.State {
 func (a *Agent) heartbeat(now time.Time) {
 	st := a.currentState(now)
 	changed := st.State != a.published.State || st.Playing != a.published.Playing ||
-		st.Volume != a.published.Volume || st.Error != a.published.Error
+		st.Volume != a.published.Volume || st.Error != a.published.Error ||
+		problemsKey(st.Problems) != problemsKey(a.published.Problems)
 	interval := a.heartbeatInterval()
 	// A clock step (NTP) can leave nextBeat far off: then beat now.
 	due := !a.haveBeat || !now.Before(a.nextBeat) || a.nextBeat.Sub(now) > 2*interval
@@ -105,18 +100,4 @@ func (a *Agent) encodeState(st protocol.State) ([]byte, error) {
 // jitter spreads d by ±10 %, so a village of boxes does not beat in step.
 func jitter(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
-}
-
-// temperature reads the SoC temperature, if the board has a sensor.
-func (a *Agent) temperature() *float64 {
-	b, err := os.ReadFile(a.thermalPath)
-	if err != nil {
-		return nil
-	}
-	milli, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil {
-		return nil
-	}
-	c := float64(milli) / 1000
-	return &c
 }
