@@ -127,8 +127,8 @@ type Agent struct {
 	problems    map[string]protocol.Problem // source → what is wrong (problems.go)
 	healthAt    time.Time                   // last temperature reading (time.Now)
 	healthEvery time.Duration
-	jumpWall    time.Time // the base clock at the last tick
-	jumpMono    time.Time // the monotonic clock then
+	jumpWall    time.Time            // the base clock at the last tick
+	jumpMono    time.Time            // the monotonic clock then
 	rejectedAt  map[string]time.Time // topic → last rejection reported
 	dirty       bool
 	published   protocol.State // last state sent
