@@ -242,6 +242,9 @@ type DeviceStatus struct {
 	// measured it; nil until it has synced.
 	ClockOffsetMS *int64 `json:"clock_offset_ms,omitempty"`
 	Error         string `json:"error,omitempty"`
+	// Problems is what the box last said is wrong with it (kept while it
+	// is offline: what was wrong when it went silent is a clue).
+	Problems []protocol.Problem `json:"problems,omitempty"`
 }
 
 // MarshalJSON writes last_seen as null for a box never heard from, rather
@@ -261,14 +264,14 @@ func (s *Store) Status(ctx context.Context) ([]DeviceStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT device_id, online, state, playing, volume, version, uptime_sec, cache_bytes, clock_offset_ms, error, last_seen FROM device_state`)
+	rows, err := s.read.QueryContext(ctx, `SELECT device_id, online, state, playing, volume, version, uptime_sec, cache_bytes, clock_offset_ms, error, problems, last_seen FROM device_state`)
 	if err != nil {
 		return nil, fmt.Errorf("read device state: %w", err)
 	}
 	defer rows.Close()
 	type st struct {
 		online                  bool
-		state, playing, v, e    string
+		state, playing, v, e, p string
 		volume                  int
 		uptime, cache, lastSeen int64
 		offset                  sql.NullInt64
@@ -277,7 +280,7 @@ func (s *Store) Status(ctx context.Context) ([]DeviceStatus, error) {
 	for rows.Next() {
 		var id string
 		var x st
-		if err := rows.Scan(&id, &x.online, &x.state, &x.playing, &x.volume, &x.v, &x.uptime, &x.cache, &x.offset, &x.e, &x.lastSeen); err != nil {
+		if err := rows.Scan(&id, &x.online, &x.state, &x.playing, &x.volume, &x.v, &x.uptime, &x.cache, &x.offset, &x.e, &x.p, &x.lastSeen); err != nil {
 			return nil, err
 		}
 		seen[id] = x
@@ -290,6 +293,7 @@ func (s *Store) Status(ctx context.Context) ([]DeviceStatus, error) {
 		ds := DeviceStatus{ID: d.ID, Name: d.Name, Groups: d.Groups, State: protocol.StateOffline, Volume: d.Volume}
 		if x, ok := seen[d.ID]; ok {
 			ds.Online, ds.State, ds.Version, ds.Error = x.online, x.state, x.v, x.e
+			ds.Problems = decodeProblems(x.p)
 			ds.UptimeSec, ds.CacheBytes, ds.LastSeen = x.uptime, x.cache, fromMS(x.lastSeen)
 			if x.offset.Valid {
 				ds.ClockOffsetMS = &x.offset.Int64

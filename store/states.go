@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -16,11 +17,12 @@ type DeviceState struct {
 	Received time.Time
 }
 
-const upsertState = `INSERT INTO device_state(device_id, online, state, playing, volume, version, uptime_sec, cache_bytes, clock_offset_ms, error, last_seen)
-	SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM devices WHERE id = ?
+const upsertState = `INSERT INTO device_state(device_id, online, state, playing, volume, version, uptime_sec, cache_bytes, clock_offset_ms, error, problems, last_seen)
+	SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM devices WHERE id = ?
 	ON CONFLICT(device_id) DO UPDATE SET online=excluded.online, state=excluded.state, playing=excluded.playing,
 		volume=excluded.volume, version=excluded.version, uptime_sec=excluded.uptime_sec,
-		cache_bytes=excluded.cache_bytes, clock_offset_ms=excluded.clock_offset_ms, error=excluded.error, last_seen=excluded.last_seen`
+		cache_bytes=excluded.cache_bytes, clock_offset_ms=excluded.clock_offset_ms, error=excluded.error,
+		problems=CASE WHEN excluded.online THEN excluded.problems ELSE device_state.problems END, last_seen=excluded.last_seen`
 
 // RecordState stores the last state a device reported.
 func (s *Store) RecordState(ctx context.Context, id string, st protocol.State, seen time.Time) error {
@@ -43,8 +45,12 @@ func (s *Store) RecordStates(ctx context.Context, states []DeviceState) (unknown
 		defer stmt.Close()
 		for _, ds := range states {
 			st := ds.State
+			problems, err := encodeProblems(st.Problems)
+			if err != nil {
+				return fmt.Errorf("record state of %s: %w", ds.Device, err)
+			}
 			res, err := stmt.ExecContext(ctx, st.Online, st.State, st.Playing, st.Volume, st.Version, st.UptimeSec,
-				st.CacheBytes, st.ClockOffsetMS, st.Error, ms(ds.Received), ds.Device)
+				st.CacheBytes, st.ClockOffsetMS, st.Error, problems, ms(ds.Received), ds.Device)
 			if err != nil {
 				return fmt.Errorf("record state of %s: %w", ds.Device, err)
 			}
@@ -57,4 +63,26 @@ func (s *Store) RecordStates(ctx context.Context, states []DeviceState) (unknown
 		return nil
 	})
 	return unknown, err
+}
+
+// encodeProblems is the problems column: JSON, or '' for none.
+func encodeProblems(ps []protocol.Problem) (string, error) {
+	if len(ps) == 0 {
+		return "", nil
+	}
+	b, err := json.Marshal(ps)
+	return string(b), err
+}
+
+// decodeProblems reads the problems column; what does not decode is shown
+// as one problem saying so rather than hiding the box's state.
+func decodeProblems(s string) []protocol.Problem {
+	if s == "" {
+		return nil
+	}
+	var ps []protocol.Problem
+	if err := json.Unmarshal([]byte(s), &ps); err != nil {
+		return []protocol.Problem{{Code: "unreadable", Level: protocol.LevelWarning, Detail: err.Error()}}
+	}
+	return ps
 }

@@ -89,13 +89,41 @@ func (s *Store) migrate(ctx context.Context) error {
 		return err
 	}
 	sort.Strings(files)
-	for _, f := range files {
-		base := strings.TrimPrefix(f, "migrations/")
-		v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+	// Migrations are applied by number, each once: one numbered below
+	// the newest applied (work merged out of order) is applied too.
+	applied := map[int]bool{}
+	rows, err := s.db.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return fmt.Errorf("read schema versions: %w", err)
+	}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return fmt.Errorf("read schema versions: %w", err)
+		}
+		applied[v] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read schema versions: %w", err)
+	}
+	known := 0
+	versions := make([]int, len(files))
+	for i, f := range files {
+		v, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(f, "migrations/"), "_", 2)[0])
 		if err != nil {
 			return fmt.Errorf("migration %s: name must start with its number", f)
 		}
-		if v <= current {
+		versions[i], known = v, max(known, v)
+	}
+	if current > known {
+		return fmt.Errorf("database schema %d is newer than this program knows (%d): upgrade loa", current, known)
+	}
+	for i, f := range files {
+		base := strings.TrimPrefix(f, "migrations/")
+		v := versions[i]
+		if applied[v] {
 			continue
 		}
 		body, err := migrations.ReadFile(f)
@@ -111,9 +139,6 @@ func (s *Store) migrate(ctx context.Context) error {
 		}); err != nil {
 			return fmt.Errorf("apply migration %s: %w", base, err)
 		}
-	}
-	if v, _ := s.SchemaVersion(ctx); v > len(files) {
-		return fmt.Errorf("database schema %d is newer than this program knows (%d): upgrade loa", v, len(files))
 	}
 	return nil
 }
