@@ -65,7 +65,7 @@ func (s *Store) RecordStates(ctx context.Context, states []DeviceState) (unknown
 	return unknown, err
 }
 
-// encodeProblems is the problems column: JSON, or '' for none.
+// encodeProblems is the problems column: JSON, or empty for none.
 func encodeProblems(ps []protocol.Problem) (string, error) {
 	if len(ps) == 0 {
 		return "", nil
