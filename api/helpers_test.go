@@ -119,7 +119,7 @@ func (f *fakeSpeaker) Render(_ context.Context, text string) ([]byte, error) {
 	return wav(22050, time.Second+time.Duration(len(f.texts))*time.Millisecond), nil
 }
 
-// newEnvWith is newEnv with the speech, exercise and all-clear options of extra.
+// newEnvWith is newEnv with the clock, keys, speech, exercise, all-clear and collectors options of extra.
 func newEnvWith(t testing.TB, extra api.Options) *env {
 	t.Helper()
 	loc := hcm(t)
@@ -139,10 +139,15 @@ func newEnvWith(t testing.TB, extra api.Options) *env {
 		t.Fatal(err)
 	}
 	bc := &fakeBroadcaster{sched: scheduler.New(loc, 48*time.Hour)}
+	clock := func() time.Time { return now }
+	if extra.Now != nil {
+		clock = extra.Now
+	}
 	h := api.NewServer(api.Options{
 		Site: "xa-an-binh", AdminToken: adminToken, BrokerURL: "tcp://10.0.0.1:1883", ServerURL: "http://10.0.0.1:8080",
-		DefaultVolume: 80, Validity: 15 * time.Minute, StaleAfter: time.Minute, Now: func() time.Time { return now },
+		DefaultVolume: 80, Validity: 15 * time.Minute, StaleAfter: time.Minute, Now: clock,
 		Speech: extra.Speech, ExerciseNotice: extra.ExerciseNotice, AllClearText: extra.AllClearText, CAP: extra.CAP,
+		Collectors: extra.Collectors, Keys: extra.Keys,
 	}, st, ms, bc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"github.com/loa-commune/loa/protocol"
 	"net/http"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 // sees them.
 type KeyManager interface {
 	Trusted() []string
+	Current() *protocol.Signer
 	Rotating() bool
 	RotationStarted() time.Time
 	StartRotation() error

@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/loa-commune/loa/enrol"
 	"io"
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/loa-commune/loa/auth"
 	capxml "github.com/loa-commune/loa/cap"
@@ -75,6 +78,10 @@ type Options struct {
 
 	// OnAir runs live sessions; nil refuses them.
 	OnAir OnAir
+
+	// Collectors are the controller's parts' metrics (the broadcaster's,
+	// live sessions') for GET /metrics, beside the process's (metrics.go).
+	Collectors []prometheus.Collector
 }
 
 // Server serves the HTTP API.
@@ -86,7 +93,8 @@ type Server struct {
 	log   *slog.Logger
 	mux   *http.ServeMux
 
-	limits *rateLimits // ratelimit.go
+	limits    *rateLimits // ratelimit.go
+	enrolGate enrolGate   // enrol.go
 }
 
 // NewServer wires the handlers.
@@ -114,6 +122,8 @@ func NewServer(opts Options, st *store.Store, ms *media.Store, bc Broadcaster, l
 	s.handle("POST /v1/devices", admin, s.addDevice)
 	s.handle("DELETE /v1/devices/{id}", admin, s.removeDevice)
 	s.handle("PUT /v1/devices/{id}/volume", admin, s.setVolume)
+	s.handle("POST /v1/devices/{id}/enrolments", admin, s.newEnrolment)
+	s.mux.HandleFunc("POST "+enrol.Path, s.wrap(s.enrolBox)) // a new box: the code is its credential
 	s.handle("GET /v1/groups", viewer, s.listGroups)
 	s.handle("POST /v1/groups/{group}/members", admin, s.addMembers)
 	s.handle("POST /v1/groups/{group}/remove", admin, s.removeMembers)
@@ -144,7 +154,9 @@ func NewServer(opts Options, st *store.Store, ms *media.Store, bc Broadcaster, l
 	s.handle("GET /v1/status", viewer, s.status)
 	s.handle("GET /v1/report", viewer, s.report)
 	s.handle("GET /v1/site", anyRole, s.site)
-	s.handle("GET /v1/metrics", viewer, s.metrics)
+	reg := newMetricsRegistry(opts.Collectors)
+	s.handle("GET /v1/metrics", viewer, s.jsonMetrics(reg))
+	s.handle("GET /metrics", viewer, prometheusMetrics(reg)) // Prometheus: authorization: credentials: <viewer token>
 	s.handle("GET /v1/tokens", admin, s.listTokens)
 	s.handle("POST /v1/tokens", admin, s.addToken)
 	s.handle("DELETE /v1/tokens/{name}", admin, s.revokeToken)

@@ -98,6 +98,12 @@ const (
 	LiveEnded         Key = "live_ended"
 	RelayOnAir        Key = "relay_on_air"
 	BadLength         Key = "bad_length"
+	EnrolWrongCode    Key = "enrol_wrong_code"
+	EnrolUsed         Key = "enrol_used"
+	EnrolExpired      Key = "enrol_expired"
+	EnrolTooMany      Key = "enrol_too_many"
+	EnrolValidity     Key = "enrol_validity"
+	EnrolCode         Key = "enrol_code"
 	NoCapture         Key = "no_capture"
 	NoRecording       Key = "no_recording"
 )
@@ -189,6 +195,12 @@ var english = map[Key]string{
 	LiveEnded:         "Session %s ended: %s.",
 	RelayOnAir:        "Relaying %s to %d box(es) (session %s) until %s; stop it with `loa relay stop %s`.",
 	BadLength:         "the length must be a positive duration no longer than %s (like 10m or 1h), not %q",
+	EnrolWrongCode:    "this enrolment code is not one the controller made: check it, or ask the commune office for a new one (`loa device enroll ID`)",
+	EnrolUsed:         "this enrolment code was already used at %s (from %s): each code works once; ask the commune office for a new one (`loa device enroll %s`)",
+	EnrolExpired:      "this enrolment code expired at %s: ask the commune office for a new one (`loa device enroll %s`)",
+	EnrolTooMany:      "too many enrolment attempts in a short time (the controller limits them so that no one can guess a code): wait %d s and try again",
+	EnrolValidity:     "--valid must be a duration from 1m to %s (like 2h or 72h), not %q",
+	EnrolCode:         "On the box, within %s (until %s), run:\n  loa-agent enroll %s %s\nThe code works once.",
 	NoCapture:         "cannot capture sound on this computer (%s): install ffmpeg (apt-get install ffmpeg), or pass --file PATH or - (standard input)",
 	NoRecording:       "session %q has no recording (it was not recorded, or it is older than live.recordings_keep_days)",
 	PKIBoxDone:        "Copy both files to the box (e.g. /etc/loa-agent/, the key readable only by loa-agent) and add to its config:\n  cert_file: /etc/loa-agent/%s\n  key_file: /etc/loa-agent/%s",
@@ -250,6 +262,12 @@ var vietnamese = map[Key]string{
 	LiveEnded:         "Phiên %s đã kết thúc: %s.",
 	RelayOnAir:        "Đang tiếp sóng %s tới %d loa (phiên %s) đến %s; dừng bằng `loa relay stop %s`.",
 	BadLength:         "thời lượng phải là khoảng thời gian dương không quá %s (như 10m hoặc 1h), không phải %q",
+	EnrolWrongCode:    "mã đăng ký này không do máy chủ tạo ra: kiểm tra lại, hoặc xin văn phòng xã mã mới (`loa device enroll ID`)",
+	EnrolUsed:         "mã đăng ký này đã được dùng lúc %s (từ %s): mỗi mã chỉ dùng một lần; xin văn phòng xã mã mới (`loa device enroll %s`)",
+	EnrolExpired:      "mã đăng ký này đã hết hạn lúc %s: xin văn phòng xã mã mới (`loa device enroll %s`)",
+	EnrolTooMany:      "có quá nhiều lần đăng ký trong thời gian ngắn (máy chủ giới hạn để không ai đoán được mã): chờ %d giây rồi thử lại",
+	EnrolValidity:     "--valid phải là khoảng thời gian từ 1m đến %s (như 2h hoặc 72h), không phải %q",
+	EnrolCode:         "Trên hộp loa, trong vòng %s (đến %s), chạy:\n  loa-agent enroll %s %s\nMã chỉ dùng được một lần.",
 	NoRecording:       "phiên %q không có bản ghi (không được ghi, hoặc đã quá live.recordings_keep_days)",
 	NoCapture:         "không thu được âm thanh trên máy này (%s): hãy cài ffmpeg (apt-get install ffmpeg), hoặc dùng --file TỆP hoặc - (đầu vào chuẩn)",
 }

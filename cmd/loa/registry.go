@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,6 +20,8 @@ func newDevice(g *globals) *cobra.Command {
 	var req api.AddDeviceRequest
 	var volume int
 	var writeConfig string
+	var enrollNow bool
+	var valid time.Duration
 	add := &cobra.Command{
 		Use:   "add ID",
 		Short: "Register a box and print (or write) its agent config with its credentials",
@@ -28,9 +31,16 @@ func newDevice(g *globals) *cobra.Command {
 			if cmd.Flags().Changed("volume") {
 				req.Volume = &volume
 			}
+			if enrollNow && writeConfig != "" {
+				return usageErr(errors.New("choose --enroll (the box fetches its config with a code) or --write-config (you copy the file), not both"))
+			}
 			res, err := c.AddDevice(ctx, req)
 			if err != nil {
 				return err
+			}
+			if enrollNow {
+				fmt.Fprintf(os.Stderr, "Added box %s.\n", res.Device.ID)
+				return printEnrolment(ctx, c, cmd, g, res.Device.ID, valid)
 			}
 			if writeConfig != "" {
 				if err := os.WriteFile(writeConfig, []byte(res.AgentConfig), 0o600); err != nil {
@@ -54,6 +64,19 @@ func newDevice(g *globals) *cobra.Command {
 	add.Flags().StringSliceVar(&req.Groups, "group", nil, "group (village) to put the box in; repeat for several")
 	add.Flags().IntVar(&volume, "volume", 80, "volume 0-100")
 	add.Flags().StringVar(&writeConfig, "write-config", "", "write the agent config to this file instead of printing it")
+	add.Flags().BoolVar(&enrollNow, "enroll", false, "print a one-time code (and its QR code) for `loa-agent enroll` on the box instead of a config file")
+	add.Flags().DurationVar(&valid, "valid", api.DefaultEnrolValidity, "with --enroll: how long the code works")
+	enroll := &cobra.Command{
+		Use:   "enroll ID",
+		Short: "Print a new one-time code for a box to fetch its config (a new box, or a new SD card)",
+		Long: "Print a one-time code for `loa-agent enroll` on the box. The box gets a new token when it uses the code: " +
+			"its old config stops working.",
+		Args: cobra.ExactArgs(1),
+		RunE: g.staff(func(ctx context.Context, c *api.Client, cmd *cobra.Command, args []string) error {
+			return printEnrolment(ctx, c, cmd, g, args[0], valid)
+		}),
+	}
+	enroll.Flags().DurationVar(&valid, "valid", api.DefaultEnrolValidity, "how long the code works")
 
 	list := &cobra.Command{
 		Use: "list", Short: "List the boxes", Args: cobra.NoArgs,
@@ -100,8 +123,29 @@ func newDevice(g *globals) *cobra.Command {
 			return nil
 		}),
 	}
-	cmd.AddCommand(add, list, rm, vol)
+	cmd.AddCommand(add, enroll, list, rm, vol)
 	return cmd
+}
+
+// printEnrolment asks for a code for box id and shows it, with the command
+// to type on the box and a QR code of that command.
+func printEnrolment(ctx context.Context, c *api.Client, cmd *cobra.Command, g *globals, id string, valid time.Duration) error {
+	e, err := c.Enrol(ctx, id, valid)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if g.output == "json" {
+		return printJSON(out, e)
+	}
+	fmt.Fprintf(out, "Box %s: enrolment code %s\n", e.Device, e.Code)
+	fmt.Fprintln(out, messages.T(messages.EnrolCode, valid, e.ExpiresAt.Local().Format("2006-01-02 15:04"), e.Server, e.Code))
+	qr, err := qrText(e.Command)
+	if err != nil {
+		return nil // the code above is enough
+	}
+	fmt.Fprint(out, qr)
+	return nil
 }
 
 func newGroup(g *globals) *cobra.Command {
