@@ -38,8 +38,12 @@ func main() {
 	}
 }
 
-// run parses args, loads the config and runs the agent until ctx is done.
+// run parses args, loads the config and runs the agent until ctx is done;
+// `loa-agent enroll` fetches the config first (enroll.go).
 func run(ctx context.Context, args []string, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "enroll" {
+		return runEnroll(ctx, args[1:], os.Stdout, stderr)
+	}
 	fs := flag.NewFlagSet("loa-agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
