@@ -118,8 +118,9 @@ func newStatus(g *globals) *cobra.Command {
 	var pf pageFlags
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the boxes: online, state, what they play, volume, last seen",
-		Long: "Show the boxes: online, state, what they play, volume, last seen, by id.\n" +
+		Short: "Show the boxes: online, state, what they play, volume, last seen, problems",
+		Long: "Show the boxes: online, state, what they play, volume, last seen, by id, and what is wrong with\n" +
+			"any of them (sound card, memory card, temperature, clock) in plain words.\n" +
 			"Filter with --group, --state (" + strings.Join(store.StatusStates, ", ") + "; online is every state but offline)\n" +
 			"and --id-prefix." + pagingHelp,
 		Args: cobra.NoArgs,
@@ -155,13 +156,14 @@ func newStatus(g *globals) *cobra.Command {
 				if s.Playing != nil {
 					playing = *s.Playing
 				}
-				rows = append(rows, []string{s.ID, orDash(strings.Join(s.Groups, ",")), strconv.FormatBool(s.Online), s.State, playing, strconv.Itoa(s.Volume), when(s.LastSeen)})
+				rows = append(rows, []string{s.ID, orDash(strings.Join(s.Groups, ",")), strconv.FormatBool(s.Online), s.State, playing, strconv.Itoa(s.Volume), when(s.LastSeen), problemCodes(s.Problems)})
 			}
 			if len(rows) > 0 {
-				if err := table(w, []string{"BOX", "GROUPS", "ONLINE", "STATE", "PLAYING", "VOLUME", "LAST SEEN"}, rows); err != nil {
+				if err := table(w, []string{"BOX", "GROUPS", "ONLINE", "STATE", "PLAYING", "VOLUME", "LAST SEEN", "PROBLEMS"}, rows); err != nil {
 					return err
 				}
 			}
+			printProblems(w, page.Devices)
 			fmt.Fprintln(w, messages.T(messages.StatusCounts, countList(page.Counts, store.StatusStates[1:])))
 			footer(w, page.Offset, len(page.Devices), page.Total, page.Next)
 			return nil
