@@ -2,7 +2,47 @@
 
 package otosink
 
+/*
+#cgo pkg-config: alsa
+#include <alsa/asoundlib.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+static char loa_alsa_msg[256];
+
+// loa_alsa_error keeps ALSA's first message of a probe ("Unknown PCM
+// nosuchcard") instead of printing it to stderr.
+static void loa_alsa_error(const char *file, int line, const char *function, int err, const char *fmt, ...) {
+	if (loa_alsa_msg[0] != 0) {
+		return;
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(loa_alsa_msg, sizeof loa_alsa_msg, fmt, ap);
+	va_end(ap);
+}
+
+// loa_probe opens and closes the PCM name for playback without waiting.
+static int loa_probe(const char *name) {
+	snd_pcm_t *h;
+	loa_alsa_msg[0] = 0;
+	snd_lib_error_set_handler(loa_alsa_error);
+	int err = snd_pcm_open(&h, name, SND_PCM_STREAM_PLAYBACK, SND_PCM_NONBLOCK);
+	snd_lib_error_set_handler(NULL);
+	if (err < 0) {
+		return err;
+	}
+	snd_pcm_close(h);
+	return 0;
+}
+
+static const char *loa_probe_msg(void) { return loa_alsa_msg; }
+*/
+import "C"
+
 import (
+	"unsafe"
+
 	"context"
 	"fmt"
 	"io"
@@ -32,17 +72,19 @@ const openTimeout = 10 * time.Second
 
 var _ audio.TimedSink = (*Sink)(nil)
 
-// The one oto context of the process.
+// The one oto context of the process: oto can make only one, so it is made
+// once ALSA's default device has answered a probe; until then a failed
+// open can be tried again.
 var (
-	once       sync.Once
+	mu         sync.Mutex
 	theContext *oto.Context
 	theFormat  audio.Format
-	theErr     error
+	theErr     error // oto failed: final for this process
 )
 
 // Sink plays on the default ALSA device.
 type Sink struct {
-	ctx    *oto.Context
+	ctx    atomic.Pointer[oto.Context]
 	format audio.Format
 	closed atomic.Bool
 }
@@ -51,13 +93,54 @@ type Sink struct {
 // Sink sharing the card already opened by an earlier New in the same
 // format.
 func New(f audio.Format) (*Sink, error) {
+	c, err := shared(f)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sink{format: f}
+	s.ctx.Store(c)
+	return s, nil
+}
+
+// NewLazy returns a Sink that opens the sound card when it is first needed
+// (Ready, Play), and tries again on every later call while the card cannot
+// be opened (absent, unplugged, a device name that does not exist): a box
+// can run, say what is wrong and play once the card answers.
+func NewLazy(f audio.Format) *Sink { return &Sink{format: f} }
+
+// Ready opens the sound card if it is not open yet and reports why it
+// cannot be used: it cannot be opened, or it failed since (oto cannot open
+// it again in this process: restart the program once it is fixed).
+func (s *Sink) Ready() error {
+	c := s.ctx.Load()
+	if c == nil {
+		var err error
+		if c, err = shared(s.format); err != nil {
+			return err
+		}
+		s.ctx.Store(c)
+	}
+	if err := c.Err(); err != nil {
+		return fmt.Errorf("it stopped working (%w); restart loa-agent once it is fixed", err)
+	}
+	return nil
+}
+
+// shared returns the process's oto context in f, making it if ALSA's
+// default device opens.
+func shared(f audio.Format) (*oto.Context, error) {
 	if f.Channels < 1 || f.Channels > 2 || f.SampleRate <= 0 {
 		return nil, fmt.Errorf("otosink: unsupported format %d Hz × %d channels (oto plays 1 or 2)", f.SampleRate, f.Channels)
 	}
-	once.Do(func() {
+	mu.Lock()
+	defer mu.Unlock()
+	if theContext == nil && theErr == nil {
+		if err := probe("default"); err != nil {
+			return nil, err
+		}
 		theFormat = f
 		theContext, theErr = open(f)
-	})
+	}
 	if theErr != nil {
 		return nil, theErr
 	}
@@ -65,8 +148,32 @@ func New(f audio.Format) (*Sink, error) {
 		return nil, fmt.Errorf("otosink: the sound card is open at %d Hz × %d channels, not %d Hz × %d (one oto context per process)",
 			theFormat.SampleRate, theFormat.Channels, f.SampleRate, f.Channels)
 	}
-	return &Sink{ctx: theContext, format: f}, nil
+	return theContext, nil
 }
+
+// probe opens and closes the PCM name, so that oto (which can open only
+// once per process, and then falls back to any other device it finds) is
+// started only on a device that answers. ALSA's own message is kept for
+// the error rather than printed.
+func probe(name string) error {
+	cname := C.CString(name)
+	defer C.free(unsafe.Pointer(cname))
+	if rc := C.loa_probe(cname); rc < 0 {
+		msg := C.GoString(C.loa_probe_msg())
+		reason := C.GoString(C.snd_strerror(rc))
+		if msg != "" && msg != reason {
+			reason = msg + " (" + reason + ")"
+		}
+		return noCardError(reason)
+	}
+	return nil
+}
+
+// noCardError is ALSA's reason; it is ErrNoCard.
+type noCardError string
+
+func (e noCardError) Error() string        { return string(e) }
+func (e noCardError) Is(target error) bool { return target == ErrNoCard }
 
 func open(f audio.Format) (*oto.Context, error) {
 	c, ready, err := oto.NewContext(&oto.NewContextOptions{
@@ -133,13 +240,17 @@ func (s *Sink) play(ctx context.Context, name string, pcm io.Reader, at time.Tim
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := s.Ready(); err != nil {
+		return fmt.Errorf("play %s: sound card: %w", name, err)
+	}
+	octx := s.ctx.Load()
 	var p *oto.Player
 	if !at.IsZero() {
 		queued := func() int64 { return int64(p.BufferedSize()) }
 		pcm = audio.NewStartAligner(s.format, at, pcm, queued, cardLatency, alignChunk, nil)
 	}
 	src := &gatedReader{r: pcm}
-	p = s.ctx.NewPlayer(src)
+	p = octx.NewPlayer(src)
 	defer p.Close()
 	p.SetBufferSize(int(s.format.Bytes(playerBuffer)))
 	p.Play()
@@ -161,7 +272,7 @@ func (s *Sink) play(ctx context.Context, name string, pcm io.Reader, at time.Tim
 	if err := p.Err(); err != nil {
 		return fmt.Errorf("play %s: %w", name, err)
 	}
-	if err := s.ctx.Err(); err != nil {
+	if err := octx.Err(); err != nil {
 		return fmt.Errorf("play %s: sound card: %w", name, err)
 	}
 	// IsPlaying()==false means the mixer has the last samples, not the

@@ -4,15 +4,11 @@ package otosink
 
 import (
 	"context"
-	"errors"
 	"io"
 	"time"
 
 	"github.com/loa-commune/loa/audio"
 )
-
-// ErrNoCgo is returned by New in a build without cgo.
-var ErrNoCgo = errors.New("otosink: built without cgo: no sound card output")
 
 var _ audio.TimedSink = (*Sink)(nil)
 
@@ -22,6 +18,12 @@ type Sink struct{}
 
 // New fails: this build has no cgo, so no ALSA.
 func New(f audio.Format) (*Sink, error) { return nil, ErrNoCgo }
+
+// NewLazy returns a Sink whose Ready and Play fail with ErrNoCgo.
+func NewLazy(f audio.Format) *Sink { return &Sink{} }
+
+// Ready fails with ErrNoCgo.
+func (s *Sink) Ready() error { return ErrNoCgo }
 
 // Format is the PCM format Play expects.
 func (s *Sink) Format() audio.Format { return audio.Format{} }

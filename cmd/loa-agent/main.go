@@ -188,8 +188,10 @@ func openSink(cfg device.Config) (audio.Sink, error) {
 			return nil, err
 		}
 	}
-	s, err := otosink.New(audio.DefaultFormat)
-	if err != nil {
+	// A card that does not open now is no reason to stop: the box runs,
+	// says so in its state (`loa status`) and plays once the card answers.
+	s := otosink.NewLazy(audio.DefaultFormat)
+	if err := s.Ready(); errors.Is(err, otosink.ErrNoCgo) {
 		return nil, fmt.Errorf("open sound card: %w (use --output null or --output wav:DIR to run without one)", err)
 	}
 	return s, nil
