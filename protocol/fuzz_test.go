@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -116,6 +117,10 @@ func FuzzDecodeEvents(f *testing.F) {
 func FuzzDecodeConfig(f *testing.F) {
 	seed(f, KindConfig, validConfig())
 	seed(f, KindConfig, &DeviceConfig{Groups: []string{}, Volume: 0, EmergencyVolume: 100})
+	withUpdate := validConfig()
+	withUpdate.Update = &UpdateOffer{Rollout: "r-1", Version: "v1.4.0", Builds: []UpdateBuild{
+		{Arch: "armhf", SHA256: strings.Repeat("0f", 32), Size: 8 << 20, Path: "/v1/agent/builds/" + strings.Repeat("0f", 32)}}}
+	seed(f, KindConfig, withUpdate)
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzDecode[DeviceConfig](t, data, KindConfig) })
 }
 

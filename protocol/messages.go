@@ -217,6 +217,9 @@ type DeviceConfig struct {
 	// the same broadcast do not all answer in the same instant, while the
 	// broker is still handing the broadcast out. 0: at once.
 	AnswerSpreadMS int `json:"answer_spread_ms,omitempty"`
+	// Update is a new agent build for this box (see UpdateOffer); nil when
+	// none is offered.
+	Update *UpdateOffer `json:"update,omitempty"`
 }
 
 // MaxAnswerSpreadMS bounds DeviceConfig.AnswerSpreadMS: answers may wait,
@@ -249,6 +252,11 @@ func (c *DeviceConfig) Validate() error {
 	}
 	if c.AnswerSpreadMS < 0 || c.AnswerSpreadMS > MaxAnswerSpreadMS {
 		return fmt.Errorf("answer spread %d ms is not within 0..%d", c.AnswerSpreadMS, MaxAnswerSpreadMS)
+	}
+	if c.Update != nil {
+		if err := c.Update.Validate(); err != nil {
+			return fmt.Errorf("update: %w", err)
+		}
 	}
 	return nil
 }
@@ -283,7 +291,12 @@ type State struct {
 	// clock jump), one per code. Controllers that do not know the field
 	// ignore it.
 	Problems []Problem `json:"problems,omitempty"`
-	At       time.Time `json:"at"`
+	// Arch is the box's architecture in Debian's words (amd64, arm64,
+	// armhf), for the builds an update offers.
+	Arch string `json:"arch,omitempty"`
+	// Update is how the box's last offered update went; nil if none.
+	Update *UpdateStatus `json:"update,omitempty"`
+	At     time.Time     `json:"at"`
 }
 
 // Validate checks the state name and the problems' sizes.
@@ -300,6 +313,12 @@ func (s *State) Validate() error {
 		if err := s.Problems[i].Validate(); err != nil {
 			return fmt.Errorf("problem %d: %w", i+1, err)
 		}
+	}
+	if len(s.Arch) > 16 || len(s.Version) > 64 {
+		return errors.New("arch or version too long")
+	}
+	if u := s.Update; u != nil && (len(u.Rollout) > 64 || len(u.Version) > 64 || len(u.Status) > 16 || len(u.Detail) > MaxProblemDetail) {
+		return errors.New("update status too long")
 	}
 	return nil
 }
