@@ -86,7 +86,7 @@ func startBroker(addr string, tlsConf *tls.Config, topics protocol.Topics, contr
 			side.do(func() { gs, err = groups(ctx, id) })
 			return gs, err
 		},
-		refused: refused}
+		refused: refused, refusedN: newReasonCounts(dropBadUsername, dropBadCredentials)}
 	if err := srv.AddHook(access, nil); err != nil {
 		return nil, fmt.Errorf("broker hook: %w", err)
 	}
@@ -125,8 +125,10 @@ type accessHook struct {
 	log    *slog.Logger
 
 	// refused logs refused clients: a storm of reconnects with bad
-	// credentials is summarised, not logged once per attempt.
-	refused *summarylog.Log
+	// credentials is summarised, not logged once per attempt. refusedN
+	// counts them by reason, for metrics.
+	refused  *summarylog.Log
+	refusedN reasonCounts
 
 	// member caches each box's groups: mochi checks every delivery, and a
 	// plan goes to every box at once. forget drops what changed.
@@ -186,11 +188,13 @@ func (h *accessHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) b
 	}
 	if protocol.ValidName(user) != nil {
 		h.refused.Add("from "+hostOf(cl.Net.Remote), dropBadUsername, nil)
+		h.refusedN.add(dropBadUsername)
 		return false
 	}
 	hash, err := h.lookup(context.Background(), user)
 	if err != nil || !auth.Check(pass, hash) {
 		h.refused.Add(user+" from "+hostOf(cl.Net.Remote), dropBadCredentials, nil)
+		h.refusedN.add(dropBadCredentials)
 		return false
 	}
 	return true
@@ -356,6 +360,8 @@ type limitHook struct {
 	conns   *summarylog.Log // the broker's log's, likewise
 	// refusals are what mochi refused of each client (brokerlog.go).
 	refusals *refusals
+	// dropped counts drops by reason, for metrics.
+	dropped reasonCounts
 
 	mu      sync.Mutex
 	clients map[string]*clientRate // by username: one box, however many connections
@@ -374,6 +380,7 @@ func newLimitHook(topics protocol.Topics, l Limits, log *slog.Logger, refused, c
 		drops:   summarylog.New(log, "broker dropped a message from a box", "broker dropped messages from boxes", l.LogEvery),
 		refused: refused, conns: conns,
 		clients: map[string]*clientRate{},
+		dropped: newReasonCounts(dropOversized, dropOverRate, dropReadingsRate, dropMalformed),
 	}
 	h.limits.Store(&l)
 	return h
@@ -415,11 +422,11 @@ func (h *limitHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packe
 		return pk, nil // the ACL check refuses it
 	}
 	if len(pk.Payload) > l.MaxMessageBytes {
-		h.drops.Add(user, dropOversized, fmt.Errorf("%d bytes on %s, more than %d", len(pk.Payload), kind, l.MaxMessageBytes))
+		h.drop(user, dropOversized, fmt.Errorf("%d bytes on %s, more than %d", len(pk.Payload), kind, l.MaxMessageBytes))
 		return pk, packets.CodeSuccessIgnore
 	}
 	if reason := h.take(user, kind == protocol.TopicTrigger, l); reason != "" {
-		h.drops.Add(user, reason, nil)
+		h.drop(user, reason, nil)
 		if kind == protocol.TopicDeviceEvents && pk.FixedHeader.Qos > 0 {
 			return pk, packets.ErrRejectPacket
 		}
@@ -429,10 +436,16 @@ func (h *limitHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packe
 		return pk, nil // clears a retained message; the controller ignores it
 	}
 	if err := h.decode(kind, pk.Payload); err != nil {
-		h.drops.Add(user, dropMalformed, fmt.Errorf("%s: %w", kind, err))
+		h.drop(user, dropMalformed, fmt.Errorf("%s: %w", kind, err))
 		return pk, packets.CodeSuccessIgnore
 	}
 	return pk, nil
+}
+
+// drop logs and counts a dropped message.
+func (h *limitHook) drop(user, reason string, err error) {
+	h.drops.Add(user, reason, err)
+	h.dropped.add(reason)
 }
 
 // take takes a token for a message of user, and one for a reading on its

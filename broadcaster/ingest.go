@@ -51,6 +51,7 @@ func (s *Service) ingest(topic string, payload []byte) {
 	kind, id, err := s.topics.Parse(topic)
 	if err != nil {
 		s.log.Warn("message on an unknown topic", "topic", topic)
+		s.count.reject(rejectUnknownTopic)
 		return
 	}
 	log := s.log.With("device", id)
@@ -63,8 +64,10 @@ func (s *Service) ingest(topic string, payload []byte) {
 		var st protocol.State
 		if _, err := protocol.Decode(payload, s.opts.Site, protocol.KindState, &st); err != nil {
 			log.Warn("ignored a bad state message", "err", err)
+			s.count.reject(rejectBadState)
 			return
 		}
+		s.boxes.seen(id, st.Online, now)
 		select {
 		case s.states <- store.DeviceState{Device: id, State: st, Received: now}:
 		case <-s.ctx.Done():
@@ -73,11 +76,13 @@ func (s *Service) ingest(topic string, payload []byte) {
 		evs, err := protocol.DecodeEvents(payload, s.opts.Site)
 		if err != nil {
 			log.Warn("ignored a bad event message", "err", err)
+			s.count.reject(rejectBadEvents)
 			return
 		}
 		for _, ev := range evs {
 			if ev.Type == protocol.EventRejected {
 				log.Warn("a box rejected a message not from this controller", "reason", ev.Reason)
+				s.count.boxRejections.Add(1)
 				err := s.store.AddAudit(s.ctx, store.AuditEntry{At: now, Actor: "device:" + id, Action: store.AuditRejected, Details: ev.Reason})
 				if err != nil {
 					log.Error("audit a rejection", "err", err)
@@ -98,6 +103,7 @@ func (s *Service) ingest(topic string, payload []byte) {
 		var req protocol.TimeRequest
 		if _, err := protocol.Decode(payload, s.opts.Site, protocol.KindTimeRequest, &req); err != nil {
 			log.Warn("ignored a bad time request", "err", err)
+			s.count.reject(rejectBadTimeReq)
 			return
 		}
 		resp := protocol.TimeResponse{ID: req.ID, Sent: req.Sent, Received: now.UTC()}
@@ -134,6 +140,7 @@ func (s *Service) ingestLoop() {
 				s.log.Warn("events from unknown devices ignored", "events", unknown)
 			}
 			s.count.events.Add(int64(len(events)))
+			s.count.answered(events)
 			s.count.eventBatches.Add(1)
 		}
 		if len(states) > 0 {

@@ -90,6 +90,7 @@ type Service struct {
 	events         chan store.DeviceEvent // to ingestLoop
 	states         chan store.DeviceState // to ingestLoop
 	count          counters               // metrics.go
+	boxes          boxes                  // metrics.go
 
 	mu        sync.Mutex
 	published map[string][32]byte   // plan topic → hash of the items last published
@@ -126,6 +127,7 @@ func New(opts Options, st *store.Store, log *slog.Logger) *Service {
 
 		subscribed: make(chan struct{}),
 	}
+	s.count.init()
 	// Boxes refuse a message whose sequence is not newer than the last one
 	// on its topic (a replay); starting from the microsecond clock keeps
 	// the sequence growing across restarts of the controller.
@@ -379,6 +381,7 @@ func (s *Service) PublishConfigs(ctx context.Context, ids ...string) error {
 
 // ForgetDevice clears a removed box's retained config.
 func (s *Service) ForgetDevice(id string) error {
+	s.boxes.forget(id)
 	if s.broker != nil {
 		s.broker.access.forget(id)
 	}

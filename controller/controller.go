@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/loa-commune/loa/api"
 	"github.com/loa-commune/loa/auth"
 	"github.com/loa-commune/loa/broadcaster"
@@ -133,7 +135,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 		StaleAfter:        time.Duration(3*cfg.HeartbeatSec+10) * time.Second,
 		EmergencyValidity: cfg.EmergencyValidity, Speech: tts.New(cfg.TTS),
 		ExerciseNotice: cfg.ExerciseNotice, AllClearText: cfg.AllClearText, CAP: cfg.CAP, Limits: cfg.HTTPLimits,
-		OnAir: c.onair,
+		OnAir: c.onair, Collectors: []prometheus.Collector{c.bc.Collector(), c.onair.Collector()},
 	}, c.store, ms, c.bc, log.With("part", "api"))
 	sn, err := newSensors(cfg.Site, cfg.Triggers, handler, c.store, log.With("part", "sensors"))
 	if err != nil {
