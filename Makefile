@@ -2,7 +2,7 @@
 GO ?= go
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: all build demo test test-short bench fuzz lint deps-build deps-test deps-cross cross clean pi FORCE
+.PHONY: all build demo test test-short bench fuzz lint deps-build deps-test deps-cross cross packages clean pi FORCE
 
 all: build
 
@@ -15,6 +15,11 @@ deps-test:
 # The agent believes no clock earlier than its build (a Pi without a
 # real-time clock boots in 1970): the date of the last commit.
 AGENT_LDFLAGS = -X github.com/loa-commune/loa/device.BuildDate=$(shell git log -1 --format=%cs 2>/dev/null || date -u +%F)
+
+# The version of the binaries and of the Debian packages: a valid Debian
+# version (starts with a digit; no hyphen, these are native packages).
+VERSION ?= 0.13.0
+AGENT_LDFLAGS += -X github.com/loa-commune/loa/device.Version=$(VERSION)
 
 # The controller and CLI build without cgo; the agent needs cgo for ALSA.
 build: deps-build
@@ -67,7 +72,29 @@ bin/linux-%/loa: FORCE
 # The 64-bit Raspberry Pi agent alone (kept for older instructions).
 pi: deps-cross bin/linux-arm64/loa-agent
 
+# Debian packages of every architecture into dist/: loa-agent (amd64, arm64,
+# armhf) and loa (amd64, arm64), built by nfpm from packaging/nfpm/*.yaml.
+# nfpm is a Go tool of its own module (packaging/tools/go.mod), so its
+# dependencies stay out of Loa's go.mod. One architecture:
+# make packages ARCHES_AGENT=arm64 ARCHES_LOA=
+DIST ?= dist
+MAINTAINER ?= Loa maintainers <loa@loa-commune.org>
+NFPM = $(GO) tool -modfile=packaging/tools/go.mod nfpm
+packages: deps-cross $(foreach a,$(ARCHES_AGENT),$(DIST)/loa-agent_$(VERSION)_$(a).deb) $(foreach a,$(ARCHES_LOA),$(DIST)/loa_$(VERSION)_$(a).deb)
+
+$(DIST)/build/changelog.gz: packaging/changelog
+	@mkdir -p $(@D)
+	gzip -9nc $< > $@
+
+$(DIST)/loa-agent_$(VERSION)_%.deb: bin/linux-%/loa-agent $(DIST)/build/changelog.gz FORCE
+	VERSION=$(VERSION) DEB_ARCH=$* BINDIR=bin/linux-$* DOCDIR=$(DIST)/build MAINTAINER="$(MAINTAINER)" \
+	$(NFPM) package --config packaging/nfpm/loa-agent.yaml --packager deb --target $@
+
+$(DIST)/loa_$(VERSION)_%.deb: bin/linux-%/loa $(DIST)/build/changelog.gz FORCE
+	VERSION=$(VERSION) DEB_ARCH=$* BINDIR=bin/linux-$* DOCDIR=$(DIST)/build MAINTAINER="$(MAINTAINER)" \
+	$(NFPM) package --config packaging/nfpm/loa.yaml --packager deb --target $@
+
 FORCE:
 
 clean:
-	rm -rf bin demo-out loa
+	rm -rf bin demo-out loa dist
