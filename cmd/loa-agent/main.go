@@ -25,6 +25,7 @@ import (
 	_ "github.com/loa-commune/loa/audio/opus"
 	"github.com/loa-commune/loa/audio/otosink"
 	"github.com/loa-commune/loa/device"
+	"github.com/loa-commune/loa/internal/lograte"
 	"github.com/loa-commune/loa/internal/sdnotify"
 )
 
@@ -112,7 +113,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: use debug, info, warn or error", *logLevel)
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// journald and the SD card get a line that repeats 5 times a minute,
+	// then a summary.
+	logs := lograte.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}), lograte.Options{})
+	defer logs.Close()
+	logger := slog.New(logs)
 
 	sink, err := openSink(cfg)
 	if err != nil {

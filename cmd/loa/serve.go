@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/loa-commune/loa/controller"
+	"github.com/loa-commune/loa/internal/lograte"
 	"github.com/loa-commune/loa/internal/sdnotify"
 )
 
@@ -42,8 +43,11 @@ func newServe(g *globals) *cobra.Command {
 			if cmd.Flags().Changed("data") || os.Getenv("LOA_DATA") != "" || file == "" {
 				cfg.Data = g.data
 			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-			return serve(cmd.Context(), cfg, log)
+			// A line that repeats (a box's refusals, a lost link) is written
+			// 5 times a minute, then summarised.
+			logs := lograte.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}), lograte.Options{})
+			defer logs.Close()
+			return serve(cmd.Context(), cfg, slog.New(logs))
 		},
 	}
 	f := cmd.Flags()
