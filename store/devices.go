@@ -245,6 +245,9 @@ type DeviceStatus struct {
 	// Problems is what the box last said is wrong with it (kept while it
 	// is offline: what was wrong when it went silent is a clue).
 	Problems []protocol.Problem `json:"problems,omitempty"`
+	Arch     string             `json:"arch,omitempty"`
+	// Update is how the last update offered to the box went.
+	Update *protocol.UpdateStatus `json:"update,omitempty"`
 }
 
 // MarshalJSON writes last_seen as null for a box never heard from, rather
@@ -264,23 +267,23 @@ func (s *Store) Status(ctx context.Context) ([]DeviceStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT device_id, online, state, playing, volume, version, uptime_sec, cache_bytes, clock_offset_ms, error, problems, last_seen FROM device_state`)
+	rows, err := s.read.QueryContext(ctx, `SELECT device_id, online, state, playing, volume, version, uptime_sec, cache_bytes, clock_offset_ms, error, problems, arch, update_status, last_seen FROM device_state`)
 	if err != nil {
 		return nil, fmt.Errorf("read device state: %w", err)
 	}
 	defer rows.Close()
 	type st struct {
-		online                  bool
-		state, playing, v, e, p string
-		volume                  int
-		uptime, cache, lastSeen int64
-		offset                  sql.NullInt64
+		online                        bool
+		state, playing, v, e, p, a, u string
+		volume                        int
+		uptime, cache, lastSeen       int64
+		offset                        sql.NullInt64
 	}
 	seen := map[string]st{}
 	for rows.Next() {
 		var id string
 		var x st
-		if err := rows.Scan(&id, &x.online, &x.state, &x.playing, &x.volume, &x.v, &x.uptime, &x.cache, &x.offset, &x.e, &x.p, &x.lastSeen); err != nil {
+		if err := rows.Scan(&id, &x.online, &x.state, &x.playing, &x.volume, &x.v, &x.uptime, &x.cache, &x.offset, &x.e, &x.p, &x.a, &x.u, &x.lastSeen); err != nil {
 			return nil, err
 		}
 		seen[id] = x
@@ -294,6 +297,7 @@ func (s *Store) Status(ctx context.Context) ([]DeviceStatus, error) {
 		if x, ok := seen[d.ID]; ok {
 			ds.Online, ds.State, ds.Version, ds.Error = x.online, x.state, x.v, x.e
 			ds.Problems = decodeProblems(x.p)
+			ds.Arch, ds.Update = x.a, decodeUpdate(x.u)
 			ds.UptimeSec, ds.CacheBytes, ds.LastSeen = x.uptime, x.cache, fromMS(x.lastSeen)
 			if x.offset.Valid {
 				ds.ClockOffsetMS = &x.offset.Int64

@@ -17,12 +17,18 @@ type DeviceState struct {
 	Received time.Time
 }
 
-const upsertState = `INSERT INTO device_state(device_id, online, state, playing, volume, version, uptime_sec, cache_bytes, clock_offset_ms, error, problems, last_seen)
-	SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM devices WHERE id = ?
+// A box's will (offline) says nothing of its version, architecture, update
+// or problems: what it said last is kept.
+const upsertState = `INSERT INTO device_state(device_id, online, state, playing, volume, version, uptime_sec, cache_bytes, clock_offset_ms, error, problems, arch, update_status, last_seen)
+	SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM devices WHERE id = ?
 	ON CONFLICT(device_id) DO UPDATE SET online=excluded.online, state=excluded.state, playing=excluded.playing,
-		volume=excluded.volume, version=excluded.version, uptime_sec=excluded.uptime_sec,
+		volume=excluded.volume, uptime_sec=excluded.uptime_sec,
 		cache_bytes=excluded.cache_bytes, clock_offset_ms=excluded.clock_offset_ms, error=excluded.error,
-		problems=CASE WHEN excluded.online THEN excluded.problems ELSE device_state.problems END, last_seen=excluded.last_seen`
+		version=CASE WHEN excluded.online THEN excluded.version ELSE device_state.version END,
+		problems=CASE WHEN excluded.online THEN excluded.problems ELSE device_state.problems END,
+		arch=CASE WHEN excluded.online THEN excluded.arch ELSE device_state.arch END,
+		update_status=CASE WHEN excluded.online THEN excluded.update_status ELSE device_state.update_status END,
+		last_seen=excluded.last_seen`
 
 // RecordState stores the last state a device reported.
 func (s *Store) RecordState(ctx context.Context, id string, st protocol.State, seen time.Time) error {
@@ -49,8 +55,12 @@ func (s *Store) RecordStates(ctx context.Context, states []DeviceState) (unknown
 			if err != nil {
 				return fmt.Errorf("record state of %s: %w", ds.Device, err)
 			}
+			update, err := encodeJSON(st.Update)
+			if err != nil {
+				return fmt.Errorf("record state of %s: %w", ds.Device, err)
+			}
 			res, err := stmt.ExecContext(ctx, st.Online, st.State, st.Playing, st.Volume, st.Version, st.UptimeSec,
-				st.CacheBytes, st.ClockOffsetMS, st.Error, problems, ms(ds.Received), ds.Device)
+				st.CacheBytes, st.ClockOffsetMS, st.Error, problems, st.Arch, update, ms(ds.Received), ds.Device)
 			if err != nil {
 				return fmt.Errorf("record state of %s: %w", ds.Device, err)
 			}
@@ -72,6 +82,24 @@ func encodeProblems(ps []protocol.Problem) (string, error) {
 	}
 	b, err := json.Marshal(ps)
 	return string(b), err
+}
+
+// encodeJSON is a column of JSON, empty for nil.
+func encodeJSON[T any](v *T) (string, error) {
+	if v == nil {
+		return "", nil
+	}
+	b, err := json.Marshal(v)
+	return string(b), err
+}
+
+// decodeUpdate reads the update_status column; nil if empty or unreadable.
+func decodeUpdate(s string) *protocol.UpdateStatus {
+	var u protocol.UpdateStatus
+	if s == "" || json.Unmarshal([]byte(s), &u) != nil {
+		return nil
+	}
+	return &u
 }
 
 // decodeProblems reads the problems column; what does not decode is shown
