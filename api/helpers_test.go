@@ -22,6 +22,7 @@ import (
 	"github.com/loa-commune/loa/api"
 	"github.com/loa-commune/loa/ingest"
 	"github.com/loa-commune/loa/media"
+	"github.com/loa-commune/loa/rollout"
 	"github.com/loa-commune/loa/scheduler"
 	"github.com/loa-commune/loa/store"
 )
@@ -119,7 +120,8 @@ func (f *fakeSpeaker) Render(_ context.Context, text string) ([]byte, error) {
 	return wav(22050, time.Second+time.Duration(len(f.texts))*time.Millisecond), nil
 }
 
-// newEnvWith is newEnv with the clock, keys, speech, exercise, all-clear and collectors options of extra.
+// newEnvWith is newEnv with the clock, keys, speech, exercise, all-clear and collectors options of extra,
+// and a rollout engine when it names a BuildsDir.
 func newEnvWith(t testing.TB, extra api.Options) *env {
 	t.Helper()
 	loc := hcm(t)
@@ -143,11 +145,15 @@ func newEnvWith(t testing.TB, extra api.Options) *env {
 	if extra.Now != nil {
 		clock = extra.Now
 	}
+	var rollouts api.Rollouts
+	if extra.BuildsDir != "" {
+		rollouts = rollout.New(st, bc.PublishConfigs, clock, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}
 	h := api.NewServer(api.Options{
 		Site: "xa-an-binh", AdminToken: adminToken, BrokerURL: "tcp://10.0.0.1:1883", ServerURL: "http://10.0.0.1:8080",
 		DefaultVolume: 80, Validity: 15 * time.Minute, StaleAfter: time.Minute, Now: clock,
 		Speech: extra.Speech, ExerciseNotice: extra.ExerciseNotice, AllClearText: extra.AllClearText, CAP: extra.CAP,
-		Collectors: extra.Collectors, Keys: extra.Keys,
+		Collectors: extra.Collectors, Keys: extra.Keys, BuildsDir: extra.BuildsDir, Rollouts: rollouts,
 	}, st, ms, bc, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)

@@ -51,7 +51,7 @@ type Limits struct {
 	// dropped (a new one is the same), then the least recently used.
 	MaxClients int `yaml:"max_clients"`
 	// BodyTimeout bounds reading a request's body, UploadTimeout a media
-	// upload's (50 MB over a slow link), so a slow sender cannot hold a
+	// upload's or an agent build's (50 MB over a slow link), so a slow sender cannot hold a
 	// connection open. Headers have the HTTP server's ReadHeaderTimeout.
 	BodyTimeout   time.Duration `yaml:"body_timeout"`
 	UploadTimeout time.Duration `yaml:"upload_timeout"`
@@ -205,7 +205,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	timeout := rl.limits.BodyTimeout
-	if r.Method == http.MethodPost && r.URL.Path == "/v1/media" {
+	if r.Method == http.MethodPost && (r.URL.Path == "/v1/media" || r.URL.Path == "/v1/agent/builds") {
 		timeout = rl.limits.UploadTimeout
 	}
 	// Socket deadlines are wall-clock time; net/http clears this one once

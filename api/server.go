@@ -79,6 +79,11 @@ type Options struct {
 	// OnAir runs live sessions; nil refuses them.
 	OnAir OnAir
 
+	// Rollouts moves agent builds out to the boxes, and BuildsDir keeps
+	// the builds (<data>/builds); nil or empty refuse them.
+	Rollouts  Rollouts
+	BuildsDir string
+
 	// Collectors are the controller's parts' metrics (the broadcaster's,
 	// live sessions') for GET /metrics, beside the process's (metrics.go).
 	Collectors []prometheus.Collector
@@ -123,6 +128,11 @@ func NewServer(opts Options, st *store.Store, ms *media.Store, bc Broadcaster, l
 	s.handle("DELETE /v1/devices/{id}", admin, s.removeDevice)
 	s.handle("PUT /v1/devices/{id}/volume", admin, s.setVolume)
 	s.handle("POST /v1/devices/{id}/enrolments", admin, s.newEnrolment)
+	s.handle("POST /v1/agent/builds", admin, s.addBuild)
+	s.mux.HandleFunc("GET /v1/agent/builds/{sha}", s.wrap(s.getBuild)) // viewer or a box (HTTP Basic)
+	s.handle("POST /v1/agent/rollouts", admin, s.startRollout)
+	s.handle("GET /v1/agent/rollout", viewer, s.rolloutStatus)
+	s.handle("POST /v1/agent/rollout/state", admin, s.setRolloutState)
 	s.mux.HandleFunc("POST "+enrol.Path, s.wrap(s.enrolBox)) // a new box: the code is its credential
 	s.handle("GET /v1/groups", viewer, s.listGroups)
 	s.handle("POST /v1/groups/{group}/members", admin, s.addMembers)
@@ -281,16 +291,25 @@ func (s *Server) addMediaFrom(w http.ResponseWriter, r *http.Request, body io.Re
 	return writeJSON(w, http.StatusCreated, info)
 }
 
+// boxOrViewer lets a box (HTTP Basic) or a viewer token through.
+func (s *Server) boxOrViewer(w http.ResponseWriter, r *http.Request) error {
+	if s.isDevice(r) {
+		return nil
+	}
+	p, err := s.authenticate(r)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Basic realm="loa"`)
+		return err
+	}
+	if !p.role.Allows(auth.RoleViewer) {
+		return fail(http.StatusForbidden, messages.Forbidden, p.name, p.role, auth.RoleViewer, auth.RoleViewer)
+	}
+	return nil
+}
+
 func (s *Server) getMedia(w http.ResponseWriter, r *http.Request) error {
-	if !s.isDevice(r) {
-		p, err := s.authenticate(r)
-		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Basic realm="loa"`)
-			return err
-		}
-		if !p.role.Allows(auth.RoleViewer) {
-			return fail(http.StatusForbidden, messages.Forbidden, p.name, p.role, auth.RoleViewer, auth.RoleViewer)
-		}
+	if err := s.boxOrViewer(w, r); err != nil {
+		return err
 	}
 	id := r.PathValue("id")
 	if protocol.ValidSHA256(id) != nil {

@@ -22,6 +22,10 @@ import (
 
 // Options configure a Service.
 type Options struct {
+	// UpdateOffer is the agent update offered to a box in its config
+	// (SetUpdateOffers); nil offers none.
+	UpdateOffer func(ctx context.Context, id string) (*protocol.UpdateOffer, error)
+
 	Site     string
 	Location *time.Location
 	Horizon  time.Duration
@@ -137,6 +141,12 @@ func New(opts Options, st *store.Store, log *slog.Logger) *Service {
 
 // SetMediaURL sets the base URL boxes fetch media from; call before Open.
 func (s *Service) SetMediaURL(u string) { s.opts.MediaURL = u }
+
+// SetUpdateOffers sets where each box's config gets its agent update offer
+// (rollout.Engine.Offer); call it before Open.
+func (s *Service) SetUpdateOffers(offer func(ctx context.Context, id string) (*protocol.UpdateOffer, error)) {
+	s.opts.UpdateOffer = offer
+}
 
 // Scheduler is the site's scheduler (its zone and cron parser).
 func (s *Service) Scheduler() *scheduler.Scheduler { return s.sched }
@@ -364,6 +374,13 @@ func (s *Service) PublishConfigs(ctx context.Context, ids ...string) error {
 		}
 		if s.opts.Keys != nil {
 			cfg.ControllerKeys = s.opts.Keys.Trusted()
+		}
+		if s.opts.UpdateOffer != nil {
+			offer, err := s.opts.UpdateOffer(ctx, d.ID)
+			if err != nil {
+				return fmt.Errorf("update offer for %s: %w", d.ID, err)
+			}
+			cfg.Update = offer
 		}
 		topic := s.topics.DeviceConfig(d.ID)
 		payload, err := s.encode(topic, protocol.KindConfig, now, cfg)

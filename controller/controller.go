@@ -26,6 +26,7 @@ import (
 	"github.com/loa-commune/loa/messages"
 	"github.com/loa-commune/loa/onair"
 	"github.com/loa-commune/loa/pki"
+	"github.com/loa-commune/loa/rollout"
 	"github.com/loa-commune/loa/signing"
 	"github.com/loa-commune/loa/store"
 	"github.com/loa-commune/loa/tts"
@@ -111,6 +112,8 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 	}, c.store, log.With("part", "broadcaster"))
 	serverURL, _ := cfg.publicURLs(c.httpLn.Addr().String(), cfg.MQTT)
 	c.bc.SetMediaURL(serverURL)
+	rollouts := rollout.New(c.store, c.bc.PublishConfigs, time.Now, log.With("part", "rollout"))
+	c.bc.SetUpdateOffers(rollouts.Offer)
 	if err = c.bc.Open(ctx); err != nil {
 		return c, err
 	}
@@ -136,6 +139,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 		EmergencyValidity: cfg.EmergencyValidity, Speech: tts.New(cfg.TTS),
 		ExerciseNotice: cfg.ExerciseNotice, AllClearText: cfg.AllClearText, CAP: cfg.CAP, Limits: cfg.HTTPLimits,
 		OnAir: c.onair, Collectors: []prometheus.Collector{c.bc.Collector(), c.onair.Collector()},
+		Rollouts: rollouts, BuildsDir: filepath.Join(cfg.Data, "builds"),
 	}, c.store, ms, c.bc, log.With("part", "api"))
 	sn, err := newSensors(cfg.Site, cfg.Triggers, handler, c.store, log.With("part", "sensors"))
 	if err != nil {
@@ -146,10 +150,14 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 	}
 	workCtx, stopWork := context.WithCancel(context.Background())
 	c.stopWork = stopWork
-	c.wg.Add(2)
+	c.wg.Add(3)
 	go func() {
 		defer c.wg.Done()
 		sn.run(workCtx)
+	}()
+	go func() {
+		defer c.wg.Done()
+		rollouts.Run(workCtx, rolloutEvery)
 	}()
 	go func() {
 		defer c.wg.Done()
@@ -173,6 +181,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 		"broker", cfg.Broker, "data", cfg.Data, "timezone", cfg.Timezone, "tls", tlsFiles != nil)
 	return c, nil
 }
+
+// rolloutEvery is how often a rollout's next step is considered: boxes
+// report within a heartbeat, so a step moves on within seconds of the last
+// box's healthy report.
+const rolloutEvery = 5 * time.Second
 
 // brokerTLS is the embedded broker's TLS configuration and the one the
 // controller's own client uses to reach the broker. The controller trusts

@@ -52,6 +52,12 @@ func (s *Store) AgentBuild(ctx context.Context, sha string) (AgentBuild, error) 
 	return b, err
 }
 
+// Audit actions of rollouts.
+const (
+	AuditRolloutStart = "rollout.start"
+	AuditRolloutState = "rollout.state"
+)
+
 // Rollout states.
 const (
 	RolloutActive  = "active"

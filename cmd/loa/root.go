@@ -43,7 +43,7 @@ func newRoot() *cobra.Command {
 	pf.StringVar(&g.ca, "ca", os.Getenv("LOA_CA"), "CA certificate that signed an https:// controller's (env LOA_CA); by default DATA/ca.crt if there is one")
 	root.AddCommand(newServe(g), newDemo(), newDevice(g), newGroup(g), newMedia(g), newAnnounce(g),
 		newSchedule(g), newEmergency(g), newAlert(g), newBench(g), newStatus(g), newReport(g), newToken(g), newKey(g))
-	root.AddCommand(newBroker(g), newLive(g), newRelay(g))
+	root.AddCommand(newBroker(g), newLive(g), newRelay(g), newAgent(g))
 	root.AddCommand(newPKI(g))
 	return root
 }

@@ -156,10 +156,10 @@ func newStatus(g *globals) *cobra.Command {
 				if s.Playing != nil {
 					playing = *s.Playing
 				}
-				rows = append(rows, []string{s.ID, orDash(strings.Join(s.Groups, ",")), strconv.FormatBool(s.Online), s.State, playing, strconv.Itoa(s.Volume), when(s.LastSeen), problemCodes(s.Problems)})
+				rows = append(rows, []string{s.ID, orDash(strings.Join(s.Groups, ",")), strconv.FormatBool(s.Online), s.State, playing, strconv.Itoa(s.Volume), orDash(s.Version), when(s.LastSeen), problemCodes(s.Problems)})
 			}
 			if len(rows) > 0 {
-				if err := table(w, []string{"BOX", "GROUPS", "ONLINE", "STATE", "PLAYING", "VOLUME", "LAST SEEN", "PROBLEMS"}, rows); err != nil {
+				if err := table(w, []string{"BOX", "GROUPS", "ONLINE", "STATE", "PLAYING", "VOLUME", "VERSION", "LAST SEEN", "PROBLEMS"}, rows); err != nil {
 					return err
 				}
 			}
