@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/loa-commune/loa/messages"
@@ -100,8 +101,8 @@ func (s *Server) addBuild(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if !bytes.Contains(body, []byte(version)) {
-		return fail(http.StatusBadRequest, messages.BuildVersionMissing, version, version)
+	if !bytes.Contains(body, []byte(strings.TrimPrefix(version, "v"))) { // make's VERSION has no v
+		return fail(http.StatusBadRequest, messages.BuildVersionMissing, version, strings.TrimPrefix(version, "v"))
 	}
 	if err := tmp.Sync(); err != nil {
 		return err

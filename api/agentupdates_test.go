@@ -51,7 +51,7 @@ func TestAgentBuildsAndRollout(t *testing.T) {
 			body    []byte
 			want    string
 		}{
-			{"latest", bin, "must look like v1.4.0"},
+			{"latest", bin, "must look like 1.4.0"},
 			{"v1.0.0", []byte("#!/bin/sh\necho v1.0.0\n"), "not a Linux program"},
 			{absent, bin, "does not contain the version " + absent},
 		} {
