@@ -39,6 +39,11 @@ type box struct {
 	// name (subscribe to their streams at QoS 0, as the agent does) and
 	// takes their packets.
 	live *streamRecv
+	// update, when set, makes the box take the agent update its config
+	// offers (download, check, report healthy) and report its arch and
+	// version in its state; nil: it reports version "bench" and ignores
+	// offers.
+	update *updater
 
 	mu      sync.Mutex
 	sent    []paho.Token         // answers not yet confirmed by the broker
@@ -179,6 +184,9 @@ func (b *box) close() {
 	b.waiting = nil
 	b.mu.Unlock()
 	b.held.Wait()
+	if b.update != nil {
+		b.update.wait() // its download ends at b.stop
+	}
 	b.mu.Lock()
 	sent := b.sent
 	b.mu.Unlock()
@@ -226,6 +234,9 @@ func (b *box) onMessage(_ paho.Client, m paho.Message) {
 		b.spread = cfg.AnswerSpreadMS
 		b.ready.Store(b.gotPlan)
 		b.mu.Unlock()
+		if b.update != nil {
+			b.update.onConfig(b, cfg, len(m.Topic())+len(m.Payload()), now)
+		}
 	case protocol.TopicPlanAll, protocol.TopicPlanGroup, protocol.TopicPlanDevice:
 		p, err := b.decoder.decode(m.Payload())
 		if err != nil {
@@ -338,6 +349,9 @@ func (b *box) answer(evs []protocol.Event) {
 // heartbeat sends the box's state, as the agent does every heartbeat_sec.
 func (b *box) heartbeat(uptime int64) {
 	st := protocol.State{Online: true, State: protocol.StateIdle, Volume: 70, Version: "bench", UptimeSec: uptime, At: time.Now().UTC()}
+	if b.update != nil {
+		st.Arch, st.Version, st.Update = b.update.state()
+	}
 	payload, err := protocol.Encode(protocol.KindState, b.site, b.seq.Add(1), time.Now(), st)
 	if err != nil {
 		return
