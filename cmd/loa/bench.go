@@ -29,7 +29,8 @@ func newBench(g *globals) *cobra.Command {
 	var floorOpts loadtest.FloorOptions
 	var down time.Duration
 	reconnect := device.DefaultReconnectPolicy()
-	var liveBench, serveStream bool
+	var liveBench, serveStream, rolloutBench bool
+	ro := loadtest.RolloutOptions{Percent: 10}
 	lo := loadtest.LiveOptions{Transport: loadtest.TransportMQTT}
 	lf := liveFlags{delay: live.DefaultOptions().Delay}
 	cmd := &cobra.Command{
@@ -59,7 +60,13 @@ func newBench(g *globals) *cobra.Command {
 			"time (and less than 400 ms before it: too late for a box with a sound card), how early they arrived, the bytes\n" +
 			"per box and minute, and the controller's CPU and memory (with --broker-pid, the external broker's too).\n" +
 			"--live-transport http measures the alternative instead: the same session served by a benchmark-only HTTP\n" +
-			"server (its own process, as the controller would) as one chunked response per box.",
+			"server (its own process, as the controller would) as one chunked response per box.\n\n" +
+			"With --rollout it measures an agent update instead: it publishes --build (a loa-agent build, e.g. from\n" +
+			"`make cross VERSION=0.14.0`) as --version, and rolls it out to all the boxes, --percent of them a step; the boxes\n" +
+			"(reporting version 0.13.0 and the build's architecture) take the offer in their config as loa-agent does: download\n" +
+			"the build over HTTP with their credentials, check its SHA-256 and size, report healthy (nothing is installed). It\n" +
+			"prints the time to done, per step (and how much of it was the engine's 5 s tick), the bytes downloaded and of\n" +
+			"config messages per box, the controller's CPU and memory, and the boxes that did not finish.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cpuProfile != "" {
@@ -75,6 +82,19 @@ func newBench(g *globals) *cobra.Command {
 			}
 			if serveStream {
 				return serveHTTPStream(cmd.Context(), lf, cmd.OutOrStdout())
+			}
+			if rolloutBench {
+				switch {
+				case liveBench || storm || attach:
+					return usageErr(errors.New("--rollout starts a controller of its own and measures only the rollout: leave out --live, --storm and --attach"))
+				case ro.Build == "" || ro.Version == "":
+					return usageErr(errors.New("--rollout needs --build FILE and --version V (make cross VERSION=0.14.0 makes bin/linux-arm64/loa-agent)"))
+				case ro.Percent < 1 || ro.Percent > 100:
+					return usageErr(errors.New("--percent must be within 1..100"))
+				}
+				ro.Boxes, ro.Groups, ro.ConnectRate, ro.Timeout = o.Boxes, o.Groups, o.ConnectRate, o.Timeout
+				ro.Brokers = protocol.SplitList(boxBrokers)
+				return runRolloutBench(cmd.Context(), ro, dir, broker, g.output, cmd.OutOrStdout())
 			}
 			if liveBench {
 				lo.Boxes, lo.Groups, lo.Timeout, lo.ConnectRate = o.Boxes, o.Groups, o.Timeout, o.ConnectRate
@@ -175,6 +195,11 @@ func newBench(g *globals) *cobra.Command {
 	f.IntVar(&lo.BrokerPID, "broker-pid", 0, "with --live: the external broker's process id, to measure its CPU and memory too")
 	f.BoolVar(&serveStream, "serve-http-stream", false, "run the benchmark's HTTP stream server (started by --live-transport http)")
 	_ = f.MarkHidden("serve-http-stream")
+	f.BoolVar(&rolloutBench, "rollout", false, "measure an agent update rolled out to the boxes instead of emergencies (needs --build, --version)")
+	f.StringVar(&ro.Build, "build", "", "with --rollout: the loa-agent build to publish and roll out")
+	f.StringVar(&ro.Version, "version", "", "with --rollout: the build's version (newer than the boxes' 0.13.0)")
+	f.IntVar(&ro.Percent, "percent", ro.Percent, "with --rollout: share of the boxes offered the build per step")
+	f.DurationVar(&ro.Deadline, "rollout-deadline", 15*time.Minute, "with --rollout: give up on the rollout after this long")
 	return cmd
 }
 
@@ -466,6 +491,53 @@ func benchRows(r loadtest.Result) [][]string {
 	rows = append(rows, []string{"answer-back ingestion over the rounds", fmt.Sprintf("%.0f events/s", r.EventsPerSec)})
 	if r.Heartbeats > 0 {
 		rows = append(rows, []string{"heartbeat ingestion", fmt.Sprintf("%.0f /s (%d heartbeats)", r.HeartbeatsPerSec, r.Heartbeats)})
+	}
+	return rows
+}
+
+// runRolloutBench starts `loa serve` as a child process, rolls an agent
+// build out to the simulated boxes and prints what it took.
+func runRolloutBench(ctx context.Context, o loadtest.RolloutOptions, dir, broker, output string, out io.Writer) error {
+	p, err := startBenchController(ctx, dir, broker, nil)
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	o.Site, o.Keep = p.site, true // the whole folder goes
+	if len(o.Brokers) == 0 {
+		o.Brokers = []string{p.broker}
+	}
+	res, err := loadtest.AgentRollout(ctx, p.client, o, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if err != nil {
+		return err
+	}
+	if output == "json" {
+		return printJSON(out, res)
+	}
+	return table(out, []string{"WHAT", "FIGURE"}, rolloutBenchRows(res))
+}
+
+// rolloutBenchRows are the figures of a rollout run, one per row.
+func rolloutBenchRows(r loadtest.RolloutResult) [][]string {
+	sec := func(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
+	mb := func(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/1e6) }
+	rows := [][]string{
+		{"boxes, per step", fmt.Sprintf("%d, %d %%", r.Boxes, r.Percent)},
+		{"build", fmt.Sprintf("%s for %s, %d bytes", r.Version, r.Arch, r.BuildBytes)},
+		{"register, connect", fmt.Sprintf("%s, %s", r.RegisterTime.Round(time.Millisecond), r.ConnectTime.Round(time.Millisecond))},
+		{"rollout", fmt.Sprintf("%s %s", r.State, r.Reason)},
+		{"start to done", sec(r.Total)},
+		{"per step (median)", fmt.Sprintf("%s, of which the boxes' work %s (%d steps)", sec(r.StepMedian), sec(r.WorkMedian), len(r.Steps))},
+		{"waiting for the engine's tick", fmt.Sprintf("%s (%.0f %% of the time)", sec(r.TickWait), r.TickPercent)},
+		{"downloaded (builds over HTTP)", fmt.Sprintf("%s in %d requests; per box %s median, %s max", mb(r.Downloaded), r.Fetches, sec(r.DownloadMedian), sec(r.DownloadMax))},
+		{"MQTT config messages per box", fmt.Sprintf("%.1f, %.0f bytes (states sent: %.0f bytes)", r.ConfigsPerBox, r.ConfigBytesPerBox, r.StateBytesPerBox)},
+		{"controller over the rollout", fmt.Sprintf("CPU %.1f %%, RSS %s before, %s peak (process peak %s)", r.ControllerCPU, mb(r.ControllerRSS), mb(r.ControllerRSSPeak), mb(r.ControllerMaxRSS))},
+		{"simulated boxes (this process)", fmt.Sprintf("CPU %.1f %%", r.BoxesCPU)},
+		{"boxes not finished", fmt.Sprintf("%d %v", r.NotFinished, r.Unfinished)},
+	}
+	for _, s := range r.Steps {
+		rows = append(rows, []string{fmt.Sprintf("step %d (%d boxes)", s.Step, s.Boxes),
+			fmt.Sprintf("offered at %s, all healthy %s later, next %s after that", sec(s.Offered), sec(s.Work()), sec(s.Wait()))})
 	}
 	return rows
 }
