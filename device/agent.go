@@ -19,6 +19,7 @@ import (
 	"github.com/loa-commune/loa/audio"
 	"github.com/loa-commune/loa/internal/summarylog"
 	"github.com/loa-commune/loa/protocol"
+	"github.com/loa-commune/loa/selfupdate"
 )
 
 // Version is reported in the heartbeat. Builds set it with
@@ -138,6 +139,24 @@ type Agent struct {
 	lastOffset  time.Duration // the controller's offset at the last estimate
 	hadOffset   bool
 
+	// Agent updates (update.go), owned by the loop. restartForUpdate is
+	// requestRestart unless a test replaces it; trialRollout is the
+	// selfupdate.EnvTrial this build runs under (empty: no trial).
+	updates          *selfupdate.Store
+	version          string // Version, which offers are compared with
+	arch             string
+	updStatus        *protocol.UpdateStatus
+	upd              updateJob
+	updateRes        chan updateResult // download goroutine → loop
+	updWG            sync.WaitGroup
+	restartForUpdate func()
+	restartWanted    bool
+	trialRollout     string
+	trialConfig      bool       // a signed config arrived in this run
+	trialPushed      bool       // the confirming state publish is out
+	trialAck         chan error // outbox worker → loop: the broker has it
+	trialConfirmed   bool
+
 	mu     sync.Mutex // guards ran, closed, cancel
 	ran    bool
 	closed bool
@@ -194,7 +213,14 @@ func New(cfg Config, sink audio.Sink, logger *slog.Logger, clock Clock) (*Agent,
 		done:        make(chan struct{}),
 		sinkFades:   sinkFadesOnCancel(sink),
 		streams:     newStreamSet(),
+		version:     Version,
+		arch:        selfupdate.Arch(),
+		updateRes:   make(chan updateResult, 1),
+		trialAck:    make(chan error, 1),
+		// A trial build is told so by the launcher that supervises it.
+		trialRollout: os.Getenv(selfupdate.EnvTrial),
 	}
+	a.restartForUpdate = a.requestRestart
 	a.outputCheckEvery = outputCheckEvery
 	a.streamRefused = summarylog.New(a.log, "refusing live session packets", "refused live session packets", time.Minute)
 	a.sync = newTimeSync(a.clock)
@@ -231,6 +257,9 @@ func New(cfg Config, sink audio.Sink, logger *slog.Logger, clock Clock) (*Agent,
 		a.trust.accepted(a.topics.DeviceConfig(cfg.ID), a.config.Seq)
 	}
 	a.cleanCache()
+	if err := a.openUpdates(); err != nil {
+		return nil, fmt.Errorf("new agent: %w", err)
+	}
 	if a.events, err = openDiskOutbox(filepath.Join(cfg.Cache, outboxDirName), a.log); err != nil {
 		return nil, fmt.Errorf("new agent: %w", err)
 	}
@@ -321,6 +350,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.loop(ctx)
 
 	wg.Wait()
+	a.updWG.Wait()
 	a.streamRefused.Stop()
 	a.foldStreamRun() // what a session played before the stop counts
 	a.saveState()
@@ -344,6 +374,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.client.Disconnect(250)
 	a.events.close()
 	a.log.Info("agent stopped")
+	if a.restartWanted {
+		return ErrRestart
+	}
 	return nil
 }
 
@@ -399,6 +432,10 @@ func (a *Agent) loop(ctx context.Context) {
 			a.onFetched(r)
 		case r := <-a.playRes:
 			a.onPlayed(r)
+		case r := <-a.updateRes:
+			a.onUpdateFetched(r)
+		case err := <-a.trialAck:
+			a.onTrialAck(err)
 		case <-t.C():
 		}
 		t.Stop()
@@ -420,6 +457,7 @@ func (a *Agent) tick() {
 	}
 	a.syncStreams(now) // and dropped once it is final
 	a.dispatchFetches(now, plausible)
+	a.checkUpdate(now)
 	if !a.resubAt.IsZero() && !now.Before(a.resubAt) {
 		a.resubAt = time.Time{}
 		clear(a.subscribed)

@@ -25,6 +25,8 @@ const (
 	// DefaultHotC is the processor temperature above which the box warns
 	// ("hot"): a Raspberry Pi throttles from 80 °C.
 	DefaultHotC = 80
+	// DefaultUpdateTrial is how long a new agent build has to prove itself.
+	DefaultUpdateTrial = 3 * time.Minute
 )
 
 // DefaultMinValidTime is the earliest wall-clock time the agent believes: a
@@ -90,17 +92,22 @@ type Config struct {
 	// pki box ID`), for a broker that asks for one.
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
+	// UpdateTrial is how long a new agent build installed over the air has
+	// to connect, get its signed config and report, before the previous
+	// build runs again (10s to 1h).
+	UpdateTrial time.Duration `yaml:"update_trial"`
 }
 
 // DefaultConfig returns the settings used where neither the file nor a flag
 // says otherwise.
 func DefaultConfig() Config {
 	return Config{
-		Cache:      DefaultCacheDir,
-		CacheMaxMB: DefaultCacheMaxMB,
-		Output:     DefaultOutput,
-		Heartbeat:  DefaultHeartbeat,
-		HotC:       DefaultHotC,
+		Cache:       DefaultCacheDir,
+		CacheMaxMB:  DefaultCacheMaxMB,
+		Output:      DefaultOutput,
+		Heartbeat:   DefaultHeartbeat,
+		HotC:        DefaultHotC,
+		UpdateTrial: DefaultUpdateTrial,
 	}
 }
 
@@ -195,6 +202,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Heartbeat < time.Second {
 		return fieldErr("heartbeat", "%v is too short: use at least 1s (default 30s)", c.Heartbeat)
+	}
+	if c.UpdateTrial < 10*time.Second || c.UpdateTrial > time.Hour {
+		return fieldErr("update_trial", "%v is not a trial time for a new agent build: use 10s to 1h (default 3m)", c.UpdateTrial)
 	}
 	if _, err := c.tlsConfig(nil); err != nil {
 		return err

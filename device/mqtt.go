@@ -370,6 +370,9 @@ type op struct {
 	wait     bool     // wait for the broker's acknowledgement (used for the final offline state)
 	records  []uint64 // the events' records in the disk outbox, removed on acknowledgement
 	batched  bool     // events past batchEvents: they go as they are
+	// ack, if set, gets the publish's outcome once the broker answered (a
+	// trial build's state, update.go); it must have room for one.
+	ack chan<- error
 }
 
 // eventOp is the publish of one answer-back event, kept on disk as record
@@ -626,6 +629,9 @@ func (a *Agent) execOp(ctx context.Context, x op) {
 		if len(x.records) > 0 {
 			// The records leave the disk outbox once the broker has them.
 			a.events.watch(x.records, tok)
+		}
+		if x.ack != nil {
+			go func() { x.ack <- waitToken(ctx, tok) }()
 		}
 		if !x.wait {
 			// QoS 1: paho keeps it in its store and resends it after a

@@ -17,6 +17,7 @@ func (a *Agent) applyInbox() {
 			continue
 		}
 		if m.config != nil {
+			a.trialConfig = true // signed, even if not newer than the one held
 			a.applyConfig(m)
 		} else {
 			a.applyPlan(m)

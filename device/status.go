@@ -38,6 +38,11 @@ func (a *Agent) currentState(now time.Time) protocol.State {
 	if a.queue.state != queueIdle {
 		st.Playing = a.queue.current.item.ID
 	}
+	st.Arch = a.arch
+	if a.updStatus != nil {
+		u := *a.updStatus
+		st.Update = &u
+	}
 	st.Problems = a.problemList()
 	st.Error = errorLine(st.Problems)
 	return st
@@ -48,7 +53,7 @@ func (a *Agent) currentState(now time.Time) protocol.State {
 func (a *Agent) heartbeat(now time.Time) {
 	st := a.currentState(now)
 	changed := st.State != a.published.State || st.Playing != a.published.Playing ||
-		st.Volume != a.published.Volume || st.Error != a.published.Error ||
+		st.Volume != a.published.Volume || st.Error != a.published.Error || !sameUpdate(st.Update, a.published.Update) ||
 		problemsKey(st.Problems) != problemsKey(a.published.Problems)
 	interval := a.heartbeatInterval()
 	// A clock step (NTP) can leave nextBeat far off: then beat now.
@@ -100,4 +105,8 @@ func (a *Agent) encodeState(st protocol.State) ([]byte, error) {
 // jitter spreads d by ±10 %, so a village of boxes does not beat in step.
 func jitter(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
+}
+
+func sameUpdate(x, y *protocol.UpdateStatus) bool {
+	return x == nil && y == nil || x != nil && y != nil && *x == *y
 }

@@ -27,16 +27,63 @@ import (
 	"github.com/loa-commune/loa/device"
 	"github.com/loa-commune/loa/internal/lograte"
 	"github.com/loa-commune/loa/internal/sdnotify"
+	"github.com/loa-commune/loa/selfupdate"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
+	self, _ := selfupdate.Executable() // before a package upgrade replaces it
+	err := run(ctx, os.Args[1:], os.Stderr)
+	var exit exitStatus
+	switch {
+	case err == nil:
+	case errors.As(err, &exit):
+		stop()
+		os.Exit(int(exit))
+	case errors.Is(err, device.ErrRestart):
+		// A new build is installed: start again through the launcher,
+		// which runs it on trial (systemd or a supervisor restarts on
+		// ExitRestart; otherwise the launcher is exec'd).
+		stop()
+		code, err := selfupdate.Restart(self, os.Args, os.Environ())
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loa-agent:", err)
+		}
+		os.Exit(code)
+	default:
 		fmt.Fprintln(os.Stderr, "loa-agent:", err)
 		stop()
 		os.Exit(1)
 	}
+}
+
+// exitStatus is the status to exit with, from a build the launcher
+// supervised.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// launch lets selfupdate decide which agent build runs (see
+// selfupdate.Launcher): Decision.Run is true when this process goes on as
+// the agent; otherwise it supervised a trial build and Code is that build's
+// exit status. It may also exec a newer build and not return.
+func launch(ctx context.Context, cfg device.Config, args []string, logger *slog.Logger) selfupdate.Decision {
+	self, err := selfupdate.Executable()
+	if err != nil {
+		logger.Error("agent updates: cannot find this program", "err", err)
+		return selfupdate.Decision{Run: true}
+	}
+	l := &selfupdate.Launcher{
+		Dir:          filepath.Join(cfg.Cache, "agent"),
+		Version:      device.Version,
+		Path:         self,
+		Args:         append([]string{self}, args...),
+		Env:          os.Environ(),
+		TrialTimeout: cfg.UpdateTrial,
+		Log:          logger,
+	}
+	return l.Launch(ctx)
 }
 
 // run parses args, loads the config and runs the agent until ctx is done;
@@ -118,6 +165,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	logs := lograte.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}), lograte.Options{})
 	defer logs.Close()
 	logger := slog.New(logs)
+	// Before anything is opened: a newer build or one on trial may run
+	// instead of this one.
+	if d := launch(ctx, cfg, args, logger); !d.Run {
+		return exitStatus(d.Code)
+	}
 
 	sink, err := openSink(cfg)
 	if err != nil {
