@@ -65,6 +65,13 @@
 //     box sounded and missed (HeardMS, MissedMS, over every run). Forged
 //     packets are never played and are reported like any refused message.
 //
+//   - Updates of the agent itself (update.go): the signed config's offer
+//     is judged, its build for this box's arch fetched and verified into
+//     <cache>/agent (package selfupdate) and installed as the trial; Run
+//     then returns ErrRestart. A build on trial confirms itself once the
+//     broker has its state after a signed config. State.Update reports how
+//     the last offer went, State.Arch the box's arch.
+//
 // A sink that records (wav:DIR) gets one file per play: the item id for
 // the first, "<id>#2" (a file named <id>_2.wav) and so on after a
 // preemption or a restart of the box.

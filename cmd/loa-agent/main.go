@@ -38,13 +38,14 @@ func main() {
 	var exit exitStatus
 	switch {
 	case err == nil:
-	case errors.As(err, &exit):
+	case errors.As(err, &exit) && int(exit) != selfupdate.ExitRestart:
 		stop()
 		os.Exit(int(exit))
-	case errors.Is(err, device.ErrRestart):
-		// A new build is installed: start again through the launcher,
-		// which runs it on trial (systemd or a supervisor restarts on
-		// ExitRestart; otherwise the launcher is exec'd).
+	case errors.Is(err, device.ErrRestart), errors.As(err, &exit):
+		// A new build is installed (by this process, or by the build it
+		// supervised, which exited ExitRestart): start again through the
+		// launcher, which runs it on trial (systemd or a supervisor
+		// restarts on ExitRestart; otherwise the launcher is exec'd).
 		stop()
 		code, err := selfupdate.Restart(self, os.Args, os.Environ())
 		if err != nil {
