@@ -10,11 +10,9 @@
 //     retained offline will on its state topic). It subscribes to its config
 //     topic, and once it has a config to plan/all, plan/device/<id> and
 //     plan/group/<g> for each of its groups.
-//
 //   - <cache>/state.json: the latest plan per target, the device config and
 //     the local status of every item, written by temp file, fsync and
 //     rename, so a box that boots without network still plays its plan.
-//
 //   - <cache>/outbox/<seq>.ev: every answer-back event, written durably
 //     (temp file, fsync, rename) before it is handed to MQTT and removed
 //     once the broker acknowledged it (outbox.go). What is left is sent
@@ -22,11 +20,9 @@
 //     every reconnect; the controller drops duplicates. It holds at most
 //     10,000 events or 10 MB; when full the oldest non-final events go
 //     first. A corrupt record is logged and removed.
-//
 //   - <cache>/media/<sha256> (verified downloads) and <cache>/pcm/<sha256>.f32
 //     (decoded once into the sink's format), kept under cache_max_mb by
 //     evicting least recently used files no item refers to.
-//
 //   - The play queue (queue.go), the one place that decides what the
 //     single output plays: highest priority first, then an item waiting to
 //     go on after a preemption, then earliest start, then first come. A
@@ -39,7 +35,6 @@
 //     A newer emergency replaces an older one (cancelled, "replaced by
 //     <id>"). Items due in the config's quiet hours are missed, except
 //     emergencies.
-//
 //   - Emergencies: played at the emergency volume whatever the box's or
 //     the item's volume, each repeat preceded by an alert tone synthesized
 //     on the box (PlanItem.Tone, the siren by default; audio.AlertTone) and
@@ -48,7 +43,6 @@
 //     first repeat that finds it decoded. If it never does, the item is
 //     reported failed, saying the message could not be fetched. Tone-only
 //     items (no media) fetch nothing.
-//
 //   - Live sessions (stream.go, streamplay.go): an item with Stream set
 //     plays the session's signed packets of Opus frames instead of media
 //     (no tone, chime or repeat; it is ready at once and queues by its
@@ -70,7 +64,6 @@
 //     plan) or at the item's expiry; the final answer says how much the
 //     box sounded and missed (HeardMS, MissedMS, over every run). Forged
 //     packets are never played and are reported like any refused message.
-//
 //   - Updates of the agent itself (update.go): the signed config's offer
 //     is judged, its build for this box's arch fetched and verified into
 //     <cache>/agent (package selfupdate) and installed as the trial; Run
