@@ -179,6 +179,11 @@ func (s *Server) startRollout(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkTargets(r.Context(), req.Targets); err != nil {
 		return err
 	}
+	if n, err := s.boxesBehind(r.Context(), req.Targets, req.Version); err != nil {
+		return err
+	} else if n == 0 {
+		return fail(http.StatusConflict, messages.RolloutNothingToDo, req.Version)
+	}
 	ro := store.Rollout{ID: fmt.Sprintf("r-%d", s.opts.Now().UnixMilli()), Version: req.Version, Builds: req.Builds,
 		Targets: req.Targets, Percent: req.Percent, CreatedBy: actor(r.Context(), "admin")}
 	if err := s.opts.Rollouts.Start(r.Context(), ro); err != nil {
@@ -194,6 +199,34 @@ func (s *Server) startRollout(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusCreated, st)
+}
+
+// boxesBehind counts the target boxes that do not run version or newer (a
+// box that never said its version counts).
+func (s *Server) boxesBehind(ctx context.Context, t store.Targets, version string) (int, error) {
+	want, err := protocol.ParseVersion(version)
+	if err != nil {
+		return 0, err
+	}
+	ids, err := s.store.TargetDevices(ctx, t)
+	if err != nil {
+		return 0, err
+	}
+	all, err := s.store.Status(ctx)
+	if err != nil {
+		return 0, err
+	}
+	runs := map[string]string{}
+	for _, d := range all {
+		runs[d.ID] = d.Version
+	}
+	n := 0
+	for _, id := range ids {
+		if v, err := protocol.ParseVersion(runs[id]); err != nil || v.Compare(want) < 0 {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // rolloutStatus answers GET /v1/agent/rollout: the rollout under way, or

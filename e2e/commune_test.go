@@ -28,6 +28,7 @@ type statusRow struct {
 	LastSeen string   `json:"last_seen"`
 	// ClockOffsetMS is what the box's time sync measured; nil before.
 	ClockOffsetMS *int64 `json:"clock_offset_ms"`
+	Version       string `json:"version"`
 }
 
 type reportRow struct {

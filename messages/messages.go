@@ -112,6 +112,7 @@ const (
 	RolloutBuilds       Key = "rollout_builds"
 	RolloutUnderWay     Key = "rollout_under_way"
 	NoRollout           Key = "no_rollout"
+	RolloutNothingToDo  Key = "rollout_nothing_to_do"
 	NoCapture           Key = "no_capture"
 	NoRecording         Key = "no_recording"
 )
@@ -217,6 +218,7 @@ var english = map[Key]string{
 	RolloutBuilds:       "a rollout of %s needs one published build of that version per architecture",
 	RolloutUnderWay:     "%s: see `loa agent rollout status`, then let it finish or `loa agent rollout abort`",
 	NoRollout:           "no agent rollout under way (`loa agent publish FILE --version V` starts one)",
+	RolloutNothingToDo:  "every target box already runs %s or newer, and a box never installs an older build: nothing was rolled out",
 	NoCapture:           "cannot capture sound on this computer (%s): install ffmpeg (apt-get install ffmpeg), or pass --file PATH or - (standard input)",
 	NoRecording:         "session %q has no recording (it was not recorded, or it is older than live.recordings_keep_days)",
 	PKIBoxDone:          "Copy both files to the box (e.g. /etc/loa-agent/, the key readable only by loa-agent) and add to its config:\n  cert_file: /etc/loa-agent/%s\n  key_file: /etc/loa-agent/%s",
@@ -292,6 +294,7 @@ var vietnamese = map[Key]string{
 	RolloutBuilds:       "đợt cập nhật %s cần một bản dựng đã đăng của phiên bản đó cho mỗi kiến trúc",
 	RolloutUnderWay:     "%s: xem `loa agent rollout status`, rồi chờ xong hoặc `loa agent rollout abort`",
 	NoRollout:           "không có đợt cập nhật nào đang chạy (`loa agent publish TỆP --version V` để bắt đầu)",
+	RolloutNothingToDo:  "mọi loa được chọn đã chạy %s hoặc mới hơn, và loa không bao giờ cài bản cũ hơn: không có gì được cập nhật",
 	NoRecording:         "phiên %q không có bản ghi (không được ghi, hoặc đã quá live.recordings_keep_days)",
 	NoCapture:           "không thu được âm thanh trên máy này (%s): hãy cài ffmpeg (apt-get install ffmpeg), hoặc dùng --file TỆP hoặc - (đầu vào chuẩn)",
 }
