@@ -1,53 +1,52 @@
 package e2e
 
 import (
-	"os"
+	"context"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/loa-commune/loa/packaging"
 )
 
-// piArch is one Raspberry Pi architecture the agent ships for, and how to
-// build and run it on this x86 machine.
-type piArch struct {
-	name   string // Debian's name: arm64, armhf
-	goarch string
-	cc     string // cross compiler
-	triple string // multiarch triplet: where the target's libraries are
-	qemu   string // qemu-user emulator
-}
+// qemuFor is the qemu-user emulator of each Raspberry Pi architecture.
+var qemuFor = map[string]string{"arm64": "qemu-aarch64", "armhf": "qemu-arm"}
 
-var piArches = []piArch{
-	{"arm64", "arm64", "aarch64-linux-gnu-gcc", "aarch64-linux-gnu", "qemu-aarch64"},
-	{"armhf", "arm", "arm-linux-gnueabihf-gcc", "arm-linux-gnueabihf", "qemu-arm"},
-}
-
-// crossAgent builds loa-agent for a, as `make cross` does.
-func crossAgent(t testing.TB, a piArch) string {
+// agentFromDeb builds the loa-agent .deb for arch as `make packages` does,
+// checks its architecture, and unpacks it into a root of its own: the
+// agent that runs is the one the package installs, /usr/bin/loa-agent.
+func agentFromDeb(t testing.TB, arch string) string {
 	t.Helper()
-	for _, p := range []string{a.cc, a.qemu} {
+	for _, p := range []string{packaging.Arches[arch].CC, qemuFor[arch], "dpkg-deb"} {
 		if _, err := exec.LookPath(p); err != nil {
 			t.Skipf("%s is not installed (scripts/deps.sh cross installs it)", p)
 		}
 	}
-	out := filepath.Join(binDir, "loa-agent-"+a.name)
-	cmd := exec.Command("go", "build", "-o", out, "../cmd/loa-agent")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=1", "GOOS=linux", "GOARCH="+a.goarch, "GOARM=7", "CC="+a.cc,
-		"PKG_CONFIG_LIBDIR=/usr/lib/"+a.triple+"/pkgconfig:/usr/share/pkgconfig")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build loa-agent for %s: %v\n%s", a.name, err, b)
+	work := t.TempDir()
+	deb, err := packaging.Build(context.Background(), "..", work, "loa-agent", arch, "0.13.0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	if out, err := exec.Command("dpkg-deb", "-f", deb, "Architecture").Output(); err != nil || strings.TrimSpace(string(out)) != arch {
+		t.Fatalf("%s: Architecture %q, %v; want %s", deb, out, err, arch)
+	}
+	root := filepath.Join(work, "root")
+	if out, err := exec.Command("dpkg-deb", "-x", deb, root).CombinedOutput(); err != nil {
+		t.Fatalf("unpack %s: %v\n%s", deb, err, out)
+	}
+	return filepath.Join(root, "usr", "bin", "loa-agent")
 }
 
 // TestEmulatedPiBoxes: an arm64 box (Pi 3/4/5, 64-bit OS) and an armhf box
-// (Raspberry Pi OS 32-bit) run the cross-built agent under qemu-user
+// (Raspberry Pi OS 32-bit) run the agent of their .deb under qemu-user
 // against this x86 controller, and each plays an announcement sample for
 // sample as ffmpeg decodes it.
 //
 // qemu-user runs the ARM agent with Debian's multiarch ARM libraries as its
-// root (-L /): the dynamic loader and libc then come from one package.
+// root (-L /; the libraries the package depends on: libc6, libasound2,
+// libopus0 of that architecture): the dynamic loader and libc then come
+// from one package.
 // Pointing -L at the cross compiler's sysroot (/usr/<triplet>) pairs that
 // sysroot's ld.so with the multiarch libc of another glibc build, and every
 // pthread_create (so every cgo program) spins forever.
@@ -58,12 +57,12 @@ func TestEmulatedPiBoxes(t *testing.T) {
 	c := newCommune(t, "", "")
 	played := map[string]string{}
 	var ids []string
-	for _, a := range piArches {
-		agent := crossAgent(t, a)
-		id := "pi-" + a.name
+	for _, arch := range []string{"arm64", "armhf"} {
+		agent := agentFromDeb(t, arch)
+		id := "pi-" + arch
 		cfg := c.addBox(id, "thon-pi")
 		played[id] = filepath.Join(c.dir, id, "played")
-		proc(t, c.dir, id, a.qemu, "-L", "/", agent, "--config", cfg,
+		proc(t, c.dir, id, qemuFor[arch], "-L", "/", agent, "--config", cfg,
 			"--cache", filepath.Join(c.dir, id, "cache"), "--output", "wav:"+played[id])
 		ids = append(ids, id)
 	}
@@ -91,8 +90,8 @@ func TestEmulatedPiBoxes(t *testing.T) {
 	}
 	st := c.status()
 	for _, id := range ids {
-		if s := st[id]; !s.Online || s.State != "idle" {
-			t.Errorf("status of %s = %+v, want online and idle", id, s)
+		if s := st[id]; !s.Online || s.State != "idle" || s.Version != "0.13.0" {
+			t.Errorf("status of %s = %+v, want online and idle, running the package's 0.13.0", id, s)
 		}
 	}
 }

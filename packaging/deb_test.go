@@ -2,7 +2,6 @@ package packaging
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"debug/elf"
@@ -34,17 +33,6 @@ const (
 type pkg struct {
 	name, arch, version string
 	path                string // the .deb
-}
-
-// archInfo is what a Debian architecture's binaries must be.
-var archInfo = map[string]struct {
-	goarch, cc, triplet string
-	machine             elf.Machine
-	class               elf.Class
-}{
-	"amd64": {"amd64", "gcc", "x86_64-linux-gnu", elf.EM_X86_64, elf.ELFCLASS64},
-	"arm64": {"arm64", "aarch64-linux-gnu-gcc", "aarch64-linux-gnu", elf.EM_AARCH64, elf.ELFCLASS64},
-	"armhf": {"arm", "arm-linux-gnueabihf-gcc", "arm-linux-gnueabihf", elf.EM_ARM, elf.ELFCLASS32},
 }
 
 // TestDebianPackages builds every package, checks them with lintian and
@@ -99,72 +87,18 @@ func TestDebianPackages(t *testing.T) {
 	})
 }
 
-// build compiles one program for arch as the Makefile does and packages it
-// with nfpm and the repository's packaging files.
+// build makes one package (packaging.Build) and fails the test if it cannot.
 func build(ctx context.Context, t *testing.T, repo, work, name, arch, version string) pkg {
 	t.Helper()
-	ai := archInfo[arch]
-	bindir := filepath.Join(work, "bin", version, arch)
-	ldflags := "-s -w"
-	env := append(os.Environ(), "GOOS=linux", "GOARCH="+ai.goarch, "GOARM=7")
-	if name == "loa-agent" {
-		ldflags += " -X github.com/loa-commune/loa/device.Version=" + version
-		env = append(env, "CGO_ENABLED=1", "CC="+ai.cc,
-			"PKG_CONFIG_LIBDIR=/usr/lib/"+ai.triplet+"/pkgconfig:/usr/share/pkgconfig")
-	} else {
-		env = append(env, "CGO_ENABLED=0")
-	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", ldflags,
-		"-o", filepath.Join(bindir, name), "./cmd/"+name)
-	cmd.Dir, cmd.Env = repo, env
-	run(t, cmd)
-
-	docdir := filepath.Join(work, "doc")
-	if err := os.MkdirAll(docdir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(docdir, "changelog.gz")); err != nil {
-		gzipFile(t, filepath.Join(repo, "packaging", "changelog"), filepath.Join(docdir, "changelog.gz"))
-	}
-	out := filepath.Join(work, "dist", fmt.Sprintf("%s_%s_%s.deb", name, version, arch))
-	cmd = exec.CommandContext(ctx, "go", "tool", "-modfile=packaging/tools/go.mod", "nfpm", "package",
-		"--config", "packaging/nfpm/"+name+".yaml", "--packager", "deb", "--target", out)
-	cmd.Dir = repo
-	cmd.Env = append(os.Environ(), "VERSION="+version, "DEB_ARCH="+arch, "BINDIR="+bindir,
-		"DOCDIR="+docdir, "MAINTAINER=Loa maintainers <loa@loa-commune.org>")
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	run(t, cmd)
-	return pkg{name: name, arch: arch, version: version, path: out}
-}
-
-// gzipFile writes src gzipped at the best compression, without a name or
-// time (as gzip -9n), as Debian wants changelogs.
-func gzipFile(t *testing.T, src, dst string) {
-	t.Helper()
-	b, err := os.ReadFile(src)
+	path, err := Build(ctx, repo, work, name, arch, version)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := zw.Write(b); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	return pkg{name: name, arch: arch, version: version, path: path}
 }
 
-// run runs cmd and fails the test with its output if it fails.
-func run(t *testing.T, cmd *exec.Cmd) string {
+// runT runs cmd and fails the test with its output if it fails.
+func runT(t *testing.T, cmd *exec.Cmd) string {
 	t.Helper()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -191,7 +125,7 @@ func checkLintian(ctx context.Context, t *testing.T, p pkg) {
 // the binary's architecture.
 func checkContents(ctx context.Context, t *testing.T, work string, p pkg) {
 	field := func(name string) string {
-		return strings.TrimSpace(run(t, exec.CommandContext(ctx, "dpkg-deb", "-f", p.path, name)))
+		return strings.TrimSpace(runT(t, exec.CommandContext(ctx, "dpkg-deb", "-f", p.path, name)))
 	}
 	if got := field("Package"); got != p.name {
 		t.Errorf("Package %q, want %q", got, p.name)
@@ -224,7 +158,7 @@ func checkContents(ctx context.Context, t *testing.T, work string, p pkg) {
 			t.Fatal(err)
 		}
 	}
-	run(t, exec.CommandContext(ctx, "dpkg-deb", "--control", p.path, ctl))
+	runT(t, exec.CommandContext(ctx, "dpkg-deb", "--control", p.path, ctl))
 	if b, err := os.ReadFile(filepath.Join(ctl, "conffiles")); err != nil || strings.TrimSpace(string(b)) != "/"+conf {
 		t.Errorf("conffiles %q (%v), want /%s", b, err, conf)
 	}
@@ -236,7 +170,7 @@ func checkContents(ctx context.Context, t *testing.T, work string, p pkg) {
 
 	// dpkg-deb -c: "-rw-r----- root/root 1339 2026-12-05 08:05 ./etc/loa/agent.yaml"
 	files := map[string]string{}
-	for line := range strings.Lines(run(t, exec.CommandContext(ctx, "dpkg-deb", "-c", p.path))) {
+	for line := range strings.Lines(runT(t, exec.CommandContext(ctx, "dpkg-deb", "-c", p.path))) {
 		f := strings.Fields(line)
 		if len(f) >= 6 {
 			files[strings.TrimPrefix(f[5], "./")] = f[0] + " " + f[1]
@@ -255,15 +189,15 @@ func checkContents(ctx context.Context, t *testing.T, work string, p pkg) {
 		}
 	}
 
-	run(t, exec.CommandContext(ctx, "dpkg-deb", "-x", p.path, tree))
+	runT(t, exec.CommandContext(ctx, "dpkg-deb", "-x", p.path, tree))
 	f, err := elf.Open(filepath.Join(tree, bin))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	ai := archInfo[p.arch]
-	if f.Machine != ai.machine || f.Class != ai.class {
-		t.Errorf("%s is %v %v, want %v %v", bin, f.Machine, f.Class, ai.machine, ai.class)
+	ai := Arches[p.arch]
+	if f.Machine != ai.Machine || f.Class != ai.Class {
+		t.Errorf("%s is %v %v, want %v %v", bin, f.Machine, f.Class, ai.Machine, ai.Class)
 	}
 	if p.arch == "armhf" && armFlags(t, filepath.Join(tree, bin))&0x400 == 0 { // EF_ARM_ABI_FLOAT_HARD
 		t.Errorf("%s is not hard-float", bin)
@@ -369,7 +303,7 @@ func newChroot(ctx context.Context, t *testing.T, work string, deps []string) *c
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(withDeps); err == nil {
-		run(t, exec.CommandContext(ctx, "tar", "-C", c.root, "-xf", withDeps))
+		runT(t, exec.CommandContext(ctx, "tar", "-C", c.root, "-xf", withDeps))
 		c.mountProc()
 		return c
 	}
@@ -386,7 +320,7 @@ func newChroot(ctx context.Context, t *testing.T, work string, deps []string) *c
 		t.Logf("debootstrap %s in %v", suite, time.Since(start).Round(time.Second))
 		saveTar(ctx, t, dir, base)
 	}
-	run(t, exec.CommandContext(ctx, "tar", "-C", c.root, "-xf", base))
+	runT(t, exec.CommandContext(ctx, "tar", "-C", c.root, "-xf", base))
 	c.mountProc()
 	resolv, err := os.ReadFile("/etc/resolv.conf")
 	if err == nil {
@@ -403,7 +337,7 @@ func newChroot(ctx context.Context, t *testing.T, work string, deps []string) *c
 	// Cache it without /proc's contents.
 	tmp := withDeps + ".part"
 	cmd := exec.CommandContext(ctx, "tar", "-C", c.root, "--exclude=./proc/*", "-cf", tmp, ".")
-	run(t, cmd)
+	runT(t, cmd)
 	if err := os.Rename(tmp, withDeps); err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +367,7 @@ func reachMirror(ctx context.Context, t *testing.T) {
 func saveTar(ctx context.Context, t *testing.T, dir, file string) {
 	t.Helper()
 	tmp := file + ".part"
-	run(t, exec.CommandContext(ctx, "tar", "-C", dir, "-cf", tmp, "."))
+	runT(t, exec.CommandContext(ctx, "tar", "-C", dir, "-cf", tmp, "."))
 	if err := os.Rename(tmp, file); err != nil {
 		t.Fatal(err)
 	}
@@ -452,7 +386,7 @@ func tail(b []byte) []byte {
 func checkInstall(ctx context.Context, t *testing.T, work string, agentA, loaA, agentB pkg) {
 	var deps []string
 	for _, p := range []pkg{agentA, loaA} {
-		out := run(t, exec.CommandContext(ctx, "dpkg-deb", "-f", p.path, "Depends"))
+		out := runT(t, exec.CommandContext(ctx, "dpkg-deb", "-f", p.path, "Depends"))
 		deps = append(deps, depNames(out)...)
 	}
 	deps = append(deps, "systemd") // for systemd-analyze verify --root; it does not run
