@@ -4,13 +4,10 @@ import (
 	"bufio"
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -20,6 +17,7 @@ import (
 
 	"github.com/loa-commune/loa/audio"
 	"github.com/loa-commune/loa/internal/atomicfile"
+	"github.com/loa-commune/loa/internal/resume"
 	"github.com/loa-commune/loa/protocol"
 )
 
@@ -288,127 +286,24 @@ func (a *Agent) fetch(ctx context.Context, j fetchJob) (permanent bool, err erro
 // and SHA-256 are right.
 func (a *Agent) download(ctx context.Context, j fetchJob) error {
 	final := a.mediaPath(j.sha)
-	part := final + partSuffix
-	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
+	err := resume.Download(ctx, resume.Request{
+		URL:  strings.TrimRight(j.base, "/") + "/v1/media/" + j.sha,
+		User: a.cfg.ID, Password: a.cfg.Token, Size: j.size, MinRate: minFetchRate, Client: a.http,
+	}, final+partSuffix, j.sha)
+	if errors.Is(err, resume.ErrMismatch) {
+		return fmt.Errorf("%w: %w", ErrMediaCorrupt, err)
+	}
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if f != nil {
-			f.Close()
-		}
-	}()
-	have, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		return err
-	}
-	if have > j.size {
-		if err := restart(f); err != nil {
-			return err
-		}
-		have = 0
-	}
-	if have < j.size {
-		if err := a.getMedia(ctx, j, f, have); err != nil {
-			return err
-		}
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return err
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); n != j.size || got != j.sha {
-		f.Close()
-		f = nil
-		os.Remove(part)
-		return fmt.Errorf("%w: got %d bytes with sha256 %s, want %d bytes", ErrMediaCorrupt, n, got, j.size)
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		f = nil
-		return err
-	}
-	f = nil
-	if err := os.Rename(part, final); err != nil {
+	if err := os.Rename(final+partSuffix, final); err != nil {
 		return err
 	}
 	return atomicfile.SyncDir(a.mediaDir())
 }
 
 // partSize is how much of sha's partial download is on disk.
-func (a *Agent) partSize(sha string) int64 {
-	fi, err := os.Stat(a.mediaPath(sha) + partSuffix)
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
-}
-
-// restart empties a partial download.
-func restart(f *os.File) error {
-	if err := f.Truncate(0); err != nil {
-		return err
-	}
-	_, err := f.Seek(0, io.SeekStart)
-	return err
-}
-
-// getMedia GETs the media from offset have into f (positioned at its end).
-func (a *Agent) getMedia(ctx context.Context, j fetchJob, f *os.File, have int64) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute+time.Duration(j.size/minFetchRate)*time.Second)
-	defer cancel()
-	u := strings.TrimRight(j.base, "/") + "/v1/media/" + j.sha
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	req.SetBasicAuth(a.cfg.ID, a.cfg.Token)
-	if have > 0 {
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", have))
-	}
-	resp, err := a.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-		if err := restart(f); err != nil {
-			return err
-		}
-		have = 0
-	case http.StatusPartialContent:
-		if !strings.HasPrefix(resp.Header.Get("Content-Range"), fmt.Sprintf("bytes %d-", have)) {
-			restart(f)
-			return fmt.Errorf("GET %s: unexpected Content-Range %q", u, resp.Header.Get("Content-Range"))
-		}
-	case http.StatusRequestedRangeNotSatisfiable:
-		restart(f)
-		return fmt.Errorf("GET %s: %s", u, resp.Status)
-	case http.StatusUnauthorized, http.StatusForbidden:
-		return fmt.Errorf("GET %s: %s: check the device id and token", u, resp.Status)
-	default:
-		return fmt.Errorf("GET %s: %s", u, resp.Status)
-	}
-	n, err := io.Copy(f, io.LimitReader(resp.Body, j.size-have+1))
-	if have+n > j.size {
-		restart(f)
-		return fmt.Errorf("%w: server sent more than %d bytes", ErrMediaCorrupt, j.size)
-	}
-	if err != nil {
-		return fmt.Errorf("GET %s: after %d bytes: %w", u, have+n, err)
-	}
-	if have+n < j.size {
-		return fmt.Errorf("GET %s: body ended after %d of %d bytes", u, have+n, j.size)
-	}
-	return nil
-}
+func (a *Agent) partSize(sha string) int64 { return resume.Have(a.mediaPath(sha) + partSuffix) }
 
 // decode transcodes the media once into the sink's format as
 // <cache>/pcm/<sha>.f32.
