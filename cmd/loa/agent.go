@@ -99,7 +99,7 @@ func printRollout(cmd *cobra.Command, g *globals, st rollout.Status) error {
 	if g.output == "json" {
 		return printJSON(w, st)
 	}
-	fmt.Fprintf(w, "Rollout %s of %s: %s, step %d (%d %% a step), %d boxes", st.ID, st.Version, st.State, st.Step, st.Percent, len(st.Boxes))
+	fmt.Fprintf(w, "Rollout %s of %s: %s, step %d (%d %% a step), target boxes: %d", st.ID, st.Version, st.State, st.Step, st.Percent, len(st.Boxes))
 	if st.Reason != "" {
 		fmt.Fprintf(w, " — %s", st.Reason)
 	}

@@ -127,6 +127,18 @@ func newDevice(g *globals) *cobra.Command {
 	return cmd
 }
 
+// roundDuration writes d as people do: 24h, 1h30m, 10m.
+func roundDuration(d time.Duration) string {
+	s := d.Round(time.Minute).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
 // printEnrolment asks for a code for box id and shows it, with the command
 // to type on the box and a QR code of that command.
 func printEnrolment(ctx context.Context, c *api.Client, cmd *cobra.Command, g *globals, id string, valid time.Duration) error {
@@ -139,7 +151,7 @@ func printEnrolment(ctx context.Context, c *api.Client, cmd *cobra.Command, g *g
 		return printJSON(out, e)
 	}
 	fmt.Fprintf(out, "Box %s: enrolment code %s\n", e.Device, e.Code)
-	fmt.Fprintln(out, messages.T(messages.EnrolCode, valid, e.ExpiresAt.Local().Format("2006-01-02 15:04"), e.Server, e.Code))
+	fmt.Fprintln(out, messages.T(messages.EnrolCode, roundDuration(valid), e.ExpiresAt.Local().Format("2006-01-02 15:04"), e.Server, e.Code))
 	qr, err := qrText(e.Command)
 	if err != nil {
 		return nil // the code above is enough
