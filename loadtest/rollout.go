@@ -80,7 +80,7 @@ type RolloutResult struct {
 	Steps []RolloutStep `json:"steps"`
 	// StepMedian is the median of the steps' Took; WorkMedian of their
 	// Work. TickWait sums the steps' Wait: the time the boxes of a step
-	// were all done and the engine had not looked yet (it ticks every 5 s).
+	// were all done and the engine had not looked yet (it looks every second).
 	StepMedian  time.Duration `json:"step_median_ns"`
 	WorkMedian  time.Duration `json:"work_median_ns"`
 	TickWait    time.Duration `json:"tick_wait_ns"`

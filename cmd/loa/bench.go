@@ -65,7 +65,7 @@ func newBench(g *globals) *cobra.Command {
 			"`make cross VERSION=0.14.0`) as --version, and rolls it out to all the boxes, --percent of them a step; the boxes\n" +
 			"(reporting version 0.13.0 and the build's architecture) take the offer in their config as loa-agent does: download\n" +
 			"the build over HTTP with their credentials, check its SHA-256 and size, report healthy (nothing is installed). It\n" +
-			"prints the time to done, per step (and how much of it was the engine's 5 s tick), the bytes downloaded and of\n" +
+			"prints the time to done, per step (and how much of it was waiting for the engine's next look), the bytes downloaded and of\n" +
 			"config messages per box, the controller's CPU and memory, and the boxes that did not finish.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
