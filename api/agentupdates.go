@@ -60,6 +60,23 @@ func elfArch(f *elf.File) (string, error) {
 	return "", fmt.Errorf("it is a program for %s, which no box runs", f.Machine)
 }
 
+// finder is a writer that notes whether want went through it, also across
+// two writes.
+type finder struct {
+	want  []byte
+	tail  []byte // the last len(want)-1 bytes written
+	found bool
+}
+
+func (f *finder) Write(p []byte) (int, error) {
+	if !f.found && len(f.want) > 0 {
+		joined := append(f.tail, p...)
+		f.found = bytes.Contains(joined, f.want)
+		f.tail = append(f.tail[:0], joined[max(0, len(joined)-len(f.want)+1):]...)
+	}
+	return len(p), nil
+}
+
 // addBuild answers POST /v1/agent/builds?version=V: a loa-agent binary,
 // checked (an ELF program for a box's architecture that carries the version
 // string it is published as), stored as <builds>/<sha256>.
@@ -81,7 +98,8 @@ func (s *Server) addBuild(w http.ResponseWriter, r *http.Request) error {
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), http.MaxBytesReader(w, r.Body, protocol.MaxBuildSize))
+	seen := &finder{want: []byte(strings.TrimPrefix(version, "v"))} // make's VERSION has no v
+	n, err := io.Copy(io.MultiWriter(tmp, h, seen), http.MaxBytesReader(w, r.Body, protocol.MaxBuildSize))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -97,11 +115,7 @@ func (s *Server) addBuild(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fail(http.StatusBadRequest, messages.BuildNotAgent, err.Error())
 	}
-	body, err := os.ReadFile(tmp.Name())
-	if err != nil {
-		return err
-	}
-	if !bytes.Contains(body, []byte(strings.TrimPrefix(version, "v"))) { // make's VERSION has no v
+	if !seen.found {
 		return fail(http.StatusBadRequest, messages.BuildVersionMissing, version, strings.TrimPrefix(version, "v"))
 	}
 	if err := tmp.Sync(); err != nil {

@@ -22,9 +22,9 @@ import (
 
 // Options configure a Service.
 type Options struct {
-	// UpdateOffer is the agent update offered to a box in its config
-	// (SetUpdateOffers); nil offers none.
-	UpdateOffer func(ctx context.Context, id string) (*protocol.UpdateOffer, error)
+	// UpdateOffers reads the agent updates offered to the boxes in their
+	// configs, once per publish (SetUpdateOffers); nil offers none.
+	UpdateOffers func(ctx context.Context) (func(id string) *protocol.UpdateOffer, error)
 
 	Site     string
 	Location *time.Location
@@ -142,10 +142,10 @@ func New(opts Options, st *store.Store, log *slog.Logger) *Service {
 // SetMediaURL sets the base URL boxes fetch media from; call before Open.
 func (s *Service) SetMediaURL(u string) { s.opts.MediaURL = u }
 
-// SetUpdateOffers sets where each box's config gets its agent update offer
-// (rollout.Engine.Offer); call it before Open.
-func (s *Service) SetUpdateOffers(offer func(ctx context.Context, id string) (*protocol.UpdateOffer, error)) {
-	s.opts.UpdateOffer = offer
+// SetUpdateOffers sets where the boxes' configs get their agent update
+// offers (rollout.Engine.Offers); call it before Open.
+func (s *Service) SetUpdateOffers(offers func(ctx context.Context) (func(id string) *protocol.UpdateOffer, error)) {
+	s.opts.UpdateOffers = offers
 }
 
 // Scheduler is the site's scheduler (its zone and cron parser).
@@ -364,6 +364,13 @@ func (s *Service) PublishConfigs(ctx context.Context, ids ...string) error {
 		}
 		devices = append(devices, d)
 	}
+	offer := func(string) *protocol.UpdateOffer { return nil }
+	if s.opts.UpdateOffers != nil {
+		var err error
+		if offer, err = s.opts.UpdateOffers(ctx); err != nil {
+			return fmt.Errorf("agent update offers: %w", err)
+		}
+	}
 	pub := s.newPipeline()
 	now := s.opts.Now()
 	for _, d := range devices {
@@ -375,13 +382,7 @@ func (s *Service) PublishConfigs(ctx context.Context, ids ...string) error {
 		if s.opts.Keys != nil {
 			cfg.ControllerKeys = s.opts.Keys.Trusted()
 		}
-		if s.opts.UpdateOffer != nil {
-			offer, err := s.opts.UpdateOffer(ctx, d.ID)
-			if err != nil {
-				return fmt.Errorf("update offer for %s: %w", d.ID, err)
-			}
-			cfg.Update = offer
-		}
+		cfg.Update = offer(d.ID)
 		topic := s.topics.DeviceConfig(d.ID)
 		payload, err := s.encode(topic, protocol.KindConfig, now, cfg)
 		if err != nil {

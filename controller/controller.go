@@ -113,7 +113,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 	serverURL, _ := cfg.publicURLs(c.httpLn.Addr().String(), cfg.MQTT)
 	c.bc.SetMediaURL(serverURL)
 	rollouts := rollout.New(c.store, c.bc.PublishConfigs, time.Now, log.With("part", "rollout"))
-	c.bc.SetUpdateOffers(rollouts.Offer)
+	c.bc.SetUpdateOffers(rollouts.Offers)
 	if err = c.bc.Open(ctx); err != nil {
 		return c, err
 	}

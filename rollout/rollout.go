@@ -87,12 +87,15 @@ func (e *Engine) Start(ctx context.Context, r store.Rollout) error {
 	return e.Tick(ctx)
 }
 
-// Offer is the update offered to box id, nil if none: the boxes offered the
-// rollout under way (active or paused) keep their offer until it ends.
-func (e *Engine) Offer(ctx context.Context, id string) (*protocol.UpdateOffer, error) {
+// Offers reads the rollout under way once and returns the update offered
+// to each box (nil for none), for a publish of many boxes' configs: the
+// boxes offered the rollout under way (active or paused) keep their offer
+// until it ends.
+func (e *Engine) Offers(ctx context.Context) (func(id string) *protocol.UpdateOffer, error) {
+	none := func(string) *protocol.UpdateOffer { return nil }
 	r, err := e.st.CurrentRollout(ctx)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
+		return none, nil
 	} else if err != nil {
 		return nil, err
 	}
@@ -100,10 +103,25 @@ func (e *Engine) Offer(ctx context.Context, id string) (*protocol.UpdateOffer, e
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := boxes[id]; !ok {
-		return nil, nil
+	o, err := e.offer(ctx, r)
+	if err != nil {
+		return nil, err
 	}
-	return e.offer(ctx, r)
+	return func(id string) *protocol.UpdateOffer {
+		if _, ok := boxes[id]; ok {
+			return o
+		}
+		return nil
+	}, nil
+}
+
+// Offer is the update offered to box id, nil if none (see Offers).
+func (e *Engine) Offer(ctx context.Context, id string) (*protocol.UpdateOffer, error) {
+	offers, err := e.Offers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return offers(id), nil
 }
 
 func (e *Engine) offer(ctx context.Context, r store.Rollout) (*protocol.UpdateOffer, error) {

@@ -258,6 +258,14 @@ func runOwnLiveBench(ctx context.Context, o loadtest.LiveOptions, dir, broker st
 	return runLiveBench(ctx, p.client, o, output, out)
 }
 
+// printBench writes a bench's result as JSON, or as a table of its figures.
+func printBench(out io.Writer, output string, res any, rows func() [][]string) error {
+	if output == "json" {
+		return printJSON(out, res)
+	}
+	return table(out, []string{"WHAT", "FIGURE"}, rows())
+}
+
 func runLiveBench(ctx context.Context, c *api.Client, o loadtest.LiveOptions, output string, out io.Writer) error {
 	if o.Site == "" && c != nil {
 		site, err := c.Site(ctx)
@@ -270,10 +278,7 @@ func runLiveBench(ctx context.Context, c *api.Client, o loadtest.LiveOptions, ou
 	if err != nil {
 		return err
 	}
-	if output == "json" {
-		return printJSON(out, res)
-	}
-	return table(out, []string{"WHAT", "FIGURE"}, liveBenchRows(res))
+	return printBench(out, output, res, func() [][]string { return liveBenchRows(res) })
 }
 
 // liveBenchRows are the figures of a live run, one per row.
@@ -441,10 +446,7 @@ func runBench(ctx context.Context, c *api.Client, o loadtest.Options, output str
 	if err != nil {
 		return err
 	}
-	if output == "json" {
-		return printJSON(out, res)
-	}
-	return table(out, []string{"WHAT", "FIGURE"}, benchRows(res))
+	return printBench(out, output, res, func() [][]string { return benchRows(res) })
 }
 
 // benchRows are the figures of a run, one per row.
@@ -511,10 +513,7 @@ func runRolloutBench(ctx context.Context, o loadtest.RolloutOptions, dir, broker
 	if err != nil {
 		return err
 	}
-	if output == "json" {
-		return printJSON(out, res)
-	}
-	return table(out, []string{"WHAT", "FIGURE"}, rolloutBenchRows(res))
+	return printBench(out, output, res, func() [][]string { return rolloutBenchRows(res) })
 }
 
 // rolloutBenchRows are the figures of a rollout run, one per row.
