@@ -122,7 +122,6 @@ func TestRelayStreams(t *testing.T) {
 	dir := t.TempDir()
 	c, played := relayCommune(t)
 	wav, ref := programme(t, dir)
-	mp3, aac := station(t, dir, wav, ref, "mp3"), station(t, dir, wav, ref, "aac")
 	hlsDir := filepath.Join(dir, "hls")
 	if err := os.MkdirAll(hlsDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -132,14 +131,20 @@ func TestRelayStreams(t *testing.T) {
 	hls := httptest.NewServer(http.FileServer(http.Dir(hlsDir)))
 	defer hls.Close()
 
-	for _, tc := range []struct{ name, url string }{
-		{"mp3", mp3.URL()},
-		{"aac", aac.URL()},
-		{"hls", hls.URL + "/news.m3u8"},
+	// Each radio goes on air just before its relay: a test radio cuts MP3
+	// mid-frame, which ffmpeg joins only early in the broadcast (see
+	// streamtest.Radio), and a loaded machine may take seconds to get here.
+	for _, tc := range []struct {
+		name string
+		url  func() string
+	}{
+		{"mp3", func() string { return station(t, dir, wav, ref, "mp3").URL() }},
+		{"aac", func() string { return station(t, dir, wav, ref, "aac").URL() }},
+		{"hls", func() string { return hls.URL + "/news.m3u8" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var x relaySession
-			c.cli.json(&x, "relay", tc.url, "--group", "thon-1", "--for", "6s")
+			c.cli.json(&x, "relay", tc.url(), "--group", "thon-1", "--for", "6s")
 			if len(x.Devices) != 2 || x.Rule == "" {
 				t.Fatalf("relay answer %+v; want both boxes of thon-1", x)
 			}
