@@ -117,6 +117,13 @@ func (c *Client) SetVolume(ctx context.Context, id string, volume int) (store.De
 	return out, c.doJSON(ctx, http.MethodPut, "/v1/devices/"+url.PathEscape(id)+"/volume", VolumeRequest{Volume: volume}, &out)
 }
 
+// SetLocation places a box on the map (WGS 84 degrees), or takes it off
+// when lat and lon are both nil.
+func (c *Client) SetLocation(ctx context.Context, id string, lat, lon *float64) (store.Device, error) {
+	var out store.Device
+	return out, c.doJSON(ctx, http.MethodPut, "/v1/devices/"+url.PathEscape(id)+"/location", LocationRequest{Lat: lat, Lon: lon}, &out)
+}
+
 // Groups lists the groups.
 func (c *Client) Groups(ctx context.Context) ([]store.Group, error) {
 	var out []store.Group

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/loa-commune/loa/auth"
@@ -48,13 +49,16 @@ func (s *Server) addDevice(w http.ResponseWriter, r *http.Request) error {
 	if vol < 0 || vol > 100 {
 		return fail(http.StatusBadRequest, messages.BadVolume, fmt.Sprint(vol))
 	}
+	if err := CheckLocation(req.Lat, req.Lon); err != nil {
+		return &httpError{status: http.StatusBadRequest, err: err}
+	}
 	token := auth.NewToken()
 	// An external mosquitto cannot check auth.Hash: keep its own hash too (`loa broker config`).
 	brokerHash, err := brokerconf.MosquittoHash(token)
 	if err != nil {
 		return err
 	}
-	d := store.Device{ID: req.ID, Name: req.Name, Groups: req.Groups, Volume: vol, CreatedAt: s.opts.Now().UTC()}
+	d := store.Device{ID: req.ID, Name: req.Name, Groups: req.Groups, Volume: vol, CreatedAt: s.opts.Now().UTC(), Lat: req.Lat, Lon: req.Lon}
 	if err := s.store.AddDevice(r.Context(), d, auth.Hash(token)); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			return fail(http.StatusConflict, messages.DeviceExists, req.ID, req.ID)
@@ -136,6 +140,39 @@ func (s *Server) setVolume(w http.ResponseWriter, r *http.Request) error {
 		return notFound(err, messages.UnknownDevice, id, id)
 	}
 	s.changed(r, id)
+	d, err := s.store.Device(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, d)
+}
+
+// CheckLocation says, in words for people, what is wrong with a box's
+// coordinates: nil if both are given within range, or neither is.
+func CheckLocation(lat, lon *float64) *messages.Error {
+	if (lat == nil) != (lon == nil) {
+		return messages.New(messages.LocationBoth)
+	}
+	if store.ValidLocation(lat, lon) != nil {
+		return messages.New(messages.BadLocation, strconv.FormatFloat(*lat, 'g', -1, 64), strconv.FormatFloat(*lon, 'g', -1, 64))
+	}
+	return nil
+}
+
+// setLocation places a box on the map, or takes it off. Boxes do not need
+// it, so nothing is published.
+func (s *Server) setLocation(w http.ResponseWriter, r *http.Request) error {
+	var req LocationRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	if err := CheckLocation(req.Lat, req.Lon); err != nil {
+		return &httpError{status: http.StatusBadRequest, err: err}
+	}
+	id := r.PathValue("id")
+	if err := s.store.SetDeviceLocation(r.Context(), id, req.Lat, req.Lon); err != nil {
+		return notFound(err, messages.UnknownDevice, id, id)
+	}
 	d, err := s.store.Device(r.Context(), id)
 	if err != nil {
 		return err

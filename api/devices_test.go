@@ -241,3 +241,102 @@ func TestStatusMarksSilentBoxesOffline(t *testing.T) {
 		t.Fatalf("with StaleAfter 1 min: %v, want quiet offline and lively idle", got)
 	}
 }
+
+func deg(v float64) *float64 { return &v }
+
+// TestDeviceLocation: a box gets a place on the map when it is added or
+// later, the list and the status show it, and it can be cleared.
+func TestDeviceLocation(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	resp, err := e.client.AddDevice(ctx, api.AddDeviceRequest{ID: "loa-cho", Lat: deg(21.03), Lon: deg(105.85)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := resp.Device; d.Lat == nil || d.Lon == nil || *d.Lat != 21.03 || *d.Lon != 105.85 {
+		t.Fatalf("added box %+v", d)
+	}
+	e.addDevice(t, "loa-2")
+	_, configs := e.bc.counts()
+	d, err := e.client.SetLocation(ctx, "loa-2", deg(-8.5), deg(-179.25))
+	if err != nil || d.ID != "loa-2" || d.Lat == nil || *d.Lat != -8.5 || *d.Lon != -179.25 {
+		t.Fatalf("SetLocation = %+v, %v", d, err)
+	}
+	if _, after := e.bc.counts(); after != configs {
+		t.Errorf("placing a box published configs %d times: boxes do not need their place", after-configs)
+	}
+	list, err := e.client.Devices(ctx)
+	if err != nil || len(list) != 2 || *list[0].Lat != -8.5 || *list[0].Lon != -179.25 || *list[1].Lat != 21.03 || *list[1].Lon != 105.85 {
+		t.Fatalf("devices %+v, %v", list, err)
+	}
+	st, err := e.client.Status(ctx)
+	if err != nil || len(st) != 2 || st[0].Lat == nil || *st[0].Lat != -8.5 || *st[0].Lon != -179.25 || *st[1].Lat != 21.03 || *st[1].Lon != 105.85 {
+		t.Fatalf("status %+v, %v", st, err)
+	}
+
+	// Cleared: the fields leave the JSON the console reads.
+	if d, err := e.client.SetLocation(ctx, "loa-cho", nil, nil); err != nil || d.Lat != nil || d.Lon != nil {
+		t.Fatalf("clear = %+v, %v", d, err)
+	}
+	for _, path := range []string{"/v1/devices", "/v1/status"} {
+		rows := e.getJSON(t, path)
+		if len(rows) != 2 || rows[0]["lat"] != -8.5 || rows[0]["lon"] != -179.25 {
+			t.Fatalf("GET %s: %v, want loa-2 at lat -8.5, lon -179.25", path, rows)
+		}
+		for _, k := range []string{"lat", "lon"} {
+			if v, ok := rows[1][k]; ok {
+				t.Fatalf("GET %s: the cleared box has %s %v", path, k, v)
+			}
+		}
+	}
+
+	_, err = e.client.SetLocation(ctx, "ghost", deg(21), deg(105))
+	if ae := apiError(t, err, http.StatusNotFound); ae.Code != string(messages.UnknownDevice) {
+		t.Fatalf("unknown box: %+v", ae)
+	}
+}
+
+func TestDeviceLocationRefuses(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.addDevice(t, "loa-1")
+	if _, err := e.client.SetLocation(ctx, "loa-1", deg(21.03), deg(105.85)); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		lat, lon *float64
+		want     string // the message
+	}{
+		{"latitude only", deg(21), nil, messages.T(messages.LocationBoth)},
+		{"longitude only", nil, deg(105), messages.T(messages.LocationBoth)},
+		{"latitude over 90", deg(91), deg(105), messages.T(messages.BadLocation, "91", "105")},
+		{"latitude below -90", deg(-90.5), deg(105), messages.T(messages.BadLocation, "-90.5", "105")},
+		{"longitude over 180", deg(21), deg(180.001), messages.T(messages.BadLocation, "21", "180.001")},
+		{"longitude below -180", deg(21), deg(-200), messages.T(messages.BadLocation, "21", "-200")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.client.AddDevice(ctx, api.AddDeviceRequest{ID: "loa-new", Lat: tc.lat, Lon: tc.lon})
+			if ae := apiError(t, err, http.StatusBadRequest); ae.Message != tc.want {
+				t.Fatalf("add: %q (%s), want %q", ae.Message, ae.Code, tc.want)
+			}
+			_, err = e.client.SetLocation(ctx, "loa-1", tc.lat, tc.lon)
+			if ae := apiError(t, err, http.StatusBadRequest); ae.Message != tc.want {
+				t.Fatalf("locate: %q (%s), want %q", ae.Message, ae.Code, tc.want)
+			}
+		})
+	}
+
+	// A viewer (or an operator) may see the map but not move a box.
+	for _, role := range []string{"viewer", "operator"} {
+		_, err := e.addToken(t, "the-"+role, role, "").SetLocation(ctx, "loa-1", nil, nil)
+		if ae := apiError(t, err, http.StatusForbidden); ae.Code != string(messages.Forbidden) {
+			t.Fatalf("%s: %+v", role, ae)
+		}
+	}
+	list, err := e.client.Devices(ctx)
+	if err != nil || len(list) != 1 || list[0].Lat == nil || *list[0].Lat != 21.03 || *list[0].Lon != 105.85 {
+		t.Fatalf("refused calls changed the boxes: %+v, %v", list, err)
+	}
+}

@@ -127,6 +127,7 @@ func NewServer(opts Options, st *store.Store, ms *media.Store, bc Broadcaster, l
 	s.handle("POST /v1/devices", admin, s.addDevice)
 	s.handle("DELETE /v1/devices/{id}", admin, s.removeDevice)
 	s.handle("PUT /v1/devices/{id}/volume", admin, s.setVolume)
+	s.handle("PUT /v1/devices/{id}/location", admin, s.setLocation)
 	s.handle("POST /v1/devices/{id}/enrolments", admin, s.newEnrolment)
 	s.handle("POST /v1/agent/builds", admin, s.addBuild)
 	s.mux.HandleFunc("GET /v1/agent/builds/{sha}", s.wrap(s.getBuild)) // viewer or a box (HTTP Basic)
@@ -207,7 +208,11 @@ func (s *Server) wrap(h func(http.ResponseWriter, *http.Request) error) http.Han
 			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			he = &httpError{status: http.StatusInternalServerError, err: messages.New(messages.Internal, err.Error())}
 		}
-		writeJSON(w, he.status, ErrorResponse{Error: he.err.Error(), Code: string(he.err.Key)})
+		msg := he.err.Error()
+		if lang := r.Header.Get("Accept-Language"); lang != "" {
+			msg = he.err.In(lang) // the console asks in its user's language
+		}
+		writeJSON(w, he.status, ErrorResponse{Error: msg, Code: string(he.err.Key)})
 	}
 }
 
@@ -378,8 +383,13 @@ func (s *Server) span(r *http.Request) (since, until time.Time, err error) {
 type SiteInfo struct {
 	Site     string `json:"site"`
 	Timezone string `json:"timezone"`
+	// Token and Role are the caller's: who the controller takes it for.
+	Token string `json:"token"`
+	Role  string `json:"role"`
 }
 
-func (s *Server) site(w http.ResponseWriter, _ *http.Request) error {
-	return writeJSON(w, http.StatusOK, SiteInfo{Site: s.opts.Site, Timezone: s.bc.Scheduler().Location().String()})
+func (s *Server) site(w http.ResponseWriter, r *http.Request) error {
+	p, _ := r.Context().Value(principalKey{}).(principal)
+	return writeJSON(w, http.StatusOK, SiteInfo{Site: s.opts.Site, Timezone: s.bc.Scheduler().Location().String(),
+		Token: p.name, Role: string(p.role)})
 }

@@ -12,6 +12,10 @@ type AddDeviceRequest struct {
 	Name   string   `json:"name,omitempty"`
 	Groups []string `json:"groups,omitempty"`
 	Volume *int     `json:"volume,omitempty"`
+	// Lat and Lon place the box on the console's map (WGS 84 degrees):
+	// both or neither.
+	Lat *float64 `json:"lat,omitempty"`
+	Lon *float64 `json:"lon,omitempty"`
 }
 
 // AddDeviceResponse carries the box's secret once, and a ready agent config.
@@ -24,6 +28,13 @@ type AddDeviceResponse struct {
 // VolumeRequest sets a box's volume.
 type VolumeRequest struct {
 	Volume int `json:"volume"`
+}
+
+// LocationRequest places a box on the map (WGS 84 degrees); both null (or
+// absent) takes it off.
+type LocationRequest struct {
+	Lat *float64 `json:"lat"`
+	Lon *float64 `json:"lon"`
 }
 
 // MembersRequest adds or removes boxes from a group.

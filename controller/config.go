@@ -94,6 +94,19 @@ type Config struct {
 	// TLSClientCA makes the embedded broker let in only boxes with a client
 	// certificate this CA signed (`loa pki box ID`).
 	TLSClientCA string `yaml:"tls_client_ca"`
+	// Console is the web console's settings (served at the HTTP address).
+	Console ConsoleConfig `yaml:"console"`
+}
+
+// ConsoleConfig configures the web console.
+type ConsoleConfig struct {
+	// Tiles is the map's tile source, e.g.
+	// https://tile.openstreetmap.org/{z}/{x}/{y}.png; empty: the map
+	// draws the boxes on a plain background and asks nothing of the
+	// internet.
+	Tiles string `yaml:"tiles"`
+	// SessionTTL signs a person out after this long without use (12h).
+	SessionTTL time.Duration `yaml:"session_ttl"`
 }
 
 // Defaults returns the configuration of a controller run with no options.

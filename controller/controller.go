@@ -20,6 +20,7 @@ import (
 	"github.com/loa-commune/loa/api"
 	"github.com/loa-commune/loa/auth"
 	"github.com/loa-commune/loa/broadcaster"
+	"github.com/loa-commune/loa/console"
 	"github.com/loa-commune/loa/ingest"
 	"github.com/loa-commune/loa/internal/atomicfile"
 	"github.com/loa-commune/loa/media"
@@ -164,7 +165,12 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 		c.convertMedia(workCtx, ms)
 	}()
 	c.sensors.Store(sn)
-	c.httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	web, err := console.New(console.Options{API: handler, Secure: tlsFiles != nil, Tiles: cfg.Console.Tiles,
+		SessionTTL: cfg.Console.SessionTTL}, log.With("part", "console"))
+	if err != nil {
+		return c, err
+	}
+	c.httpSrv = &http.Server{Handler: web.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	serveHTTP := func() error { return c.httpSrv.Serve(c.httpLn) }
 	if tlsFiles != nil {
 		c.httpSrv.TLSConfig = &tls.Config{MinVersion: pki.MinVersion, Certificates: []tls.Certificate{tlsFiles.cert}}

@@ -21,6 +21,8 @@ const (
 	DeviceExists        Key = "device_exists"
 	BadName             Key = "bad_name"
 	BadVolume           Key = "bad_volume"
+	BadLocation         Key = "bad_location"
+	LocationBoth        Key = "location_both"
 	BadCron             Key = "bad_cron"
 	BadTime             Key = "bad_time"
 	TimeInPast          Key = "time_in_past"
@@ -128,6 +130,8 @@ var english = map[Key]string{
 	DeviceExists:        "a box with id %q already exists: choose another id, or remove it first with `loa device rm %s`",
 	BadName:             "%s",
 	BadVolume:           "volume must be a number from 0 to 100, not %q",
+	BadLocation:         "a box's place is a latitude from -90 to 90 and a longitude from -180 to 180 (like 21.03 and 105.85), not %s and %s",
+	LocationBoth:        "give both the latitude and the longitude of the box, or neither",
 	BadCron:             "%s",
 	BadTime:             "cannot read the time %q: write it like 2026-12-01 06:00, 06:00 (the next one), or 2026-12-01T06:00:00+07:00",
 	TimeInPast:          "the time %s is in the past: give a later time, or leave out --at to play now",
@@ -230,6 +234,8 @@ var vietnamese = map[Key]string{
 	UnknownGroup:        "không có nhóm %q: xem `loa group list`, hoặc tạo bằng `loa group add %s LOA...`",
 	UnknownMedia:        "không có tệp âm thanh %q: xem `loa media list`, hoặc thêm bằng `loa media add TỆP`",
 	DeviceExists:        "đã có loa mang mã %q: chọn mã khác, hoặc xoá trước bằng `loa device rm %s`",
+	BadLocation:         "vị trí của loa là vĩ độ từ -90 đến 90 và kinh độ từ -180 đến 180 (như 21.03 và 105.85), không phải %s và %s",
+	LocationBoth:        "hãy cho cả vĩ độ và kinh độ của loa, hoặc bỏ cả hai",
 	NoTarget:            "chọn nơi phát: --all, --group THÔN hoặc --device LOA",
 	NoMedia:             "chọn nội dung phát: --media MÃ, --file TỆP hoặc --text \"...\"",
 	BadMedia:            "Loa không đọc được tệp này như âm thanh (%s): hãy gửi bản ghi âm MP3, M4A, Opus, WAV, WMA hoặc AMR, hoặc video có tiếng",
@@ -301,9 +307,13 @@ var vietnamese = map[Key]string{
 
 // T formats the message for key in the language chosen by LOA_LANG
 // ("vi" for Vietnamese; English otherwise or where no translation exists).
-func T(key Key, args ...any) string {
+func T(key Key, args ...any) string { return In(os.Getenv("LOA_LANG"), key, args...) }
+
+// In formats the message for key in lang ("vi…" for Vietnamese; English
+// otherwise or where no translation exists).
+func In(lang string, key Key, args ...any) string {
 	format, ok := "", false
-	if strings.HasPrefix(os.Getenv("LOA_LANG"), "vi") {
+	if strings.HasPrefix(lang, "vi") {
 		format, ok = vietnamese[key]
 	}
 	if !ok {
@@ -326,6 +336,9 @@ type Error struct {
 func New(key Key, args ...any) *Error { return &Error{Key: key, Args: args} }
 
 func (e *Error) Error() string { return T(e.Key, e.Args...) }
+
+// In is the message in lang (see In).
+func (e *Error) In(lang string) string { return In(lang, e.Key, e.Args...) }
 
 // Short cuts a text to its first 40 characters (with an ellipsis) for
 // tables, names and logs.

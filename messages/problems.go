@@ -1,6 +1,13 @@
 package messages
 
-import "maps"
+import (
+	"cmp"
+	"maps"
+	"math"
+	"time"
+
+	"github.com/loa-commune/loa/protocol"
+)
 
 // What `loa status` says of a box's problems (protocol.State.Problems), one
 // sentence each. The box's own detail (an ALSA error, a file system error)
@@ -47,3 +54,37 @@ func init() {
 		StatusProblems:      "sự cố (xem README, mục \"When a box reports a problem\"):",
 	})
 }
+
+// Problem says one of a box's problems (protocol.State.Problems) in plain
+// words in lang; the box's own detail stays as it sent it.
+func Problem(lang string, p protocol.Problem) string {
+	var s string
+	switch p.Code {
+	case protocol.ProblemSoundCard:
+		s = In(lang, ProblemSoundCard, dash(p.Subject), dash(p.Detail))
+	case protocol.ProblemOutput:
+		s = In(lang, ProblemOutput, dash(p.Detail))
+	case protocol.ProblemDiskFull:
+		if p.Limit > 0 {
+			s = In(lang, ProblemDiskFullNeed, int64(p.Value), int64(p.Limit))
+		} else {
+			s = In(lang, ProblemDiskFull, int64(p.Value))
+		}
+	case protocol.ProblemCacheWrite:
+		s = In(lang, ProblemCacheWrite, dash(p.Subject), dash(p.Detail))
+	case protocol.ProblemHot:
+		s = In(lang, ProblemHot, p.Value, p.Limit)
+	case protocol.ProblemClockJump:
+		d := time.Duration(math.Abs(p.Value) * float64(time.Second)).Round(time.Second).String()
+		if p.Value < 0 {
+			s = In(lang, ProblemClockBack, d)
+		} else {
+			s = In(lang, ProblemClockAhead, d)
+		}
+	default: // a newer box's problem: its own words
+		s = In(lang, ProblemOther, p.Code, cmp.Or(p.Detail, p.Subject, p.Level))
+	}
+	return s
+}
+
+func dash(s string) string { return cmp.Or(s, "-") }

@@ -20,11 +20,37 @@ type Device struct {
 	Groups    []string  `json:"groups"`
 	Volume    int       `json:"volume"`
 	CreatedAt time.Time `json:"created_at"`
+	// Lat and Lon place the box on a map (WGS 84 degrees); both nil when
+	// it has no place.
+	Lat *float64 `json:"lat,omitempty"`
+	Lon *float64 `json:"lon,omitempty"`
 }
 
-// AddDevice registers d with the hash of its secret token, and puts it in
-// its groups. ErrExists if the id is taken.
+// ErrBadLocation: coordinates out of range, or only one of them.
+var ErrBadLocation = errors.New("not a valid location")
+
+// ValidLocation checks a box's coordinates: both or neither, latitude
+// within -90..90 and longitude within -180..180 degrees.
+func ValidLocation(lat, lon *float64) error {
+	switch {
+	case lat == nil && lon == nil:
+		return nil
+	case lat == nil || lon == nil:
+		return fmt.Errorf("give both latitude and longitude, or neither: %w", ErrBadLocation)
+	case !(*lat >= -90 && *lat <= 90):
+		return fmt.Errorf("latitude %g is not within -90..90: %w", *lat, ErrBadLocation)
+	case !(*lon >= -180 && *lon <= 180):
+		return fmt.Errorf("longitude %g is not within -180..180: %w", *lon, ErrBadLocation)
+	}
+	return nil
+}
+
+// AddDevice registers d (with its location, if it has one) with the hash of
+// its secret token, and puts it in its groups. ErrExists if the id is taken.
 func (s *Store) AddDevice(ctx context.Context, d Device, tokenHash string) error {
+	if err := ValidLocation(d.Lat, d.Lon); err != nil {
+		return fmt.Errorf("add device %s: %w", d.ID, err)
+	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices WHERE id = ?`, d.ID).Scan(&n); err != nil {
@@ -33,8 +59,8 @@ func (s *Store) AddDevice(ctx context.Context, d Device, tokenHash string) error
 		if n > 0 {
 			return fmt.Errorf("device %s: %w", d.ID, ErrExists)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO devices(id, name, token_hash, volume, created_at) VALUES(?,?,?,?,?)`,
-			d.ID, d.Name, tokenHash, d.Volume, ms(d.CreatedAt)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO devices(id, name, token_hash, volume, lat, lon, created_at) VALUES(?,?,?,?,?,?,?)`,
+			d.ID, d.Name, tokenHash, d.Volume, d.Lat, d.Lon, ms(d.CreatedAt)); err != nil {
 			return fmt.Errorf("add device %s: %w", d.ID, err)
 		}
 		for _, g := range d.Groups {
@@ -53,7 +79,7 @@ func (s *Store) Devices(ctx context.Context) ([]Device, error) {
 
 // devices lists the devices, or only the one with id when id is set.
 func (s *Store) devices(ctx context.Context, id string) ([]Device, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT d.id, d.name, d.volume, d.created_at, COALESCE(group_concat(g.group_name, ','), '')
+	rows, err := s.read.QueryContext(ctx, `SELECT d.id, d.name, d.volume, d.lat, d.lon, d.created_at, COALESCE(group_concat(g.group_name, ','), '')
 		FROM devices d LEFT JOIN group_members g ON g.device_id = d.id WHERE ? = '' OR d.id = ? GROUP BY d.id ORDER BY d.id`, id, id)
 	if err != nil {
 		return nil, fmt.Errorf("list devices: %w", err)
@@ -64,9 +90,11 @@ func (s *Store) devices(ctx context.Context, id string) ([]Device, error) {
 		var d Device
 		var created int64
 		var groups string
-		if err := rows.Scan(&d.ID, &d.Name, &d.Volume, &created, &groups); err != nil {
+		var lat, lon sql.NullFloat64
+		if err := rows.Scan(&d.ID, &d.Name, &d.Volume, &lat, &lon, &created, &groups); err != nil {
 			return nil, err
 		}
+		d.Lat, d.Lon = floatOrNil(lat), floatOrNil(lon)
 		d.CreatedAt = fromMS(created)
 		d.Groups = splitList(groups)
 		out = append(out, d)
@@ -118,6 +146,28 @@ func (s *Store) SetVolume(ctx context.Context, id string, volume int) error {
 		return fmt.Errorf("set volume of %s: %w", id, err)
 	}
 	return mustAffect(res, "device "+id)
+}
+
+// SetDeviceLocation places a device on the map, or takes it off when lat
+// and lon are both nil. ErrBadLocation if only one is given or one is out
+// of range; ErrNotFound for an unknown device.
+func (s *Store) SetDeviceLocation(ctx context.Context, id string, lat, lon *float64) error {
+	if err := ValidLocation(lat, lon); err != nil {
+		return fmt.Errorf("set location of %s: %w", id, err)
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE devices SET lat = ?, lon = ? WHERE id = ?`, lat, lon, id)
+	if err != nil {
+		return fmt.Errorf("set location of %s: %w", id, err)
+	}
+	return mustAffect(res, "device "+id)
+}
+
+// floatOrNil is a nullable REAL column's value, nil for NULL.
+func floatOrNil(v sql.NullFloat64) *float64 {
+	if !v.Valid {
+		return nil
+	}
+	return &v.Float64
 }
 
 // Group is a named set of devices (a village, a zone).
@@ -248,6 +298,9 @@ type DeviceStatus struct {
 	Arch     string             `json:"arch,omitempty"`
 	// Update is how the last update offered to the box went.
 	Update *protocol.UpdateStatus `json:"update,omitempty"`
+	// Lat and Lon are the box's place on the map, as in Device.
+	Lat *float64 `json:"lat,omitempty"`
+	Lon *float64 `json:"lon,omitempty"`
 }
 
 // MarshalJSON writes last_seen as null for a box never heard from, rather
@@ -293,7 +346,7 @@ func (s *Store) Status(ctx context.Context) ([]DeviceStatus, error) {
 	}
 	out := make([]DeviceStatus, 0, len(devs))
 	for _, d := range devs {
-		ds := DeviceStatus{ID: d.ID, Name: d.Name, Groups: d.Groups, State: protocol.StateOffline, Volume: d.Volume}
+		ds := DeviceStatus{ID: d.ID, Name: d.Name, Groups: d.Groups, State: protocol.StateOffline, Volume: d.Volume, Lat: d.Lat, Lon: d.Lon}
 		if x, ok := seen[d.ID]; ok {
 			ds.Online, ds.State, ds.Version, ds.Error = x.online, x.state, x.v, x.e
 			ds.Problems = decodeProblems(x.p)

@@ -157,7 +157,7 @@ func (s *Store) StatusPage(ctx context.Context, q StatusQuery) (StatusPage, erro
 		pageArgs = append(pageArgs, stale, q.State)
 	}
 	pageArgs = append(pageArgs, limit+1)
-	rows, err = s.read.QueryContext(ctx, `SELECT d.id, d.name, d.volume, `+effectiveState+`, COALESCE(s.online, 0), COALESCE(s.playing, ''),
+	rows, err = s.read.QueryContext(ctx, `SELECT d.id, d.name, d.volume, d.lat, d.lon, `+effectiveState+`, COALESCE(s.online, 0), COALESCE(s.playing, ''),
 			COALESCE(s.version, ''), COALESCE(s.uptime_sec, 0), COALESCE(s.cache_bytes, 0), s.clock_offset_ms, COALESCE(s.error, ''),
 			COALESCE(s.problems, ''), COALESCE(s.arch, ''), COALESCE(s.update_status, ''), COALESCE(s.last_seen, 0)`+from+cond(extra...)+` ORDER BY d.id LIMIT ?`, pageArgs...)
 	if err != nil {
@@ -170,11 +170,13 @@ func (s *Store) StatusPage(ctx context.Context, q StatusQuery) (StatusPage, erro
 		var playing string
 		var lastSeen int64
 		var offset sql.NullInt64
+		var lat, lon sql.NullFloat64
 		var problems, update string
-		if err := rows.Scan(&ds.ID, &ds.Name, &ds.Volume, &ds.State, &ds.Online, &playing, &ds.Version, &ds.UptimeSec,
+		if err := rows.Scan(&ds.ID, &ds.Name, &ds.Volume, &lat, &lon, &ds.State, &ds.Online, &playing, &ds.Version, &ds.UptimeSec,
 			&ds.CacheBytes, &offset, &ds.Error, &problems, &ds.Arch, &update, &lastSeen); err != nil {
 			return StatusPage{}, err
 		}
+		ds.Lat, ds.Lon = floatOrNil(lat), floatOrNil(lon)
 		ds.Problems = decodeProblems(problems)
 		ds.Update = decodeUpdate(update)
 		ds.LastSeen = fromMS(lastSeen)

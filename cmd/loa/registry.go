@@ -22,6 +22,7 @@ func newDevice(g *globals) *cobra.Command {
 	var writeConfig string
 	var enrollNow bool
 	var valid time.Duration
+	var lat, lon float64
 	add := &cobra.Command{
 		Use:   "add ID",
 		Short: "Register a box and print (or write) its agent config with its credentials",
@@ -30,6 +31,10 @@ func newDevice(g *globals) *cobra.Command {
 			req.ID = args[0]
 			if cmd.Flags().Changed("volume") {
 				req.Volume = &volume
+			}
+			req.Lat, req.Lon = floatFlag(cmd, "lat", lat), floatFlag(cmd, "lon", lon)
+			if err := api.CheckLocation(req.Lat, req.Lon); err != nil {
+				return usageErr(err)
 			}
 			if enrollNow && writeConfig != "" {
 				return usageErr(errors.New("choose --enroll (the box fetches its config with a code) or --write-config (you copy the file), not both"))
@@ -63,6 +68,8 @@ func newDevice(g *globals) *cobra.Command {
 	add.Flags().StringVar(&req.Name, "name", "", "a name people know the box by (e.g. \"Thôn 1 - nhà văn hoá\")")
 	add.Flags().StringSliceVar(&req.Groups, "group", nil, "group (village) to put the box in; repeat for several")
 	add.Flags().IntVar(&volume, "volume", 80, "volume 0-100")
+	add.Flags().Float64Var(&lat, "lat", 0, "latitude of the box, for the console's map (like 21.03; give --lon too)")
+	add.Flags().Float64Var(&lon, "lon", 0, "longitude of the box, for the console's map (like 105.85; give --lat too)")
 	add.Flags().StringVar(&writeConfig, "write-config", "", "write the agent config to this file instead of printing it")
 	add.Flags().BoolVar(&enrollNow, "enroll", false, "print a one-time code (and its QR code) for `loa-agent enroll` on the box instead of a config file")
 	add.Flags().DurationVar(&valid, "valid", api.DefaultEnrolValidity, "with --enroll: how long the code works")
@@ -90,9 +97,9 @@ func newDevice(g *globals) *cobra.Command {
 			}
 			rows := [][]string{}
 			for _, d := range ds {
-				rows = append(rows, []string{d.ID, orDash(d.Name), orDash(strings.Join(d.Groups, ",")), strconv.Itoa(d.Volume)})
+				rows = append(rows, []string{d.ID, orDash(d.Name), orDash(strings.Join(d.Groups, ",")), strconv.Itoa(d.Volume), place(d.Lat, d.Lon)})
 			}
-			return table(cmd.OutOrStdout(), []string{"ID", "NAME", "GROUPS", "VOLUME"}, rows)
+			return table(cmd.OutOrStdout(), []string{"ID", "NAME", "GROUPS", "VOLUME", "PLACE"}, rows)
 		}),
 	}
 	rm := &cobra.Command{
@@ -123,8 +130,59 @@ func newDevice(g *globals) *cobra.Command {
 			return nil
 		}),
 	}
-	cmd.AddCommand(add, enroll, list, rm, vol)
+	var locLat, locLon float64
+	var off bool
+	locate := &cobra.Command{
+		Use:   "locate ID (--lat LAT --lon LON | --clear)",
+		Short: "Set where a box stands, for the console's map (or --clear to take it off the map)",
+		Args:  cobra.ExactArgs(1),
+		RunE: g.staff(func(ctx context.Context, c *api.Client, cmd *cobra.Command, args []string) error {
+			la, lo := floatFlag(cmd, "lat", locLat), floatFlag(cmd, "lon", locLon)
+			switch {
+			case off && (la != nil || lo != nil):
+				return usageErr(errors.New("choose --lat and --lon, or --clear, not both"))
+			case !off && la == nil && lo == nil:
+				return usageErr(errors.New("give the box's place with --lat and --lon (like --lat 21.03 --lon 105.85), or --clear"))
+			}
+			if err := api.CheckLocation(la, lo); err != nil {
+				return usageErr(err)
+			}
+			d, err := c.SetLocation(ctx, args[0], la, lo)
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return printJSON(cmd.OutOrStdout(), d)
+			}
+			if d.Lat == nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "Box %s is off the map now.\n", d.ID)
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Box %s is at %s.\n", d.ID, place(d.Lat, d.Lon))
+			return nil
+		}),
+	}
+	locate.Flags().Float64Var(&locLat, "lat", 0, "latitude, from -90 to 90 (like 21.03)")
+	locate.Flags().Float64Var(&locLon, "lon", 0, "longitude, from -180 to 180 (like 105.85)")
+	locate.Flags().BoolVar(&off, "clear", false, "take the box off the map")
+	cmd.AddCommand(add, enroll, list, rm, vol, locate)
 	return cmd
+}
+
+// floatFlag is the value of a float flag if it was given, else nil.
+func floatFlag(cmd *cobra.Command, name string, v float64) *float64 {
+	if !cmd.Flags().Changed(name) {
+		return nil
+	}
+	return &v
+}
+
+// place writes a box's coordinates as "21.03,105.85", or "-" for none.
+func place(lat, lon *float64) string {
+	if lat == nil || lon == nil {
+		return "-"
+	}
+	return strconv.FormatFloat(*lat, 'f', -1, 64) + "," + strconv.FormatFloat(*lon, 'f', -1, 64)
 }
 
 // roundDuration writes d as people do: 24h, 1h30m, 10m.
