@@ -41,7 +41,9 @@ type view struct {
 
 // T is the text of key in the page's language (messages holds every
 // string, Vietnamese and English).
-func (v *view) T(key string, args ...any) string { return messages.In(v.Lang, messages.Key(key), args...) }
+func (v *view) T(key string, args ...any) string {
+	return messages.In(v.Lang, messages.Key(key), args...)
+}
 
 // Time shows t in the commune's time zone, day first as Vietnam writes it.
 func (v *view) Time(t time.Time) string {
