@@ -325,6 +325,16 @@ func In(lang string, key Key, args ...any) string {
 	return fmt.Sprintf(format, args...)
 }
 
+// Has says whether key has a text in lang ("en" or "vi").
+func Has(lang string, key Key) bool {
+	if strings.HasPrefix(lang, "vi") {
+		_, ok := vietnamese[key]
+		return ok
+	}
+	_, ok := english[key]
+	return ok
+}
+
 // Error is an error that carries a message key, so the API can send the key
 // and the CLI can show it in the user's language.
 type Error struct {
