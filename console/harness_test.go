@@ -49,7 +49,10 @@ func openSite(t *testing.T) *site {
 
 type testWriter struct{ t *testing.T }
 
-func (w *testWriter) Write(b []byte) (int, error) { w.t.Log(strings.TrimSpace(string(b))); return len(b), nil }
+func (w *testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
 
 // tokenFor makes a staff token with role.
 func (s *site) tokenFor(name, role string) string {
