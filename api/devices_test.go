@@ -212,7 +212,7 @@ func TestSite(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	s, err := e.client.Site(ctx)
-	if err != nil || s != (api.SiteInfo{Site: "xa-an-binh", Timezone: "Asia/Ho_Chi_Minh"}) {
+	if err != nil || s != (api.SiteInfo{Site: "xa-an-binh", Timezone: "Asia/Ho_Chi_Minh", Token: "admin", Role: "admin"}) {
 		t.Fatalf("Site = %+v, %v", s, err)
 	}
 	_, err = api.NewClient(e.srv.URL, "").Site(ctx)
