@@ -2,7 +2,7 @@
 GO ?= go
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: all build demo test test-short bench fuzz lint deps-build deps-test deps-cross cross packages clean pi FORCE
+.PHONY: all build demo screenshots test test-short bench fuzz lint deps-build deps-test deps-cross cross packages clean pi FORCE
 
 all: build
 
@@ -41,6 +41,11 @@ test: deps-test lint
 	CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/loa
 	$(GO) test -race -count=1 -timeout 25m $$($(GO) list ./... | grep -v '/packaging$$')
 	$(GO) test -race -count=1 -timeout 25m ./packaging
+
+# The console's screenshots in docs/console/, taken by its browser tests.
+screenshots: deps-test
+	mkdir -p docs/console
+	LOA_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -run 'TestConsole' ./e2e
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./audio/... ./device/...

@@ -2,7 +2,7 @@ package console
 
 import (
 	"embed"
-	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -59,10 +59,10 @@ func New(opts Options, log *slog.Logger) (*Console, error) {
 	}
 	imgSrc := "'self' data:"
 	if opts.Tiles != "" {
-		u, err := url.Parse(opts.Tiles)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || !strings.Contains(opts.Tiles, "{z}") {
-			return nil, errors.New("console.tiles must be an http(s) URL with {z}, {x} and {y}, like https://tile.example.org/{z}/{x}/{y}.png")
+		if err := ValidTiles(opts.Tiles); err != nil {
+			return nil, err
 		}
+		u, _ := url.Parse(opts.Tiles)
 		imgSrc += " " + u.Scheme + "://" + u.Host
 	}
 	p, err := parsePages()
@@ -88,6 +88,16 @@ func New(opts Options, log *slog.Logger) (*Console, error) {
 	c.routeAnnounce() // announce.go
 	c.routeRecords()  // records.go: schedules, media, report, audit
 	return c, nil
+}
+
+// ValidTiles checks a map tile source: an http(s) URL with {z}, {x} and {y}.
+func ValidTiles(tiles string) error {
+	u, err := url.Parse(tiles)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		!strings.Contains(tiles, "{z}") || !strings.Contains(tiles, "{x}") || !strings.Contains(tiles, "{y}") {
+		return fmt.Errorf("console.tiles %q must be an http(s) URL with {z}, {x} and {y}, like https://tile.openstreetmap.org/{z}/{x}/{y}.png", tiles)
+	}
+	return nil
 }
 
 // ServeHTTP serves the console's pages with headers that keep them from

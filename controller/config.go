@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/loa-commune/loa/console"
 	"io"
 	"net"
 	"net/url"
@@ -177,6 +178,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Data == "" {
 		return bad("data", "empty: give a folder for the database and media")
+	}
+	if c.Console.Tiles != "" {
+		if err := console.ValidTiles(c.Console.Tiles); err != nil {
+			return &FieldError{Field: "console.tiles", Err: err}
+		}
+	}
+	if c.Console.SessionTTL < 0 {
+		return bad("console.session_ttl", "%v is negative: give how long a sign-in lasts unused, like 12h", c.Console.SessionTTL)
 	}
 	if !validListen(c.HTTP) {
 		return bad("http", "%q is not HOST:PORT (e.g. :8080)", c.HTTP)

@@ -48,6 +48,7 @@ type commune struct {
 	dir    string
 	cli    cli
 	broker string // external broker URL, "" for the embedded one
+	server string // the controller's HTTP address (API and console)
 }
 
 func newCommune(t testing.TB, broker string, extraConfig string) *commune {
@@ -67,7 +68,7 @@ func newCommune(t testing.TB, broker string, extraConfig string) *commune {
 	proc(t, dir, "controller", args...)
 	server := "http://" + httpAddr
 	waitHTTP(t, server)
-	c := &commune{t: t, dir: dir, broker: broker, cli: cli{t: t, bin: filepath.Join(binDir, "loa"),
+	c := &commune{t: t, dir: dir, broker: broker, server: server, cli: cli{t: t, bin: filepath.Join(binDir, "loa"),
 		env: []string{"LOA_SERVER=" + server, "LOA_DATA=" + filepath.Join(dir, "data"), "LOA_TOKEN="}}}
 	return c
 }

@@ -7,13 +7,14 @@
 #   scripts/deps.sh test    what the tests need: real audio, a real broker, TTS, nats-server
 #                           (go install, into GOPATH/bin) for the NATS cluster tests, and the
 #                           cross set (the emulated Raspberry Pi boxes), and lintian, debootstrap
-#                           and systemd (systemd-analyze) for the Debian packages' test
+#                           and systemd (systemd-analyze) for the Debian packages' test, and
+#                           chromium (headless) for the web console's browser tests
 set -euo pipefail
 build=(libasound2-dev libopus-dev pkg-config ffmpeg)
 cross=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross libasound2-dev:arm64 libopus-dev:arm64
   gcc-arm-linux-gnueabihf libc6-dev-armhf-cross libasound2-dev:armhf libopus-dev:armhf qemu-user)
 test=("${build[@]}" "${cross[@]}" alsa-utils libasound2-plugins pulseaudio pulseaudio-utils mosquitto espeak-ng sox lame
-  lintian debootstrap systemd)
+  lintian debootstrap systemd chromium fonts-dejavu-core)
 case "${1:-build}" in
   build) want=("${build[@]}") ;;
   cross) want=("${build[@]}" "${cross[@]}") ;;

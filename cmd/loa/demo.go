@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,11 +26,15 @@ import (
 //go:embed demodata/announcement.mp3
 var demoAnnouncement []byte
 
-// demoBoxes is the demo commune: two villages, three boxes.
-var demoBoxes = []struct{ id, name, group string }{
-	{"thon1-a", "Thôn 1 - nhà văn hoá", "thon-1"},
-	{"thon1-b", "Thôn 1 - chợ", "thon-1"},
-	{"thon2-a", "Thôn 2 - trường học", "thon-2"},
+// demoBoxes is the demo commune: two villages, three boxes, placed on the
+// console's map in a valley of Lào Cai.
+var demoBoxes = []struct {
+	id, name, group string
+	lat, lon        float64
+}{
+	{"thon1-a", "Thôn 1 - nhà văn hoá", "thon-1", 22.3364, 103.8438},
+	{"thon1-b", "Thôn 1 - chợ", "thon-1", 22.3391, 103.8502},
+	{"thon2-a", "Thôn 2 - trường học", "thon-2", 22.3298, 103.8367},
 }
 
 type demoOptions struct {
@@ -37,6 +42,9 @@ type demoOptions struct {
 	group   string
 	speaker string // "auto", "yes", "no"
 	agent   string
+	http    string
+	// keep leaves the commune running for the web console until Ctrl+C.
+	keep bool
 }
 
 func newDemo() *cobra.Command {
@@ -57,6 +65,8 @@ func newDemo() *cobra.Command {
 	f.StringVar(&o.group, "group", "thon-1", "village to announce to (thon-1 or thon-2), or \"all\"")
 	f.StringVar(&o.speaker, "speaker", "auto", "play box thon1-a through the sound card: auto, yes or no")
 	f.StringVar(&o.agent, "agent", "", "path of the loa-agent binary (default: next to loa, then PATH)")
+	f.StringVar(&o.http, "http", "127.0.0.1:8080", "address of the controller's API and web console (another free port if taken)")
+	f.BoolVar(&o.keep, "keep", false, "keep the commune running after the announcement, for the web console, until Ctrl+C")
 	return cmd
 }
 
@@ -78,7 +88,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	}
 	defer logFile.Close()
 	cfg := controller.Defaults()
-	cfg.Site, cfg.Data, cfg.HTTP, cfg.MQTT = "demo", filepath.Join(dir, "controller"), "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Site, cfg.Data, cfg.HTTP, cfg.MQTT = "demo", filepath.Join(dir, "controller"), freeOr(o.http), "127.0.0.1:0"
 	ctrl, err := controller.Open(ctx, cfg, slog.New(slog.NewTextHandler(logFile, nil)))
 	if err != nil {
 		return err
@@ -95,7 +105,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	var agents []*exec.Cmd
 	defer func() { stopAgents(agents) }()
 	for i, b := range demoBoxes {
-		res, err := c.AddDevice(ctx, api.AddDeviceRequest{ID: b.id, Name: b.name, Groups: []string{b.group}})
+		res, err := c.AddDevice(ctx, api.AddDeviceRequest{ID: b.id, Name: b.name, Groups: []string{b.group}, Lat: &b.lat, Lon: &b.lon})
 		if err != nil {
 			return fmt.Errorf("add box %s: %w", b.id, err)
 		}
@@ -160,7 +170,30 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "\nWhat each box played is in %s/<box>/played/*.wav; logs are in %s/*.log.\n", dir, dir)
-	return werr
+	if werr != nil || !o.keep {
+		return werr
+	}
+	tok, err := c.AddToken(ctx, api.AddTokenRequest{Name: "demo-operator", Role: "operator"})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nWeb console: %s/ (in Vietnamese; English at the top right)\nSign in with this operator token:\n  %s\n"+
+		"(the admin token is in %s). The commune keeps running; Ctrl+C stops it.\n",
+		server, tok.Secret, filepath.Join(cfg.Data, "admin.token"))
+	<-ctx.Done()
+	fmt.Fprintln(out, "Stopping the commune.")
+	return nil
+}
+
+// freeOr is addr if it is free to listen on, else a free port on loopback:
+// a second demo, or a busy 8080, still runs.
+func freeOr(addr string) string {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "127.0.0.1:0"
+	}
+	ln.Close()
+	return addr
 }
 
 func tableOut(w io.Writer, rows [][]string) error {
