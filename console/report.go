@@ -1,0 +1,450 @@
+package console
+
+import (
+	"context"
+	"encoding/csv"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/loa-commune/loa/api"
+	"github.com/loa-commune/loa/messages"
+	"github.com/loa-commune/loa/store"
+)
+
+const (
+	// reportPageSize is the rows one page of the report shows.
+	reportPageSize = 100
+	// maxBoxRows bounds the rows one box's report shows (the CSV has them
+	// all).
+	maxBoxRows = 1000
+	// maxBoxScanPages bounds the API pages a box's report page reads: the
+	// API filters by village, not by box, so the console reads the box's
+	// village and keeps its rows.
+	maxBoxScanPages = 16
+	// maxBoxChoices: with more boxes than this, the box field offers no
+	// list to choose from (it would be too long for a phone).
+	maxBoxChoices = 2000
+)
+
+// reportFilter is what the report shows: deliveries due in a span of days,
+// of the boxes now in a village, of one box, with one status.
+type reportFilter struct {
+	dateSpan
+	Village, Box, Status string
+	After                string // the API's cursor of the page shown
+}
+
+// readReportFilter reads the filters of the report's form and links.
+func readReportFilter(q *request, loc *time.Location, now time.Time) (reportFilter, string) {
+	span, problem := readSpan(q, loc, now, 7)
+	f := reportFilter{dateSpan: span, Village: strings.TrimSpace(q.r.FormValue("village")),
+		Box: strings.TrimSpace(q.r.FormValue("box")), Status: q.r.FormValue("status"), After: q.r.FormValue("after")}
+	if f.Status != "" && !slices.Contains(store.ReportStatuses, f.Status) {
+		f.Status = ""
+	}
+	return f, problem
+}
+
+// values are the filters as a link's query; after is the page's cursor.
+func (f reportFilter) values(after string) url.Values {
+	v := url.Values{"since": {f.Since}, "until": {f.Until}}
+	for k, x := range map[string]string{"village": f.Village, "box": f.Box, "status": f.Status, "after": after} {
+		if x != "" {
+			v.Set(k, x)
+		}
+	}
+	return v
+}
+
+// apiQuery is the filter as the API takes it (the API has no box filter).
+func (f reportFilter) apiQuery(limit int) api.ReportQuery {
+	return api.ReportQuery{Since: f.apiSince(), Until: f.apiUntil(), Group: f.Village, Status: f.Status, After: f.After, Limit: limit}
+}
+
+// reportData is the report page, or one box's.
+type reportData struct {
+	Filter   reportFilter
+	Action   string // where the filter form goes
+	Villages []string
+	Boxes    []string // the box field's choices; none when too many
+	Statuses []string
+	Rows     []reportRow
+	// From and To number the rows shown of Total; Total < 0: not counted.
+	From, To, Total int
+	Counts          []reportCount
+	Announcements   []announcementCount
+	First, Next     string // links to the first and the next page
+	CSV             string
+	// Partial: the box's rows shown are not all of them (too many to show,
+	// or too many to read for one page).
+	Partial bool
+	// Box is the box of a box's report, as it is now.
+	Box *boxRow
+}
+
+// reportRow is one delivery with the villages its box is in now.
+type reportRow struct {
+	store.Delivery
+	Villages string
+	Said     string // the text, cut short for the table
+}
+
+// reportCount is how many rows have a status, linking to them.
+type reportCount struct {
+	Status  string
+	N       int
+	URL     string
+	Current bool
+}
+
+// announcementCount sums up one announcement's rows.
+type announcementCount struct {
+	ID, Text, Counts string
+	Total            int
+}
+
+// reportBase reads what every report page needs: the filters, the
+// villages and the boxes.
+type reportBase struct {
+	loc     *time.Location
+	filter  reportFilter
+	problem string
+	groups  []store.Group
+	devices map[string]store.Device
+	d       *reportData
+}
+
+func (c *Console) reportBase(q *request, action string) (*reportBase, error) {
+	ctx := q.r.Context()
+	loc := siteZone(q)
+	f, problem := readReportFilter(q, loc, c.opts.Now())
+	groups, err := q.api.Groups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	devices, err := q.api.Devices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b := &reportBase{loc: loc, filter: f, problem: problem, groups: groups, devices: map[string]store.Device{}}
+	d := &reportData{Filter: f, Action: action, Statuses: store.ReportStatuses, Total: -1}
+	for _, g := range groups {
+		d.Villages = append(d.Villages, g.Name)
+	}
+	for _, x := range devices {
+		b.devices[x.ID] = x
+	}
+	if len(devices) <= maxBoxChoices {
+		for _, x := range devices {
+			d.Boxes = append(d.Boxes, x.ID)
+		}
+		slices.Sort(d.Boxes)
+	}
+	d.CSV = "/report.csv?" + f.values("").Encode()
+	b.d = d
+	return b, nil
+}
+
+func (b *reportBase) row(r store.Delivery) reportRow {
+	return reportRow{Delivery: r, Villages: strings.Join(b.devices[r.Device].Groups, ", "), Said: messages.Short(r.Text)}
+}
+
+// reportPage shows the report a page at a time, with counts by status and
+// by announcement over every row the filters select.
+func (c *Console) reportPage(q *request) error {
+	b, err := c.reportBase(q, "/report")
+	if err != nil {
+		return err
+	}
+	v := q.view("console.report.title")
+	v.Error = b.problem
+	if b.filter.Box != "" {
+		box, ok := b.devices[b.filter.Box]
+		if !ok {
+			v.Error = messages.In(q.lang, messages.ConsoleUnknownBox, b.filter.Box)
+		} else if err := c.fillBoxRows(q, b, box); err != nil {
+			return c.reportProblem(q, v, b, err)
+		}
+	} else if err := c.fillReportPage(q, b); err != nil {
+		return c.reportProblem(q, v, b, err)
+	}
+	v.Data = b.d
+	c.render(q.w, http.StatusOK, "report", v)
+	return nil
+}
+
+// boxReportPage is one box's report: its state now and its rows.
+func (c *Console) boxReportPage(q *request) error {
+	id := q.r.PathValue("id")
+	b, err := c.reportBase(q, "/report/box/"+url.PathEscape(id))
+	if err != nil {
+		return err
+	}
+	box, ok := b.devices[id]
+	if !ok {
+		c.fail(q.w, q.r, q.lang, http.StatusNotFound, messages.In(q.lang, messages.ConsoleUnknownBox, id))
+		return nil
+	}
+	b.filter.Box = id
+	b.d.Filter.Box = id
+	b.d.CSV = "/report.csv?" + b.filter.values("").Encode()
+	v := q.view("console.report.box_title")
+	v.Error = b.problem
+	page, err := q.api.StatusPage(q.r.Context(), api.StatusQuery{IDPrefix: id, Limit: 50})
+	if err != nil {
+		return err
+	}
+	for _, s := range page.Devices {
+		if s.ID == id {
+			row := boxRow{DeviceStatus: s}
+			for _, p := range s.Problems {
+				row.ProblemWords = append(row.ProblemWords, messages.Problem(q.lang, p))
+			}
+			b.d.Box = &row
+		}
+	}
+	if err := c.fillBoxRows(q, b, box); err != nil {
+		return c.reportProblem(q, v, b, err)
+	}
+	v.Data = b.d
+	c.render(q.w, http.StatusOK, "report", v)
+	return nil
+}
+
+// reportProblem shows an API refusal of the filters (an unknown village)
+// above the form, so the person can change them.
+func (c *Console) reportProblem(q *request, v *view, b *reportBase, err error) error {
+	status, msg, ok := formProblem(err)
+	if !ok {
+		return err
+	}
+	v.Error = msg
+	v.Data = b.d
+	c.render(q.w, status, "report", v)
+	return nil
+}
+
+// fillReportPage reads one page of the report (the API filters and counts).
+func (c *Console) fillReportPage(q *request, b *reportBase) error {
+	f, d := b.filter, b.d
+	var page store.ReportPage
+	err := retryLimited(q.r.Context(), func() (err error) {
+		page, err = q.api.ReportPage(q.r.Context(), f.apiQuery(reportPageSize))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range page.Rows {
+		d.Rows = append(d.Rows, b.row(r))
+	}
+	d.Total, d.From, d.To = page.Total, page.Offset+1, page.Offset+len(page.Rows)
+	d.Counts = b.counts(page.Counts)
+	for _, a := range page.Announcements {
+		d.Announcements = append(d.Announcements, announcementCount{ID: a.Announcement, Text: messages.Short(a.Text),
+			Total: a.Total, Counts: countWords(q.lang, a.Counts)})
+	}
+	if page.Next != "" {
+		d.Next = "/report?" + f.values(page.Next).Encode()
+	}
+	if f.After != "" {
+		d.First = "/report?" + f.values("").Encode()
+	}
+	return nil
+}
+
+// fillBoxRows reads one box's rows: the API has no box filter, so it reads
+// the smallest village the box is in (or the one chosen) and keeps the
+// box's rows, up to maxBoxScanPages pages.
+func (c *Console) fillBoxRows(q *request, b *reportBase, box store.Device) error {
+	f, d := b.filter, b.d
+	all, complete, err := boxDeliveries(q.r.Context(), q.api, f, box, b.groups, maxBoxScanPages)
+	if err != nil {
+		return err
+	}
+	counts := map[string]int{}
+	for _, r := range all {
+		counts[r.Status]++
+		if f.Status != "" && r.Status != f.Status {
+			continue
+		}
+		if len(d.Rows) == maxBoxRows {
+			complete = false
+			continue
+		}
+		d.Rows = append(d.Rows, b.row(r))
+	}
+	d.Counts = b.counts(counts)
+	d.From, d.To = 1, len(d.Rows)
+	d.Partial = !complete
+	if complete {
+		d.Total = len(d.Rows)
+	}
+	return nil
+}
+
+// boxDeliveries reads every row of box within f's span and village (of
+// any status), reading at most maxPages pages of the API (0: no bound);
+// complete says whether it read them all.
+func boxDeliveries(ctx context.Context, c *api.Client, f reportFilter, box store.Device, groups []store.Group, maxPages int) ([]store.Delivery, bool, error) {
+	group := f.Village
+	if group != "" && !slices.Contains(box.Groups, group) {
+		return nil, true, nil
+	}
+	if group == "" {
+		// The smallest village the box is in has its rows and fewest others.
+		size := -1
+		for _, g := range groups {
+			if slices.Contains(box.Groups, g.Name) && (size < 0 || len(g.Devices) < size) {
+				group, size = g.Name, len(g.Devices)
+			}
+		}
+	}
+	rq := api.ReportQuery{Since: f.apiSince(), Until: f.apiUntil(), Group: group, Limit: store.MaxPageSize}
+	var out []store.Delivery
+	for pages := 0; ; pages++ {
+		if maxPages > 0 && pages == maxPages {
+			return out, false, nil
+		}
+		var page store.ReportPage
+		err := retryLimited(ctx, func() (err error) {
+			page, err = c.ReportPage(ctx, rq)
+			return err
+		})
+		if err != nil {
+			return nil, false, err
+		}
+		for _, r := range page.Rows {
+			if r.Device == box.ID {
+				out = append(out, r)
+			}
+		}
+		if page.Next == "" {
+			return out, true, nil
+		}
+		rq.After = page.Next
+	}
+}
+
+// counts are the statuses with rows, in the report's order, each linking
+// to its rows.
+func (b *reportBase) counts(by map[string]int) []reportCount {
+	var out []reportCount
+	for _, s := range store.ReportStatuses {
+		if by[s] == 0 {
+			continue
+		}
+		f := b.filter
+		f.Status = s
+		out = append(out, reportCount{Status: s, N: by[s], URL: b.d.Action + "?" + f.values("").Encode(), Current: b.filter.Status == s})
+	}
+	return out
+}
+
+// countWords writes counts by status as "played 3 · failed 1".
+func countWords(lang string, by map[string]int) string {
+	var parts []string
+	for _, s := range store.ReportStatuses {
+		if by[s] > 0 {
+			word := messages.In(lang, messages.Key("console.status."+s))
+			parts = append(parts, word+" "+strconv.Itoa(by[s]))
+		}
+	}
+	return strings.Join(parts, " · ")
+}
+
+// reportCSVHeader names the CSV's columns (as `loa report -o csv`, with the
+// due time and the box's villages).
+var reportCSVHeader = []string{"item", "announcement", "device", "groups", "status", "scheduled_at", "started_at",
+	"finished_at", "reason", "exercise", "text", "heard_ms", "missed_ms"}
+
+// reportCSV writes every row the filters select as CSV, times in the
+// commune's zone (RFC 3339).
+func (c *Console) reportCSV(q *request) error {
+	b, err := c.reportBase(q, "/report")
+	if err != nil {
+		return err
+	}
+	if b.problem != "" {
+		c.fail(q.w, q.r, q.lang, http.StatusBadRequest, b.problem)
+		return nil
+	}
+	f, ctx := b.filter, q.r.Context()
+	name := "loa-report-" + f.Since + "_" + f.Until
+	// Read the first page before answering: a refused filter is an error
+	// page, not a CSV that stops.
+	var first store.ReportPage
+	var boxRows []store.Delivery
+	if f.Box != "" {
+		box, ok := b.devices[f.Box]
+		if !ok {
+			c.fail(q.w, q.r, q.lang, http.StatusNotFound, messages.In(q.lang, messages.ConsoleUnknownBox, f.Box))
+			return nil
+		}
+		name += "-" + box.ID
+		if boxRows, _, err = boxDeliveries(ctx, q.api, f, box, b.groups, 0); err != nil {
+			return err
+		}
+	} else {
+		rq := f.apiQuery(store.MaxPageSize)
+		rq.After = ""
+		if err := retryLimited(ctx, func() (err error) { first, err = q.api.ReportPage(ctx, rq); return err }); err != nil {
+			return err
+		}
+	}
+
+	h := q.w.Header()
+	h.Set("Content-Type", "text/csv; charset=utf-8")
+	h.Set("Content-Disposition", `attachment; filename="`+name+`.csv"`)
+	w := csv.NewWriter(q.w)
+	w.Write(reportCSVHeader)
+	write := func(r store.Delivery) {
+		ex := ""
+		if r.Exercise {
+			ex = "exercise"
+		}
+		w.Write([]string{r.Item, r.Announcement, r.Device, strings.Join(b.devices[r.Device].Groups, ","), r.Status,
+			csvTime(r.ScheduledAt, b.loc), csvTime(r.StartedAt, b.loc), csvTime(r.FinishedAt, b.loc), r.Reason, ex, r.Text,
+			strconv.FormatInt(r.HeardMS, 10), strconv.FormatInt(r.MissedMS, 10)})
+	}
+	if f.Box != "" {
+		for _, r := range boxRows {
+			if f.Status == "" || r.Status == f.Status {
+				write(r)
+			}
+		}
+		w.Flush()
+		return nil
+	}
+	page := first
+	for {
+		for _, r := range page.Rows {
+			write(r)
+		}
+		w.Flush()
+		if page.Next == "" || w.Error() != nil {
+			break
+		}
+		rq := f.apiQuery(store.MaxPageSize)
+		rq.After = page.Next
+		if err := retryLimited(ctx, func() (err error) { page, err = q.api.ReportPage(ctx, rq); return err }); err != nil {
+			// The answer has begun: break it off, so the browser says the
+			// download failed rather than keep a file that looks whole.
+			c.log.Error("console: report CSV broken off", "err", err, "token", q.sess.name)
+			panic(http.ErrAbortHandler)
+		}
+	}
+	return nil
+}
+
+// csvTime writes t in loc as RFC 3339; "" for no time.
+func csvTime(t time.Time, loc *time.Location) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.In(loc).Format(time.RFC3339)
+}
