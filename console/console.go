@@ -29,6 +29,9 @@ type Options struct {
 	// OpenStreetMap-style server the office can reach). Empty: the map shows
 	// the boxes on a plain background, with no request outside Loa.
 	Tiles string
+	// MaxUpload bounds a form's body (a recording's upload, with room for
+	// the form's fields); 0: 51 MB.
+	MaxUpload int64
 	// SessionTTL is how long a sign-in lasts without use; 0: 12 hours.
 	SessionTTL time.Duration
 	// Every is how often live pages look for changes; 0: a second.
@@ -50,6 +53,9 @@ type Console struct {
 func New(opts Options, log *slog.Logger) (*Console, error) {
 	if opts.SessionTTL <= 0 {
 		opts.SessionTTL = 12 * time.Hour
+	}
+	if opts.MaxUpload <= 0 {
+		opts.MaxUpload = 51 << 20
 	}
 	if opts.Every <= 0 {
 		opts.Every = time.Second

@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"encoding/csv"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -400,6 +401,9 @@ func (c *Console) reportCSV(q *request) error {
 	h := q.w.Header()
 	h.Set("Content-Type", "text/csv; charset=utf-8")
 	h.Set("Content-Disposition", `attachment; filename="`+name+`.csv"`)
+	// A byte-order mark first: Excel, which the office opens it with, reads
+	// the file as UTF-8 then, and the Vietnamese shows right.
+	io.WriteString(q.w, "\ufeff")
 	w := csv.NewWriter(q.w)
 	w.Write(reportCSVHeader)
 	write := func(r store.Delivery) {

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -247,9 +248,20 @@ func (c *Console) route(pattern string, need auth.Role, h func(*request) error) 
 			return
 		}
 		if r.Method != http.MethodGet {
-			if err := r.ParseMultipartForm(32 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
-				c.fail(w, r, l, http.StatusBadRequest, messages.In(l, messages.BadRequest, err.Error()))
+			// An upload larger than the media limit is cut off here, before
+			// it fills the disk; small ones stay in memory.
+			r.Body = http.MaxBytesReader(w, r.Body, c.opts.MaxUpload)
+			if err := r.ParseMultipartForm(8 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+				status := http.StatusBadRequest
+				msg := messages.In(l, messages.BadRequest, err.Error())
+				if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+					status, msg = http.StatusRequestEntityTooLarge, messages.In(l, messages.MediaTooBig, fmt.Sprintf("> %d MB", c.opts.MaxUpload>>20))
+				}
+				c.fail(w, r, l, status, msg)
 				return
+			}
+			if r.MultipartForm != nil {
+				defer r.MultipartForm.RemoveAll()
 			}
 			sent := r.Header.Get(csrfHeader)
 			if sent == "" {

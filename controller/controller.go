@@ -166,7 +166,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 	}()
 	c.sensors.Store(sn)
 	web, err := console.New(console.Options{API: handler, Secure: tlsFiles != nil, Tiles: cfg.Console.Tiles,
-		SessionTTL: cfg.Console.SessionTTL}, log.With("part", "console"))
+		SessionTTL: cfg.Console.SessionTTL, MaxUpload: (cfg.MaxMediaMB + 1) << 20}, log.With("part", "console"))
 	if err != nil {
 		return c, err
 	}

@@ -103,7 +103,7 @@ func TestConsoleAnnounce(t *testing.T) {
 	b.screenshot("report")
 	text := value(b, "download the CSV", chromedp.Evaluate[string](
 		`fetch(document.getElementById("csv").href).then(r => r.ok ? r.text() : "HTTP " + r.status)`, chromedp.EvalAwaitPromise))
-	rows, err := csv.NewReader(strings.NewReader(text)).ReadAll()
+	rows, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(text, "\ufeff"))).ReadAll()
 	if err != nil || len(rows) < 3 {
 		t.Fatalf("the report's CSV (%v):\n%s", err, text)
 	}
