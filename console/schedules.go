@@ -155,6 +155,8 @@ func (c *Console) schedulesPage(q *request) error {
 			v.Notice = messages.In(q.lang, messages.ConsoleScheduleResumed, title)
 		case "deleted":
 			v.Notice = messages.In(q.lang, messages.ConsoleScheduleDeleted, title)
+		case "added":
+			v.Notice = messages.In(q.lang, messages.ConsoleScheduleAdded, title)
 		}
 	}
 	v.Data = d

@@ -12,6 +12,7 @@ const (
 	ConsoleSchedulePaused  Key = "console.schedules.done.paused"
 	ConsoleScheduleResumed Key = "console.schedules.done.resumed"
 	ConsoleScheduleDeleted Key = "console.schedules.done.deleted"
+	ConsoleScheduleAdded   Key = "console.schedules.done.added"
 	ConsoleMediaAdded      Key = "console.media.added"
 	ConsoleMediaExisted    Key = "console.media.existed"
 	ConsoleMediaDeleted    Key = "console.media.deleted"
@@ -26,6 +27,7 @@ func init() {
 		ConsoleSchedulePaused:  "%s is paused: the boxes skip it until it is resumed",
 		ConsoleScheduleResumed: "%s plays again at its times",
 		ConsoleScheduleDeleted: "schedule %s is deleted",
+		ConsoleScheduleAdded:   "%s is scheduled: the boxes get it in their plans now",
 		ConsoleMediaAdded:      "%s is added, measured and ready for the boxes",
 		ConsoleMediaExisted:    "this sound was already in the library, as %s",
 		ConsoleMediaDeleted:    "the recording is deleted",
@@ -86,6 +88,7 @@ func init() {
 		"console.media.col.actions":   "Change",
 		"console.media.play_pending":  "being made",
 		"console.media.delete":        "Delete…",
+		"console.media.announce":      "Announce it",
 		"console.media.delete_sure":   "Delete %s for good?",
 		"console.media.delete_now":    "Delete the recording",
 		"console.media.none":          "No recording yet.",
@@ -177,6 +180,7 @@ func init() {
 		ConsoleSchedulePaused:  "đã tạm dừng %s: các loa bỏ qua lịch này đến khi chạy lại",
 		ConsoleScheduleResumed: "%s lại phát đúng giờ như trước",
 		ConsoleScheduleDeleted: "đã xóa lịch %s",
+		ConsoleScheduleAdded:   "đã lên lịch %s: các loa nhận lịch này ngay",
 		ConsoleMediaAdded:      "đã thêm %s, đã đo âm lượng, sẵn sàng cho các loa",
 		ConsoleMediaExisted:    "âm thanh này đã có trong thư viện, tên là %s",
 		ConsoleMediaDeleted:    "đã xóa bản ghi âm",
@@ -237,6 +241,7 @@ func init() {
 		"console.media.col.actions":   "Thay đổi",
 		"console.media.play_pending":  "đang làm",
 		"console.media.delete":        "Xóa…",
+		"console.media.announce":      "Phát bản này",
 		"console.media.delete_sure":   "Xóa hẳn %s?",
 		"console.media.delete_now":    "Xóa bản ghi âm",
 		"console.media.none":          "Chưa có bản ghi âm nào.",
