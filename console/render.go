@@ -15,6 +15,7 @@ import (
 	"github.com/loa-commune/loa/api"
 	"github.com/loa-commune/loa/auth"
 	"github.com/loa-commune/loa/messages"
+	"github.com/loa-commune/loa/store"
 )
 
 //go:embed templates
@@ -67,6 +68,9 @@ func (v *view) location() *time.Location {
 	}
 	return v.loc
 }
+
+// Where names targets as staff say them (see targetWords).
+func (v *view) Where(t store.Targets) string { return targetWords(v.Lang, t) }
 
 // Status is a delivery's or a box's status in words.
 func (v *view) Status(s string) string {
