@@ -6,14 +6,9 @@ import (
 	"context"
 	"encoding/json"
 	"html"
-	"io"
-	"mime/multipart"
 	"net/http"
-	"net/textproto"
 	"net/url"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -23,68 +18,6 @@ import (
 	"github.com/loa-commune/loa/messages"
 	"github.com/loa-commune/loa/store"
 )
-
-// postMultipart sends form as multipart/form-data, as the announce form
-// does, with the session's CSRF token; a file named name with content goes
-// in the field "file", and with no name the field is sent empty, as a
-// browser sends a file input left alone.
-func (p *person) postMultipart(path string, form url.Values, name string, content []byte) (int, string, string) {
-	p.t.Helper()
-	var b bytes.Buffer
-	mw := multipart.NewWriter(&b)
-	mw.WriteField("csrf", p.csrf)
-	for k, vs := range form {
-		for _, v := range vs {
-			mw.WriteField(k, v)
-		}
-	}
-	h := textproto.MIMEHeader{}
-	h.Set("Content-Disposition", `form-data; name="file"; filename="`+name+`"`)
-	h.Set("Content-Type", "application/octet-stream")
-	if name != "" {
-		h.Set("Content-Type", "audio/mp4")
-	}
-	w, err := mw.CreatePart(h)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	w.Write(content)
-	mw.Close()
-	req, err := http.NewRequest(http.MethodPost, p.base+path, &b)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	resp, err := p.hc.Do(req)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body), resp.Header.Get("Location")
-}
-
-// m4a makes a two-second tone as an M4A (AAC) file with ffmpeg, as a
-// phone records one; the test is skipped without ffmpeg.
-func m4a(t *testing.T) []byte {
-	t.Helper()
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg is not installed")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	out := filepath.Join(t.TempDir(), "thong-bao.m4a")
-	cmd := exec.CommandContext(ctx, "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error",
-		"-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:a", "aac", "-b:a", "64k", "-y", out)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, b)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // villages gives the site box-1 and box-2 in thon-1, box-3 in thon-2.
 func (s *site) villages() {
@@ -124,7 +57,7 @@ func row(page, box string) (string, bool) {
 // page's live stream draws the same rows. A refused time keeps the
 // uploaded file, chosen from the library.
 func TestAnnounceUpload(t *testing.T) {
-	audio := m4a(t)
+	audio := sound(t, "m4a", "2")
 	s := openSite(t)
 	s.villages()
 	p := s.operator()
@@ -143,7 +76,7 @@ func TestAnnounceUpload(t *testing.T) {
 
 	// A time in the past: refused, and the file, now in the library, is
 	// chosen so it need not be sent again.
-	status, page, _ = p.postMultipart("/announce", url.Values{"group": {"thon-1"}, "when": {"at"}, "at": {"2020-01-02T06:00"}}, "thong-bao.m4a", audio)
+	status, page, _ = p.postFile("/announce", url.Values{"group": {"thon-1"}, "when": {"at"}, "at": {"2020-01-02T06:00"}}, "file", "thong-bao.m4a", audio)
 	if status != http.StatusBadRequest || !strings.Contains(page, html.EscapeString(messages.In("vi", messages.TimeInPast, "2020-01-02 06:00"))) {
 		t.Fatalf("a time in the past: %d; want 400 with the API's message\n%s", status, page)
 	}
@@ -158,7 +91,7 @@ func TestAnnounceUpload(t *testing.T) {
 		t.Errorf("the form came back without what was typed")
 	}
 
-	status, page, loc := p.postMultipart("/announce", url.Values{"group": {"thon-1"}, "when": {"now"}, "name": {"Tiêm chủng"}}, "thong-bao.m4a", audio)
+	status, page, loc := p.postFile("/announce", url.Values{"group": {"thon-1"}, "when": {"now"}, "name": {"Tiêm chủng"}}, "file", "thong-bao.m4a", audio)
 	if status != http.StatusSeeOther || !strings.HasPrefix(loc, "/announcements/a-") {
 		t.Fatalf("announce: %d → %q; want a redirect to the announcement\n%s", status, loc, page)
 	}
@@ -257,7 +190,7 @@ func TestAnnounceText(t *testing.T) {
 	s.villages()
 	p := s.operator()
 	text := "Kính mời bà con đưa trẻ đi tiêm chủng tại trạm y tế xã."
-	status, page, loc := p.postMultipart("/announce", url.Values{"device": {"box-1", "box-3"}, "when": {"now"}, "text": {text}, "priority": {"priority"}}, "", nil)
+	status, page, loc := p.postFile("/announce", url.Values{"device": {"box-1", "box-3"}, "when": {"now"}, "text": {text}, "priority": {"priority"}}, "file", "", nil)
 	if status != http.StatusSeeOther || !strings.HasPrefix(loc, "/announcements/") {
 		t.Fatalf("text announcement: %d → %q\n%s", status, loc, page)
 	}
@@ -279,7 +212,7 @@ func TestAnnounceText(t *testing.T) {
 // TestAnnounceRepeat: a repeating rule makes a schedule, from a preset or
 // typed; a wrong rule comes back with the API's reason.
 func TestAnnounceRepeat(t *testing.T) {
-	audio := m4a(t)
+	audio := sound(t, "m4a", "2")
 	s := openSite(t)
 	s.villages()
 	m, err := s.admin.AddMedia(context.Background(), "ban-tin-sang.m4a", bytes.NewReader(audio))
@@ -287,12 +220,12 @@ func TestAnnounceRepeat(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := s.operator()
-	status, page, _ := p.postMultipart("/announce", url.Values{"all": {"1"}, "media": {m.ID}, "when": {"repeat"}, "cron": {"61 6 * * *"}}, "", nil)
+	status, page, _ := p.postFile("/announce", url.Values{"all": {"1"}, "media": {m.ID}, "when": {"repeat"}, "cron": {"61 6 * * *"}}, "file", "", nil)
 	if status != http.StatusBadRequest || !strings.Contains(page, `role="alert"`) || !strings.Contains(page, `value="61 6 * * *"`) {
 		t.Fatalf("a wrong cron rule: %d; want 400 with the reason and the rule kept\n%s", status, page)
 	}
-	status, page, loc := p.postMultipart("/announce", url.Values{"all": {"1"}, "group": {"thon-1"}, "media": {m.ID}, "when": {"repeat"},
-		"preset": {"0 6 * * *"}, "name": {"Bản tin sáng"}}, "", nil)
+	status, page, loc := p.postFile("/announce", url.Values{"all": {"1"}, "group": {"thon-1"}, "media": {m.ID}, "when": {"repeat"},
+		"preset": {"0 6 * * *"}, "name": {"Bản tin sáng"}}, "file", "", nil)
 	if status != http.StatusSeeOther || !strings.HasPrefix(loc, "/schedules") {
 		t.Fatalf("repeating: %d → %q\n%s", status, loc, page)
 	}
@@ -322,12 +255,12 @@ func TestAnnounceRefusals(t *testing.T) {
 		"emergency":     {url.Values{"group": {"thon-1"}, "text": {"x"}, "priority": {"emergency"}}, messages.In("vi", messages.ConsoleAnnouncePriority, "emergency")},
 		"unknown media": {url.Values{"group": {"thon-1"}, "media": {strings.Repeat("ab", 32)}}, messages.In("vi", messages.UnknownMedia, strings.Repeat("ab", 32))},
 	} {
-		status, page, _ := p.postMultipart("/announce", tc.form, "", nil)
+		status, page, _ := p.postFile("/announce", tc.form, "file", "", nil)
 		if status < 400 || status >= 500 || !strings.Contains(page, html.EscapeString(tc.want)) {
 			t.Errorf("%s: %d; want a refusal saying %q", name, status, tc.want)
 		}
 	}
-	status, page, _ := p.postMultipart("/announce", url.Values{"group": {"thon-1"}, "media": {"x"}}, "a.m4a", []byte("not sound"))
+	status, page, _ := p.postFile("/announce", url.Values{"group": {"thon-1"}, "media": {"x"}}, "file", "a.m4a", []byte("not sound"))
 	if status != http.StatusBadRequest || !strings.Contains(page, html.EscapeString(messages.In("vi", messages.ConsoleAnnounceFileAndMedia))) {
 		t.Errorf("a file and a library recording: %d; want 400", status)
 	}

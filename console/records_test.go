@@ -6,12 +6,8 @@ import (
 	"encoding/csv"
 	"html"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -198,51 +194,6 @@ func findRule(t *testing.T, s *site, id string) *api.Announcement {
 		}
 	}
 	return nil
-}
-
-// postFile sends a multipart form with a file, as the upload form does.
-func (p *person) postFile(path string, fields url.Values, file, name string, data []byte) (int, string, string) {
-	p.t.Helper()
-	var b bytes.Buffer
-	mw := multipart.NewWriter(&b)
-	mw.WriteField("csrf", p.csrf)
-	for k, vs := range fields {
-		for _, v := range vs {
-			mw.WriteField(k, v)
-		}
-	}
-	fw, _ := mw.CreateFormFile(file, name)
-	fw.Write(data)
-	mw.Close()
-	req, _ := http.NewRequest(http.MethodPost, p.base+path, &b)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	resp, err := p.hc.Do(req)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body), resp.Header.Get("Location")
-}
-
-// sound makes a few seconds of tone with ffmpeg, as a file of ext.
-func sound(t *testing.T, ext string, seconds string) []byte {
-	t.Helper()
-	ff, err := exec.LookPath("ffmpeg")
-	if err != nil {
-		t.Skip("no ffmpeg: apt-get install ffmpeg")
-	}
-	out := filepath.Join(t.TempDir(), "tone."+ext)
-	cmd := exec.Command(ff, "-nostdin", "-hide_banner", "-loglevel", "error", "-f", "lavfi",
-		"-i", "sine=frequency=440:duration="+seconds, "-ac", "1", "-ar", "44100", out)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, b)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // TestMediaLibrary: an operator uploads a WAV and an M4A; the library
