@@ -121,6 +121,9 @@ func TestConsoleAnnounce(t *testing.T) {
 		t.Fatalf("the CSV's played rows of %s: %v; want box-1 and box-2 (header %v)", id, playedIn, rows[0])
 	}
 
+	// A commune's usual week, for the schedules page.
+	c.cli.ok("schedule", "add", "--cron", "0 6 * * *", "--file", "testdata/short.mp3", "--all", "--name", "Bản tin sáng")
+	c.cli.ok("schedule", "add", "--cron", "30 17 * * 1,3,5", "--file", m4a, "--group", "thon-1", "--name", "Nhắc tiêm chủng")
 	for _, page := range []string{"schedules", "media", "audit"} {
 		b.run("open "+page, chromedp.Navigate(c.server+"/"+page), chromedp.WaitVisible(chromedp.ID("main")))
 		b.screenshot(page)
