@@ -5,14 +5,17 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/loa-commune/loa/console"
 	"io"
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/loa-commune/loa/backup"
+	"github.com/loa-commune/loa/console"
 
 	"gopkg.in/yaml.v3"
 
@@ -97,6 +100,9 @@ type Config struct {
 	TLSClientCA string `yaml:"tls_client_ca"`
 	// Console is the web console's settings (served at the HTTP address).
 	Console ConsoleConfig `yaml:"console"`
+	// Backup copies the data folder to a second place every few minutes
+	// (`loa restore` puts it on a new PC).
+	Backup backup.Options `yaml:"backup"`
 }
 
 // ConsoleConfig configures the web console.
@@ -183,6 +189,14 @@ func (c *Config) Validate() error {
 		if err := console.ValidTiles(c.Console.Tiles); err != nil {
 			return &FieldError{Field: "console.tiles", Err: err}
 		}
+	}
+	if c.Backup.Dir != "" {
+		if err := c.validBackup(); err != nil {
+			return &FieldError{Field: "backup.dir", Err: err}
+		}
+	}
+	if c.Backup.Every != 0 && c.Backup.Every < 10*time.Second {
+		return bad("backup.every", "%v is too often: give 10s or more (5m is usual)", c.Backup.Every)
 	}
 	if c.Console.SessionTTL < 0 {
 		return bad("console.session_ttl", "%v is negative: give how long a sign-in lasts unused, like 12h", c.Console.SessionTTL)
@@ -413,4 +427,23 @@ func (c *Config) loadTLS() (*tlsFiles, error) {
 		return nil, bad("public_broker_url", "%q is plain MQTT, but with tls_cert the embedded broker speaks only TLS: use ssl://", c.PublicBrokerURL)
 	}
 	return &f, nil
+}
+
+// validBackup refuses a backup folder inside the data folder (or the data
+// folder inside it): a copy on the same disk dies with the PC.
+func (c *Config) validBackup() error {
+	dir, err1 := filepath.Abs(c.Backup.Dir)
+	data, err2 := filepath.Abs(c.Data)
+	if err := errors.Join(err1, err2); err != nil {
+		return err
+	}
+	if within(dir, data) || within(data, dir) {
+		return fmt.Errorf("%s and the data folder %s overlap: give a folder on another disk (a USB disk, a NAS share)", c.Backup.Dir, c.Data)
+	}
+	return nil
+}
+
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/loa-commune/loa/backup"
 	"log/slog"
 	"net"
 	"net/http"
@@ -40,6 +41,7 @@ type Controller struct {
 	store      *store.Store
 	bc         *broadcaster.Service
 	httpSrv    *http.Server
+	backup     *backup.Backup // nil without backup.dir
 	httpLn     net.Listener
 	adminToken string
 	keys       *signing.Keys
@@ -165,6 +167,14 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 		c.convertMedia(workCtx, ms)
 	}()
 	c.sensors.Store(sn)
+	if cfg.Backup.Dir != "" {
+		c.backup = backup.New(cfg.Data, cfg.Backup, c.store, log.With("part", "backup"))
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.backup.Run(workCtx)
+		}()
+	}
 	web, err := console.New(console.Options{API: handler, Secure: tlsFiles != nil, Tiles: cfg.Console.Tiles,
 		SessionTTL: cfg.Console.SessionTTL, MaxUpload: (cfg.MaxMediaMB + 1) << 20}, log.With("part", "console"))
 	if err != nil {
@@ -267,6 +277,12 @@ func (c *Controller) Close(ctx context.Context) error {
 	c.wg.Wait()
 	if c.bc != nil {
 		errs = append(errs, c.bc.Close(ctx))
+	}
+	if c.backup != nil {
+		// The last reports before a planned stop reach the second place.
+		if _, err := c.backup.Once(ctx, false); err != nil {
+			errs = append(errs, fmt.Errorf("last backup: %w", err))
+		}
 	}
 	if c.store != nil {
 		errs = append(errs, c.store.Close())

@@ -30,6 +30,7 @@ var migrations embed.FS
 type Store struct {
 	db   *sql.DB // the one writer (and migrations)
 	read *sql.DB // readers, which WAL lets run beside the writer
+	dsn  func(pragmas ...string) string
 }
 
 // Open opens (creating if needed) the SQLite file at path and applies any
@@ -49,7 +50,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// One writer at a time is all SQLite allows; one connection avoids
 	// SQLITE_BUSY between our own goroutines.
 	db.SetMaxOpenConns(1)
-	s := &Store{db: db}
+	s := &Store{db: db, dsn: dsn}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
@@ -168,4 +169,47 @@ func fromMS(v int64) time.Time {
 		return time.Time{}
 	}
 	return time.UnixMilli(v).UTC()
+}
+
+// Snapshot writes a consistent copy of the whole database to path, a file
+// that must not exist (VACUUM INTO, on a reading connection: the
+// controller goes on writing meanwhile).
+func (s *Store) Snapshot(ctx context.Context, path string) error {
+	// Its own connection: the readers' are query-only, which VACUUM INTO
+	// refuses, and the writer's would hold every write meanwhile.
+	db, err := sql.Open("sqlite", s.dsn("busy_timeout(5000)"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, path); err != nil {
+		return fmt.Errorf("snapshot the database to %s: %w", path, err)
+	}
+	return nil
+}
+
+// Check runs SQLite's integrity check: nil when the database is whole.
+func (s *Store) Check(ctx context.Context) error {
+	rows, err := s.read.QueryContext(ctx, `PRAGMA integrity_check`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return err
+		}
+		if line != "ok" {
+			problems = append(problems, line)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("the database is damaged: %s", strings.Join(problems, "; "))
+	}
+	return nil
 }

@@ -44,7 +44,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newServe(g), newDemo(), newDevice(g), newGroup(g), newMedia(g), newAnnounce(g),
 		newSchedule(g), newEmergency(g), newAlert(g), newBench(g), newStatus(g), newReport(g), newToken(g), newKey(g))
 	root.AddCommand(newBroker(g), newLive(g), newRelay(g), newAgent(g))
-	root.AddCommand(newPKI(g))
+	root.AddCommand(newPKI(g), newBackup(g), newRestore(g))
 	return root
 }
 
