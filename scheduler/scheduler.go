@@ -34,6 +34,7 @@ type Rule struct {
 	Cron      string    // for schedules, in the scheduler's zone
 	Paused    bool
 	NotBefore time.Time     // a schedule makes no item starting before this
+	NotAfter  time.Time     // nor one starting at or after this; zero: no end
 	Validity  time.Duration // an item may start until start+Validity
 	Item      protocol.PlanItem
 }
@@ -74,20 +75,31 @@ func (s *Scheduler) ParseCron(spec string) (cron.Schedule, error) {
 	if c, ok := s.parsed.Load(spec); ok {
 		return c.(cron.Schedule), nil
 	}
+	sched, err := ParseCron(spec, s.loc)
+	if err != nil {
+		return nil, err
+	}
+	s.parsed.Store(spec, sched)
+	return sched, nil
+}
+
+// ParseCron checks a spec and returns its schedule in loc. A spec with its
+// own CRON_TZ/TZ prefix is refused: loc rules.
+func ParseCron(spec string, loc *time.Location) (cron.Schedule, error) {
+	spec = strings.TrimSpace(spec)
 	if spec == "" {
 		return nil, fmt.Errorf("cron rule is empty")
 	}
 	if strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ=") {
-		return nil, fmt.Errorf("cron rule %q: leave out the time zone, the site's zone (%s) is used", spec, s.loc)
+		return nil, fmt.Errorf("cron rule %q: leave out the time zone, the site's zone (%s) is used", spec, loc)
 	}
-	sched, err := parser.Parse("CRON_TZ=" + s.loc.String() + " " + spec)
+	sched, err := parser.Parse("CRON_TZ=" + loc.String() + " " + spec)
 	if err != nil {
 		return nil, fmt.Errorf("cron rule %q: %v (use 5 fields: minute hour day-of-month month day-of-week, e.g. \"0 6 * * *\" for 6:00 every day)", spec, err)
 	}
-	if sched.Next(time.Now()).IsZero() && sched.Next(time.Date(2000, 1, 1, 0, 0, 0, 0, s.loc)).IsZero() {
+	if sched.Next(time.Now()).IsZero() && sched.Next(time.Date(2000, 1, 1, 0, 0, 0, 0, loc)).IsZero() {
 		return nil, fmt.Errorf("cron rule %q never fires", spec)
 	}
-	s.parsed.Store(spec, sched)
 	return sched, nil
 }
 
@@ -103,72 +115,104 @@ func (s *Scheduler) Items(rules []Rule, now time.Time) ([]protocol.PlanItem, err
 	lo, hi := now.Add(-Keep), now.Add(s.horizon)
 	var out []protocol.PlanItem
 	for _, r := range rules {
-		if r.Paused {
-			continue
-		}
-		validity := r.validity()
-		starts, err := s.starts(r, lo.Add(-validity), hi)
-		if err != nil {
-			return nil, fmt.Errorf("rule %s: %w", r.ID, err)
-		}
-		for _, st := range starts {
-			it := r.Item
-			it.ID = ItemID(r.ID, st)
-			it.Announcement = r.ID
-			it.Start = st.UTC()
-			if it.Stream != nil && r.Cron == "" {
-				// A session's sound starts at its origin, which is no
-				// whole second, and a box places the session by its
-				// item's start: when to cue it, whether it joins late,
-				// what it heard and missed. The id keeps the second.
-				it.Start = r.At.UTC()
+		var sched cron.Schedule
+		if r.Cron != "" && !r.Paused {
+			var err error
+			if sched, err = s.ParseCron(r.Cron); err != nil {
+				return nil, fmt.Errorf("rule %s: %w", r.ID, err)
 			}
-			it.Expires = it.Start.Add(validity).UTC()
-			if it.Expires.Before(lo) {
-				continue
-			}
-			if it.Stream != nil {
-				// A one-off session streams under its rule's id; each
-				// occurrence of a relay schedule is a stream of its own.
-				ref := *it.Stream
-				ref.Session = r.ID
-				if r.Cron != "" {
-					ref.Session = it.ID
-				}
-				it.Stream = &ref
-			}
-			out = append(out, it)
 		}
+		out = append(out, expand(r, sched, lo, hi)...)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].Start.Equal(out[j].Start) {
-			return out[i].Start.Before(out[j].Start)
-		}
-		return out[i].ID < out[j].ID
-	})
+	SortItems(out)
 	return out, nil
 }
 
+// SortItems orders items by start, then id, as plans list them.
+func SortItems(items []protocol.PlanItem) {
+	sort.Slice(items, func(i, j int) bool {
+		if !items[i].Start.Equal(items[j].Start) {
+			return items[i].Start.Before(items[j].Start)
+		}
+		return items[i].ID < items[j].ID
+	})
+}
+
+// Expand is the one expansion of a rule into plan items, shared by the
+// controller (Items, for its plans) and the boxes (for the recurring rules
+// their plans carry, past the plan's horizon): the same rule and window give
+// the same items, ids included, on both sides. It returns the rule's items
+// that start before to and expire after from (plans keep expired items:
+// from is now-Keep), in start order; a cron rule's in the zone loc. A
+// paused rule has none. It does no I/O and reads no clock.
+func Expand(r Rule, loc *time.Location, from, to time.Time) ([]protocol.PlanItem, error) {
+	var sched cron.Schedule
+	if r.Cron != "" && !r.Paused {
+		var err error
+		if sched, err = ParseCron(r.Cron, loc); err != nil {
+			return nil, fmt.Errorf("rule %s: %w", r.ID, err)
+		}
+	}
+	return expand(r, sched, from, to), nil
+}
+
+// expand is Expand with the rule's cron schedule parsed (nil for a one-off).
+func expand(r Rule, sched cron.Schedule, from, to time.Time) []protocol.PlanItem {
+	if r.Paused {
+		return nil
+	}
+	validity := r.validity()
+	var out []protocol.PlanItem
+	for _, st := range starts(r, sched, from.Add(-validity), to) {
+		it := r.Item
+		it.ID = ItemID(r.ID, st)
+		it.Announcement = r.ID
+		it.Start = st.UTC()
+		if it.Stream != nil && r.Cron == "" {
+			// A session's sound starts at its origin, which is no
+			// whole second, and a box places the session by its
+			// item's start: when to cue it, whether it joins late,
+			// what it heard and missed. The id keeps the second.
+			it.Start = r.At.UTC()
+		}
+		it.Expires = it.Start.Add(validity).UTC()
+		if it.Expires.Before(from) {
+			continue
+		}
+		if it.Stream != nil {
+			// A one-off session streams under its rule's id; each
+			// occurrence of a relay schedule is a stream of its own.
+			ref := *it.Stream
+			ref.Session = r.ID
+			if r.Cron != "" {
+				ref.Session = it.ID
+			}
+			it.Stream = &ref
+		}
+		out = append(out, it)
+	}
+	return out
+}
+
 // starts lists the rule's start times in (from, to).
-func (s *Scheduler) starts(r Rule, from, to time.Time) ([]time.Time, error) {
+func starts(r Rule, sched cron.Schedule, from, to time.Time) []time.Time {
 	if r.Cron == "" {
 		if r.At.IsZero() || !r.At.After(from) || !r.At.Before(to) {
-			return nil, nil
+			return nil
 		}
-		return []time.Time{r.At.Truncate(time.Second)}, nil
-	}
-	sched, err := s.ParseCron(r.Cron)
-	if err != nil {
-		return nil, err
+		return []time.Time{r.At.Truncate(time.Second)}
 	}
 	if from.Before(r.NotBefore) {
 		from = r.NotBefore.Add(-time.Second) // Next is strictly after
+	}
+	if !r.NotAfter.IsZero() && r.NotAfter.Before(to) {
+		to = r.NotAfter
 	}
 	var out []time.Time
 	for t := sched.Next(from); !t.IsZero() && t.Before(to) && len(out) < maxItemsPerRule; t = sched.Next(t) {
 		out = append(out, t)
 	}
-	return out, nil
+	return out
 }
 
 // NextChange is the earliest time after now at which Items would return
