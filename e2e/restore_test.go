@@ -55,10 +55,13 @@ func TestControllerRestore(t *testing.T) {
 	}
 
 	// A new PC: restore, then the same command as before.
+	start := time.Now()
 	out := c.cli.ok("restore", "--from", usb, "--data", data)
-	t.Logf("loa restore: %s", out)
+	t.Logf("loa restore (%v): %s", time.Since(start).Round(time.Millisecond), out)
 	serve("controller-restored")
+	t.Logf("controller serving %v after the restore began", time.Since(start).Round(time.Millisecond))
 	c.waitOnline("box-1")
+	t.Logf("box-1 back online %v after the restore began", time.Since(start).Round(time.Millisecond))
 	if r := c.report(before.ID); r["box-1"].Status != "played" {
 		t.Errorf("the restored report lost the first announcement: %+v", r)
 	}
