@@ -28,7 +28,13 @@ type Options struct {
 	// Every is how often a backup is made (5m): at most this much of the
 	// report is lost with the PC. A backup with nothing changed is skipped.
 	Every time.Duration `yaml:"every"`
+	// Config is the controller's config file, kept beside the data as
+	// ConfigFile (a new PC needs the same addresses); empty: none.
+	Config string `yaml:"-"`
 }
+
+// ConfigFile is the name of the controller's config in a backup.
+const ConfigFile = "loa.yaml"
 
 // DefaultEvery is how often a backup is made unless set.
 const DefaultEvery = 5 * time.Minute
@@ -58,6 +64,8 @@ type Manifest struct {
 	Secrets map[string]File `json:"secrets"`
 	// Files counts the files of each folder.
 	Files map[string]int `json:"files"`
+	// Config is the controller's config file, if it was given one.
+	Config *File `json:"config,omitempty"`
 }
 
 // File is a file's size and SHA-256.
@@ -142,7 +150,7 @@ func (b *Backup) Once(ctx context.Context, force bool) (Manifest, error) {
 		return b.last, nil
 	}
 	start := time.Now()
-	m, err := write(ctx, b.data, b.opts.Dir, b.store)
+	m, err := write(ctx, b.data, b.opts, b.store)
 	if err != nil {
 		return Manifest{}, err
 	}
@@ -151,8 +159,9 @@ func (b *Backup) Once(ctx context.Context, force bool) (Manifest, error) {
 	return m, nil
 }
 
-// write makes one backup of data into dir.
-func write(ctx context.Context, data, dir string, st *store.Store) (Manifest, error) {
+// write makes one backup of data into opts.Dir.
+func write(ctx context.Context, data string, opts Options, st *store.Store) (Manifest, error) {
+	dir := opts.Dir
 	m := Manifest{MadeAt: time.Now().UTC(), Secrets: map[string]File{}, Files: map[string]int{}}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return m, fmt.Errorf("backup folder: %w", err)
@@ -185,6 +194,16 @@ func write(ctx context.Context, data, dir string, st *store.Store) (Manifest, er
 			return m, err
 		}
 		m.Secrets[name] = File{Size: int64(len(b)), SHA256: hashOf(b)}
+	}
+	if opts.Config != "" {
+		b, err := os.ReadFile(opts.Config)
+		if err != nil {
+			return m, err
+		}
+		if err := atomicfile.Write(filepath.Join(dir, ConfigFile), b, 0o600); err != nil {
+			return m, err
+		}
+		m.Config = &File{Size: int64(len(b)), SHA256: hashOf(b)}
 	}
 	for _, folder := range Folders {
 		n, err := copyNew(ctx, filepath.Join(data, folder), filepath.Join(dir, folder))

@@ -69,7 +69,9 @@ func TestBackupRestore(t *testing.T) {
 	ctx := context.Background()
 	o := newOffice(t)
 	dir := filepath.Join(t.TempDir(), "usb")
-	b := backup.New(o.data, backup.Options{Dir: dir}, o.st, quiet())
+	config := filepath.Join(t.TempDir(), "loa.yaml")
+	write(t, config, "site: xa-son-thuy\npublic_server_url: http://10.0.0.2:8080\n")
+	b := backup.New(o.data, backup.Options{Dir: dir, Config: config}, o.st, quiet())
 	first, err := b.Once(ctx, false)
 	if err != nil {
 		t.Fatal(err)
@@ -97,6 +99,9 @@ func TestBackupRestore(t *testing.T) {
 	}
 	if sum.Devices != 2 || sum.Files["media"] != 1 {
 		t.Fatalf("restored %+v; want 2 boxes and 1 media file", sum)
+	}
+	if got, _ := os.ReadFile(sum.Config); !strings.Contains(string(got), "public_server_url: http://10.0.0.2:8080") {
+		t.Errorf("the backup's config %q holds %q; want the old controller's", sum.Config, got)
 	}
 	for _, name := range []string{"controller.key", "admin.token"} {
 		was, _ := os.ReadFile(filepath.Join(o.data, name))

@@ -20,6 +20,9 @@ type Summary struct {
 	Devices, Media int
 	Files          map[string]int
 	Took           time.Duration
+	// Config is the old controller's config file in the backup (left
+	// there: it belongs in /etc/loa); empty if it had none.
+	Config string
 }
 
 // Restore puts the backup in from into the data folder data, which must
@@ -53,6 +56,12 @@ func Restore(ctx context.Context, from, data string, force bool) (Summary, error
 	for name, f := range m.Secrets {
 		if err := checkFile(filepath.Join(from, name), f); err != nil {
 			return sum, err
+		}
+	}
+	if m.Config != nil {
+		sum.Config = filepath.Join(from, ConfigFile)
+		if err := checkFile(sum.Config, *m.Config); err != nil {
+			return Summary{}, err
 		}
 	}
 	for _, folder := range []string{"media", "builds"} {

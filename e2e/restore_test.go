@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -58,6 +59,9 @@ func TestControllerRestore(t *testing.T) {
 	start := time.Now()
 	out := c.cli.ok("restore", "--from", usb, "--data", data)
 	t.Logf("loa restore (%v): %s", time.Since(start).Round(time.Millisecond), out)
+	if !strings.Contains(out, filepath.Join(usb, "loa.yaml")) {
+		t.Errorf("loa restore does not say where the old config is:\n%s", out)
+	}
 	serve("controller-restored")
 	t.Logf("controller serving %v after the restore began", time.Since(start).Round(time.Millisecond))
 	c.waitOnline("box-1")

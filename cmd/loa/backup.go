@@ -71,9 +71,12 @@ func newRestore(g *globals) *cobra.Command {
 			if g.output == "json" {
 				return printJSON(cmd.OutOrStdout(), sum)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Restored the backup of %s into %s in %s: %d boxes, %d recordings in the library, %d media files.\n"+
-				"Start the controller with it: loa serve --data %s (and the same config as before).\n",
-				when(sum.MadeAt), g.data, sum.Took.Round(1e6), sum.Devices, sum.Media, sum.Files["media"], g.data)
+			fmt.Fprintf(cmd.OutOrStdout(), "Restored the backup of %s into %s in %s: %d boxes, %d recordings in the library, %d media files.\n",
+				when(sum.MadeAt), g.data, sum.Took.Round(1e6), sum.Devices, sum.Media, sum.Files["media"])
+			if sum.Config != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "The old controller's config is %s: copy it to /etc/loa/loa.yaml (or give it with --config).\n", sum.Config)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Start the controller with it: loa serve --data %s, with the same config as before.\n", g.data)
 			return nil
 		},
 	}

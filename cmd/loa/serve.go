@@ -27,6 +27,7 @@ func newServe(g *globals) *cobra.Command {
 				if err := cfg.LoadFile(file); err != nil {
 					return err
 				}
+				cfg.Backup.Config = file // kept with each backup: a new PC needs it
 			}
 			cfg.LoadEnv()
 			fl := cmd.Flags()
