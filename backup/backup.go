@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/loa-commune/loa/internal/atomicfile"
 	"github.com/loa-commune/loa/store"
 )
@@ -81,9 +83,10 @@ type Backup struct {
 	store *store.Store
 	log   *slog.Logger
 
-	mu      sync.Mutex // one backup at a time
-	changed changeMark
-	last    Manifest
+	mu       sync.Mutex // one backup at a time
+	changed  changeMark
+	last     Manifest
+	failures int
 }
 
 // New backs up the data folder data, whose database st has open.
@@ -110,6 +113,33 @@ func (b *Backup) Run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// Collector gives /metrics the time of the last backup and the failures
+// since the start, so a monitor sees a USB disk that was pulled.
+func (b *Backup) Collector() prometheus.Collector {
+	return collector{b}
+}
+
+type collector struct{ b *Backup }
+
+var (
+	lastDesc     = prometheus.NewDesc("loa_backup_last_success_timestamp_seconds", "When the last backup was completed (Unix time; 0: none yet).", nil, nil)
+	failuresDesc = prometheus.NewDesc("loa_backup_failures_total", "Backups that failed since the controller started.", nil, nil)
+)
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) { ch <- lastDesc; ch <- failuresDesc }
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	c.b.mu.Lock()
+	last, failures := c.b.last.MadeAt, c.b.failures
+	c.b.mu.Unlock()
+	var at float64
+	if !last.IsZero() {
+		at = float64(last.UnixMilli()) / 1000
+	}
+	ch <- prometheus.MustNewConstMetric(lastDesc, prometheus.GaugeValue, at)
+	ch <- prometheus.MustNewConstMetric(failuresDesc, prometheus.CounterValue, float64(failures))
 }
 
 // Last is the last backup made (zero before the first).
@@ -152,6 +182,7 @@ func (b *Backup) Once(ctx context.Context, force bool) (Manifest, error) {
 	start := time.Now()
 	m, err := write(ctx, b.data, b.opts, b.store)
 	if err != nil {
+		b.failures++
 		return Manifest{}, err
 	}
 	b.changed, b.last = mark, m

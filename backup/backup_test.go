@@ -15,6 +15,7 @@ import (
 
 	"github.com/loa-commune/loa/backup"
 	"github.com/loa-commune/loa/store"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // office is a controller's data folder: a database with a box, keys, a
@@ -168,4 +169,52 @@ func TestRestoreRefusesDamage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBackupMetrics: /metrics shows the last backup's time, and a backup
+// that cannot be written (the USB disk is gone: a file where its folder
+// was) counts as a failure.
+func TestBackupMetrics(t *testing.T) {
+	o := newOffice(t)
+	gone := filepath.Join(t.TempDir(), "usb")
+	write(t, gone, "not a folder")
+	b := backup.New(o.data, backup.Options{Dir: gone}, o.st, quiet())
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(b.Collector())
+	if _, err := b.Once(context.Background(), false); err == nil {
+		t.Fatal("a backup into a file succeeded")
+	}
+	if got := gather(t, reg); got["loa_backup_failures_total"] != 1 || got["loa_backup_last_success_timestamp_seconds"] != 0 {
+		t.Errorf("after a failure: %v", got)
+	}
+	b = backup.New(o.data, backup.Options{Dir: filepath.Join(t.TempDir(), "usb")}, o.st, quiet())
+	reg = prometheus.NewPedanticRegistry()
+	reg.MustRegister(b.Collector())
+	m, err := b.Once(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := gather(t, reg); got["loa_backup_last_success_timestamp_seconds"] != float64(m.MadeAt.UnixMilli())/1000 {
+		t.Errorf("after a backup at %v: %v", m.MadeAt, got)
+	}
+}
+
+func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if g := m.GetGauge(); g != nil {
+				got[mf.GetName()] = g.GetValue()
+			}
+			if c := m.GetCounter(); c != nil {
+				got[mf.GetName()] = c.GetValue()
+			}
+		}
+	}
+	return got
 }

@@ -134,6 +134,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 	if err != nil {
 		return c, err
 	}
+	collectors := []prometheus.Collector{c.bc.Collector(), c.onair.Collector()}
+	if cfg.Backup.Dir != "" {
+		c.backup = backup.New(cfg.Data, cfg.Backup, c.store, log.With("part", "backup"))
+		collectors = append(collectors, c.backup.Collector())
+	}
 	handler := api.NewServer(api.Options{
 		CAPEM: caPEM, ClientCertRequired: tlsFiles != nil && tlsFiles.clientCAs != nil,
 		Site: cfg.Site, AdminToken: c.adminToken, BrokerURL: brokerURL, ServerURL: serverURL, Keys: c.keys,
@@ -141,7 +146,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 		StaleAfter:        time.Duration(3*cfg.HeartbeatSec+10) * time.Second,
 		EmergencyValidity: cfg.EmergencyValidity, Speech: tts.New(cfg.TTS),
 		ExerciseNotice: cfg.ExerciseNotice, AllClearText: cfg.AllClearText, CAP: cfg.CAP, Limits: cfg.HTTPLimits,
-		OnAir: c.onair, Collectors: []prometheus.Collector{c.bc.Collector(), c.onair.Collector()},
+		OnAir: c.onair, Collectors: collectors,
 		Rollouts: rollouts, BuildsDir: filepath.Join(cfg.Data, "builds"),
 	}, c.store, ms, c.bc, log.With("part", "api"))
 	sn, err := newSensors(cfg.Site, cfg.Triggers, handler, c.store, log.With("part", "sensors"))
@@ -167,8 +172,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 		c.convertMedia(workCtx, ms)
 	}()
 	c.sensors.Store(sn)
-	if cfg.Backup.Dir != "" {
-		c.backup = backup.New(cfg.Data, cfg.Backup, c.store, log.With("part", "backup"))
+	if c.backup != nil {
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
