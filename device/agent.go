@@ -139,6 +139,20 @@ type Agent struct {
 	lastOffset  time.Duration // the controller's offset at the last estimate
 	hadOffset   bool
 
+	// Time sources other than the controller (timesource_agent.go): set by
+	// New, replaced by tests. timeStat is written by Run's start and the
+	// time-source goroutine, which owns lastSave and lastRTCSet; bootItems
+	// belongs to the loop.
+	tsrc            *clockSources
+	timeStat        atomic.Pointer[timeStatus]
+	timeChanged     chan struct{} // time-source goroutine → loop
+	timeSourceEvery time.Duration
+	srcMu           sync.Mutex
+	srcErr          map[string]string // source → last error logged
+	lastSave        time.Time
+	lastRTCSet      time.Time
+	bootItems       map[string]bool // items known when the loop started
+
 	// Agent updates (update.go), owned by the loop. restartForUpdate is
 	// requestRestart unless a test replaces it; trialRollout is the
 	// selfupdate.EnvTrial this build runs under (empty: no trial).
@@ -221,6 +235,7 @@ func New(cfg Config, sink audio.Sink, logger *slog.Logger, clock Clock) (*Agent,
 		trialRollout: os.Getenv(selfupdate.EnvTrial),
 	}
 	a.restartForUpdate = a.requestRestart
+	a.tsrc, a.timeChanged, a.timeSourceEvery = newClockSources(cfg), make(chan struct{}, 1), timeSourceEvery
 	a.outputCheckEvery = outputCheckEvery
 	a.streamRefused = summarylog.New(a.log, "refusing live session packets", "refused live session packets", time.Minute)
 	a.sync = newTimeSync(a.clock)
@@ -331,7 +346,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cancel()
 	a.runCtx = ctx
 
+	// The time sources are read before the loop decides anything (at most
+	// timeReadBudget): a clock that only looks right must not play.
+	rctx, rcancel := context.WithTimeout(ctx, timeReadBudget)
+	a.readTimeSources(rctx)
+	rcancel()
+
 	var wg sync.WaitGroup
+	wg.Go(func() { a.runTimeSources(ctx) })
 	for range fetchWorkers {
 		wg.Go(func() { a.runFetcher(ctx) })
 	}
@@ -351,6 +373,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	wg.Wait()
 	a.updWG.Wait()
+	a.saveTime()
 	a.streamRefused.Stop()
 	a.foldStreamRun() // what a session played before the stop counts
 	a.saveState()
@@ -422,6 +445,8 @@ func (a *Agent) loop(ctx context.Context) {
 			a.offsetChanged(a.lastOffset, a.hadOffset)
 			a.lastOffset, a.hadOffset = a.clock.Offset(), a.clock.Synced()
 			a.publishState(a.clock.Now())
+		case <-a.timeChanged:
+			a.onTimeSource()
 		case err := <-a.outputRes:
 			a.onOutputChecked(err)
 		case <-a.subFailed:
@@ -455,6 +480,8 @@ func (a *Agent) tick() {
 		a.schedule(now)
 		a.pruneTombstones(now)
 	}
+	// Why the clock is not placed; emergencies that arrive (timesource_agent.go).
+	a.unplacedTick(now, plausible)
 	a.syncStreams(now) // and dropped once it is final
 	a.dispatchFetches(now, plausible)
 	a.checkUpdate(now)
@@ -507,9 +534,6 @@ func (a *Agent) nextWake(now time.Time) time.Duration {
 	consider(a.nextBeat)
 	return max(d, 0)
 }
-
-// plausible reports whether the wall clock can be trusted to schedule.
-func (a *Agent) plausible(now time.Time) bool { return !now.Before(a.cfg.minValidTime()) }
 
 // onConnected (re)subscribes and announces the box.
 func (a *Agent) onConnected() {

@@ -96,6 +96,10 @@ type Config struct {
 	// to connect, get its signed config and report, before the previous
 	// build runs again (10s to 1h).
 	UpdateTrial time.Duration `yaml:"update_trial"`
+	// TimeSources are where the box reads the time when its controller
+	// cannot tell it: an RTC, the modem's network time, a GPS receiver
+	// (timesource.go).
+	TimeSources TimeSources `yaml:"time_sources"`
 }
 
 // DefaultConfig returns the settings used where neither the file nor a flag
@@ -108,6 +112,7 @@ func DefaultConfig() Config {
 		Heartbeat:   DefaultHeartbeat,
 		HotC:        DefaultHotC,
 		UpdateTrial: DefaultUpdateTrial,
+		TimeSources: DefaultTimeSources(),
 	}
 }
 
@@ -205,6 +210,9 @@ func (c *Config) Validate() error {
 	}
 	if c.UpdateTrial < 10*time.Second || c.UpdateTrial > time.Hour {
 		return fieldErr("update_trial", "%v is not a trial time for a new agent build: use 10s to 1h (default 3m)", c.UpdateTrial)
+	}
+	if err := c.TimeSources.validate(); err != nil {
+		return err
 	}
 	if _, err := c.tlsConfig(nil); err != nil {
 		return err

@@ -43,6 +43,7 @@ func (a *Agent) currentState(now time.Time) protocol.State {
 		u := *a.updStatus
 		st.Update = &u
 	}
+	st.TimeSource = a.timeSourceName()
 	st.Problems = a.problemList()
 	st.Error = errorLine(st.Problems)
 	return st
@@ -54,7 +55,7 @@ func (a *Agent) heartbeat(now time.Time) {
 	st := a.currentState(now)
 	changed := st.State != a.published.State || st.Playing != a.published.Playing ||
 		st.Volume != a.published.Volume || st.Error != a.published.Error || !sameUpdate(st.Update, a.published.Update) ||
-		problemsKey(st.Problems) != problemsKey(a.published.Problems)
+		problemsKey(st.Problems) != problemsKey(a.published.Problems) || st.TimeSource != a.published.TimeSource
 	interval := a.heartbeatInterval()
 	// A clock step (NTP) can leave nextBeat far off: then beat now.
 	due := !a.haveBeat || !now.Before(a.nextBeat) || a.nextBeat.Sub(now) > 2*interval

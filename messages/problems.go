@@ -81,6 +81,8 @@ func Problem(lang string, p protocol.Problem) string {
 		} else {
 			s = In(lang, ProblemClockAhead, d)
 		}
+	case protocol.ProblemTimeUnknown:
+		s = timeProblem(lang, p)
 	default: // a newer box's problem: its own words
 		s = In(lang, ProblemOther, p.Code, cmp.Or(p.Detail, p.Subject, p.Level))
 	}

@@ -296,7 +296,11 @@ type State struct {
 	Arch string `json:"arch,omitempty"`
 	// Update is how the box's last offered update went; nil if none.
 	Update *UpdateStatus `json:"update,omitempty"`
-	At     time.Time     `json:"at"`
+	// TimeSource is where the box's time comes from: controller, rtc,
+	// nitz, gps, system, saved (a lower bound only: timed items wait) or
+	// none. Empty from boxes from before it.
+	TimeSource string    `json:"time_source,omitempty"`
+	At         time.Time `json:"at"`
 }
 
 // Validate checks the state name and the problems' sizes.
@@ -314,8 +318,8 @@ func (s *State) Validate() error {
 			return fmt.Errorf("problem %d: %w", i+1, err)
 		}
 	}
-	if len(s.Arch) > 16 || len(s.Version) > 64 {
-		return errors.New("arch or version too long")
+	if len(s.Arch) > 16 || len(s.Version) > 64 || len(s.TimeSource) > 16 {
+		return errors.New("arch, version or time source too long")
 	}
 	if u := s.Update; u != nil && (len(u.Rollout) > 64 || len(u.Version) > 64 || len(u.Status) > 16 || len(u.Detail) > MaxProblemDetail) {
 		return errors.New("update status too long")
@@ -348,6 +352,12 @@ const (
 	// measures it moved. Value is the jump in seconds (negative:
 	// backwards); Since when it happened. Shown for a while after.
 	ProblemClockJump = "clock-jump"
+	// ProblemTimeUnknown: the box does not know the time (no answer from
+	// the controller, no RTC, modem or GPS time; at most a saved time that
+	// is only a lower bound), so it plays no timed item; emergencies that
+	// arrive still sound. Subject is the time source (saved or none),
+	// Detail why.
+	ProblemTimeUnknown = "time-unknown"
 )
 
 // Problem levels: an error stops the box doing its work (it shows state

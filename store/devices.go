@@ -298,6 +298,9 @@ type DeviceStatus struct {
 	Arch     string             `json:"arch,omitempty"`
 	// Update is how the last update offered to the box went.
 	Update *protocol.UpdateStatus `json:"update,omitempty"`
+	// TimeSource is where the box's time came from when it last reported
+	// (protocol.State.TimeSource), kept while it is offline.
+	TimeSource string `json:"time_source,omitempty"`
 	// Lat and Lon are the box's place on the map, as in Device.
 	Lat *float64 `json:"lat,omitempty"`
 	Lon *float64 `json:"lon,omitempty"`
@@ -320,7 +323,7 @@ func (s *Store) Status(ctx context.Context) ([]DeviceStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT device_id, online, state, playing, volume, version, uptime_sec, cache_bytes, clock_offset_ms, error, problems, arch, update_status, last_seen FROM device_state`)
+	rows, err := s.read.QueryContext(ctx, `SELECT device_id, online, state, playing, volume, version, uptime_sec, cache_bytes, clock_offset_ms, error, problems, arch, update_status, time_source, last_seen FROM device_state`)
 	if err != nil {
 		return nil, fmt.Errorf("read device state: %w", err)
 	}
@@ -328,6 +331,7 @@ func (s *Store) Status(ctx context.Context) ([]DeviceStatus, error) {
 	type st struct {
 		online                        bool
 		state, playing, v, e, p, a, u string
+		ts                            string // time source
 		volume                        int
 		uptime, cache, lastSeen       int64
 		offset                        sql.NullInt64
@@ -336,7 +340,7 @@ func (s *Store) Status(ctx context.Context) ([]DeviceStatus, error) {
 	for rows.Next() {
 		var id string
 		var x st
-		if err := rows.Scan(&id, &x.online, &x.state, &x.playing, &x.volume, &x.v, &x.uptime, &x.cache, &x.offset, &x.e, &x.p, &x.a, &x.u, &x.lastSeen); err != nil {
+		if err := rows.Scan(&id, &x.online, &x.state, &x.playing, &x.volume, &x.v, &x.uptime, &x.cache, &x.offset, &x.e, &x.p, &x.a, &x.u, &x.ts, &x.lastSeen); err != nil {
 			return nil, err
 		}
 		seen[id] = x
@@ -350,7 +354,7 @@ func (s *Store) Status(ctx context.Context) ([]DeviceStatus, error) {
 		if x, ok := seen[d.ID]; ok {
 			ds.Online, ds.State, ds.Version, ds.Error = x.online, x.state, x.v, x.e
 			ds.Problems = decodeProblems(x.p)
-			ds.Arch, ds.Update = x.a, decodeUpdate(x.u)
+			ds.Arch, ds.Update, ds.TimeSource = x.a, decodeUpdate(x.u), x.ts
 			ds.UptimeSec, ds.CacheBytes, ds.LastSeen = x.uptime, x.cache, fromMS(x.lastSeen)
 			if x.offset.Valid {
 				ds.ClockOffsetMS = &x.offset.Int64

@@ -159,7 +159,7 @@ func (s *Store) StatusPage(ctx context.Context, q StatusQuery) (StatusPage, erro
 	pageArgs = append(pageArgs, limit+1)
 	rows, err = s.read.QueryContext(ctx, `SELECT d.id, d.name, d.volume, d.lat, d.lon, `+effectiveState+`, COALESCE(s.online, 0), COALESCE(s.playing, ''),
 			COALESCE(s.version, ''), COALESCE(s.uptime_sec, 0), COALESCE(s.cache_bytes, 0), s.clock_offset_ms, COALESCE(s.error, ''),
-			COALESCE(s.problems, ''), COALESCE(s.arch, ''), COALESCE(s.update_status, ''), COALESCE(s.last_seen, 0)`+from+cond(extra...)+` ORDER BY d.id LIMIT ?`, pageArgs...)
+			COALESCE(s.problems, ''), COALESCE(s.arch, ''), COALESCE(s.update_status, ''), COALESCE(s.time_source, ''), COALESCE(s.last_seen, 0)`+from+cond(extra...)+` ORDER BY d.id LIMIT ?`, pageArgs...)
 	if err != nil {
 		return StatusPage{}, fmt.Errorf("read status page: %w", err)
 	}
@@ -173,7 +173,7 @@ func (s *Store) StatusPage(ctx context.Context, q StatusQuery) (StatusPage, erro
 		var lat, lon sql.NullFloat64
 		var problems, update string
 		if err := rows.Scan(&ds.ID, &ds.Name, &ds.Volume, &lat, &lon, &ds.State, &ds.Online, &playing, &ds.Version, &ds.UptimeSec,
-			&ds.CacheBytes, &offset, &ds.Error, &problems, &ds.Arch, &update, &lastSeen); err != nil {
+			&ds.CacheBytes, &offset, &ds.Error, &problems, &ds.Arch, &update, &ds.TimeSource, &lastSeen); err != nil {
 			return StatusPage{}, err
 		}
 		ds.Lat, ds.Lon = floatOrNil(lat), floatOrNil(lon)

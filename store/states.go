@@ -19,8 +19,8 @@ type DeviceState struct {
 
 // A box's will (offline) says nothing of its version, architecture, update
 // or problems: what it said last is kept.
-const upsertState = `INSERT INTO device_state(device_id, online, state, playing, volume, version, uptime_sec, cache_bytes, clock_offset_ms, error, problems, arch, update_status, last_seen)
-	SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM devices WHERE id = ?
+const upsertState = `INSERT INTO device_state(device_id, online, state, playing, volume, version, uptime_sec, cache_bytes, clock_offset_ms, error, problems, arch, update_status, time_source, last_seen)
+	SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM devices WHERE id = ?
 	ON CONFLICT(device_id) DO UPDATE SET online=excluded.online, state=excluded.state, playing=excluded.playing,
 		volume=excluded.volume, uptime_sec=excluded.uptime_sec,
 		cache_bytes=excluded.cache_bytes, clock_offset_ms=excluded.clock_offset_ms, error=excluded.error,
@@ -28,6 +28,7 @@ const upsertState = `INSERT INTO device_state(device_id, online, state, playing,
 		problems=CASE WHEN excluded.online THEN excluded.problems ELSE device_state.problems END,
 		arch=CASE WHEN excluded.online THEN excluded.arch ELSE device_state.arch END,
 		update_status=CASE WHEN excluded.online THEN excluded.update_status ELSE device_state.update_status END,
+		time_source=CASE WHEN excluded.online THEN excluded.time_source ELSE device_state.time_source END,
 		last_seen=excluded.last_seen`
 
 // RecordState stores the last state a device reported.
@@ -60,7 +61,7 @@ func (s *Store) RecordStates(ctx context.Context, states []DeviceState) (unknown
 				return fmt.Errorf("record state of %s: %w", ds.Device, err)
 			}
 			res, err := stmt.ExecContext(ctx, st.Online, st.State, st.Playing, st.Volume, st.Version, st.UptimeSec,
-				st.CacheBytes, st.ClockOffsetMS, st.Error, problems, st.Arch, update, ms(ds.Received), ds.Device)
+				st.CacheBytes, st.ClockOffsetMS, st.Error, problems, st.Arch, update, st.TimeSource, ms(ds.Received), ds.Device)
 			if err != nil {
 				return fmt.Errorf("record state of %s: %w", ds.Device, err)
 			}

@@ -218,27 +218,46 @@ func TestGPS(t *testing.T) {
 
 func TestSavedTime(t *testing.T) {
 	ctx := context.Background()
-	s := &SavedTime{Path: filepath.Join(t.TempDir(), SavedFileName)}
+	boot, up := "boot-1", 10*time.Minute
+	s := &SavedTime{Path: filepath.Join(t.TempDir(), SavedFileName), Boot: func() (string, time.Duration, error) { return boot, up, nil }}
 	if _, err := s.Read(ctx); !errors.Is(err, ErrAbsent) {
 		t.Fatalf("error %v, want ErrAbsent", err)
 	}
 	at := time.Date(2026, 3, 2, 6, 0, 0, 123, time.FixedZone("ICT", 7*3600))
-	if err := s.Save(at); err != nil {
+	if err := s.Save(at, "controller"); err != nil {
 		t.Fatal(err)
 	}
-	r, err := s.Read(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Exact || r.Source != Saved || !r.Time.Equal(at) {
-		t.Fatalf("reading %+v, want %v as a lower bound", r, at)
-	}
-	near(t, r.Now(), at, time.Second)
-	if err := os.WriteFile(s.Path, []byte("yesterday"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Read(ctx); !errors.Is(err, ErrNoTime) {
-		t.Fatalf("error %v, want ErrNoTime", err)
+	t.Run("same boot: exact, carried by the boot clock", func(t *testing.T) {
+		up = 15 * time.Minute
+		r, err := s.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.Exact || r.Source != "controller" || !r.Time.Equal(at.Add(5*time.Minute)) {
+			t.Fatalf("reading %+v, want %v exact from the controller", r, at.Add(5*time.Minute))
+		}
+		near(t, r.Now(), at.Add(5*time.Minute), time.Second)
+	})
+	t.Run("after a reboot: a lower bound", func(t *testing.T) {
+		boot, up = "boot-2", 40*time.Second
+		r, err := s.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Exact || r.Source != Saved || !r.Time.Equal(at.Add(40*time.Second)) {
+			t.Fatalf("reading %+v, want %v as a lower bound", r, at.Add(40*time.Second))
+		}
+	})
+	t.Run("unreadable", func(t *testing.T) {
+		if err := os.WriteFile(s.Path, []byte("yesterday"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Read(ctx); !errors.Is(err, ErrNoTime) {
+			t.Fatalf("error %v, want ErrNoTime", err)
+		}
+	})
+	if id, up, err := KernelBoot(); err != nil || id == "" || up <= 0 {
+		t.Fatalf("KernelBoot = %q, %v, %v", id, up, err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/loa-commune/loa/api"
 	"github.com/loa-commune/loa/messages"
 	"github.com/loa-commune/loa/store"
+	"github.com/loa-commune/loa/timesource"
 )
 
 // defaultLimit is how many rows a table shows unless --limit says otherwise.
@@ -120,7 +122,9 @@ func newStatus(g *globals) *cobra.Command {
 		Use:   "status",
 		Short: "Show the boxes: online, state, what they play, volume, last seen, problems",
 		Long: "Show the boxes: online, state, what they play, volume, last seen, by id, and what is wrong with\n" +
-			"any of them (sound card, memory card, temperature, clock) in plain words.\n" +
+			"any of them (sound card, memory card, temperature, clock) in plain words. TIME is where each box's\n" +
+			"time comes from: controller, rtc, nitz (the modem), gps, system (NTP), saved (only a lower bound:\n" +
+			"timed items wait) or none; boxes not on the controller's time are listed in plain words.\n" +
 			"Filter with --group, --state (" + strings.Join(store.StatusStates, ", ") + "; online is every state but offline)\n" +
 			"and --id-prefix." + pagingHelp,
 		Args: cobra.NoArgs,
@@ -156,14 +160,15 @@ func newStatus(g *globals) *cobra.Command {
 				if s.Playing != nil {
 					playing = *s.Playing
 				}
-				rows = append(rows, []string{s.ID, orDash(strings.Join(s.Groups, ",")), strconv.FormatBool(s.Online), s.State, playing, strconv.Itoa(s.Volume), orDash(s.Version), when(s.LastSeen), problemCodes(s.Problems)})
+				rows = append(rows, []string{s.ID, orDash(strings.Join(s.Groups, ",")), strconv.FormatBool(s.Online), s.State, playing, strconv.Itoa(s.Volume), orDash(s.Version), orDash(s.TimeSource), when(s.LastSeen), problemCodes(s.Problems)})
 			}
 			if len(rows) > 0 {
-				if err := table(w, []string{"BOX", "GROUPS", "ONLINE", "STATE", "PLAYING", "VOLUME", "VERSION", "LAST SEEN", "PROBLEMS"}, rows); err != nil {
+				if err := table(w, []string{"BOX", "GROUPS", "ONLINE", "STATE", "PLAYING", "VOLUME", "VERSION", "TIME", "LAST SEEN", "PROBLEMS"}, rows); err != nil {
 					return err
 				}
 			}
 			printProblems(w, page.Devices)
+			printTimeSources(w, page.Devices)
 			fmt.Fprintln(w, messages.T(messages.StatusCounts, countList(page.Counts, store.StatusStates[1:])))
 			footer(w, page.Offset, len(page.Devices), page.Total, page.Next)
 			return nil
@@ -326,4 +331,24 @@ func printSessions(ctx context.Context, c *api.Client, output, since, until stri
 		return nil
 	}
 	return table(w, header, rows)
+}
+
+// printTimeSources lists, under the status table, the boxes whose time does
+// not come from the controller, in plain words: the ones that keep time by
+// themselves and the ones that do not know it.
+func printTimeSources(w io.Writer, devices []store.DeviceStatus) {
+	first := true
+	for _, d := range devices {
+		if d.TimeSource == "" || d.TimeSource == timesource.Controller {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w, messages.T(messages.StatusTimeSources))
+			first = false
+		}
+		fmt.Fprintf(w, "  %s: %s\n", d.ID, messages.TimeSource(os.Getenv("LOA_LANG"), d.TimeSource))
+	}
+	if !first {
+		fmt.Fprintln(w)
+	}
 }
