@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func near(t *testing.T, got, want time.Time, tol time.Duration) {
@@ -273,5 +275,22 @@ func TestSystemClock(t *testing.T) {
 	}
 	if _, err := KernelSynced(); err != nil {
 		t.Fatalf("adjtimex: %v", err)
+	}
+	// Under systemd's ProtectClock adjtimex is refused: timesyncd's flag
+	// file tells instead.
+	refused := func(*unix.Timex) (int, error) { return 0, unix.EPERM }
+	flag := filepath.Join(t.TempDir(), "synchronized")
+	if ok, err := kernelSynced(refused, flag); ok || err != nil {
+		t.Fatalf("refused, no flag: %v, %v", ok, err)
+	}
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := kernelSynced(refused, flag); !ok || err != nil {
+		t.Fatalf("refused, with the flag: %v, %v", ok, err)
+	}
+	unsynced := func(tx *unix.Timex) (int, error) { tx.Status = unix.STA_UNSYNC; return unix.TIME_ERROR, nil }
+	if ok, _ := kernelSynced(unsynced, flag); ok {
+		t.Fatal("TIME_ERROR taken for synchronised")
 	}
 }

@@ -27,8 +27,8 @@ const rtcResolution = time.Second
 
 // RTCClock is a hardware real-time clock, kept in UTC (as Linux keeps
 // it). Read asks the driver with the RTC_RD_TIME ioctl and, where that is
-// refused (a file that is no RTC character device, as in tests), reads
-// <Sysfs>/<name>/since_epoch. No cgo.
+// refused (a device only root may open, a file that is no RTC character
+// device as in tests), reads <Sysfs>/<name>/since_epoch. No cgo.
 type RTCClock struct {
 	// Device is the RTC's device file; DefaultRTCDevice when empty.
 	Device string
@@ -52,26 +52,28 @@ func (c *RTCClock) Read(ctx context.Context) (Reading, error) {
 		return Reading{}, err
 	}
 	dev := c.device()
-	f, err := os.Open(dev)
-	if errors.Is(err, fs.ErrNotExist) {
+	f, ioErr := os.Open(dev)
+	if errors.Is(ioErr, fs.ErrNotExist) {
 		return Reading{}, fmt.Errorf("rtc %s: %w", dev, ErrAbsent)
 	}
-	if err != nil {
-		return Reading{}, fmt.Errorf("rtc: %w", err)
-	}
-	defer f.Close()
-	rt, ioErr := unix.IoctlGetRTCTime(int(f.Fd()))
-	taken := time.Now()
 	if ioErr == nil {
-		t := time.Date(int(rt.Year)+1900, time.Month(rt.Mon+1), int(rt.Mday), int(rt.Hour), int(rt.Min), int(rt.Sec), 0, time.UTC)
-		return Reading{Time: t.Add(rtcResolution / 2), Taken: taken, Source: RTC, Exact: true}, nil
+		rt, err := unix.IoctlGetRTCTime(int(f.Fd()))
+		taken := time.Now()
+		f.Close()
+		if err == nil {
+			t := time.Date(int(rt.Year)+1900, time.Month(rt.Mon+1), int(rt.Mday), int(rt.Hour), int(rt.Min), int(rt.Sec), 0, time.UTC)
+			return Reading{Time: t.Add(rtcResolution / 2), Taken: taken, Source: RTC, Exact: true}, nil
+		}
+		ioErr = err
 	}
+	// The device may be root's only (the agent runs as its own user), or
+	// no RTC at all: the kernel's sysfs file can be read by anyone.
 	sys := c.Sysfs
 	if sys == "" {
 		sys = DefaultRTCSysfs
 	}
 	b, err := os.ReadFile(filepath.Join(sys, filepath.Base(dev), "since_epoch"))
-	taken = time.Now()
+	taken := time.Now()
 	if err != nil {
 		return Reading{}, fmt.Errorf("rtc %s: read: %w (sysfs: %v)", dev, ioErr, err)
 	}

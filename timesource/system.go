@@ -2,7 +2,10 @@ package timesource
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -41,12 +44,27 @@ func (c *SystemClock) Read(ctx context.Context) (Reading, error) {
 	return Reading{Time: now.Round(0), Taken: now, Source: System, Exact: true}, nil
 }
 
+// TimesyncFlag is the file systemd-timesyncd creates once it has set the
+// clock in this boot (/run is emptied at boot).
+const TimesyncFlag = "/run/systemd/timesync/synchronized"
+
 // KernelSynced asks the kernel whether NTP disciplines the system clock.
+// Where adjtimex is refused (systemd's ProtectClock filters it, even to
+// read), it looks for TimesyncFlag instead.
 func KernelSynced() (bool, error) {
+	return kernelSynced(func(tx *unix.Timex) (int, error) { return unix.Adjtimex(tx) }, TimesyncFlag)
+}
+
+func kernelSynced(adjtimex func(*unix.Timex) (int, error), flag string) (bool, error) {
 	var tx unix.Timex // modes 0: read only, needs no privilege
-	state, err := unix.Adjtimex(&tx)
+	state, err := adjtimex(&tx)
 	if err != nil {
-		return false, fmt.Errorf("adjtimex: %w", err)
+		if _, ferr := os.Stat(flag); ferr == nil {
+			return true, nil
+		} else if !errors.Is(ferr, fs.ErrNotExist) {
+			return false, fmt.Errorf("adjtimex: %w; %s: %w", err, flag, ferr)
+		}
+		return false, nil // refused, and no timesyncd flag: not known to be synced
 	}
 	return state != unix.TIME_ERROR && tx.Status&unix.STA_UNSYNC == 0, nil
 }
