@@ -142,19 +142,63 @@ type targetPlan struct {
 	key       [32]byte
 	at, until time.Time
 	items     []protocol.PlanItem
+	rules     []protocol.PlanRule // the recurring rules boxes expand themselves
 	scheduled []protocol.PlanItem // the items of schedules: the replan records their pending rows
-	sum       [32]byte            // of the items as published
+	sum       [32]byte            // of the items and rules as published
 }
 
 // emptyPlan is the plan of a target without rules.
-var emptyPlan = targetPlan{sum: itemsSum(nil)}
+var emptyPlan = targetPlan{sum: planSum(nil, nil)}
 
-func itemsSum(items []protocol.PlanItem) [32]byte {
+func planSum(items []protocol.PlanItem, rules []protocol.PlanRule) [32]byte {
 	if items == nil {
 		items = []protocol.PlanItem{}
 	}
-	b, _ := json.Marshal(items) // plain data: cannot fail
+	b, _ := json.Marshal(protocol.Plan{Items: items, Rules: rules}) // plain data: cannot fail
 	return sha256.Sum256(b)
+}
+
+// DefaultOfflineFor is how long a box expands its plans' recurring rules
+// after the plan's day when it hears nothing newer: a storm that cuts the
+// mast for weeks leaves the daily programme playing.
+const DefaultOfflineFor = 30 * 24 * time.Hour
+
+// rulesUntil is how far a plan published at now lets boxes expand its
+// rules. It moves once a day, so a plan with rules is published again once
+// a day even when its items stay the same (a monthly rule's target).
+func (s *Service) rulesUntil(now time.Time) time.Time {
+	d := s.opts.OfflineFor
+	if d <= 0 {
+		d = DefaultOfflineFor
+	}
+	return now.UTC().Truncate(24 * time.Hour).Add(d)
+}
+
+// publishedSum identifies what a plan's topic carries: its items and rules,
+// and, when it has rules, how long they last.
+func (c targetPlan) publishedSum(until time.Time) [32]byte {
+	if len(c.rules) == 0 {
+		return c.sum
+	}
+	b, _ := until.MarshalBinary()
+	return sha256.Sum256(append(c.sum[:], b...))
+}
+
+// planRules lists the rules of a target that its boxes expand themselves
+// (see scheduler.PlanRule), in the rules' order. Over protocol.MaxPlanRules
+// the plan carries none: boxes would refuse it, and items still play.
+func (s *Service) planRules(target string, rules []scheduler.Rule) []protocol.PlanRule {
+	var out []protocol.PlanRule
+	for _, r := range rules {
+		if pr, ok := scheduler.PlanRule(r, s.sched.Location()); ok {
+			out = append(out, pr)
+		}
+	}
+	if len(out) > protocol.MaxPlanRules {
+		s.log.Warn("too many recurring rules for boxes to expand; the plan carries its items only", "target", target, "rules", len(out), "max", protocol.MaxPlanRules)
+		return nil
+	}
+	return out
 }
 
 // replan brings every target's plan up to date and publishes those that
@@ -190,8 +234,9 @@ func (s *Service) replan(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			c = targetPlan{key: key, at: now, until: s.sched.NextChange(rules, now), items: items,
-				scheduled: ofSchedules(items, rules), sum: itemsSum(items)}
+			wire := s.planRules(target, rules)
+			c = targetPlan{key: key, at: now, until: s.sched.NextChange(rules, now), items: items, rules: wire,
+				scheduled: ofSchedules(items, rules), sum: planSum(items, wire)}
 			if c.until.IsZero() {
 				c.until = never
 			}
@@ -299,10 +344,12 @@ func rulesKey(rules []scheduler.Rule) ([32]byte, error) {
 func (s *Service) publishPlans(plans map[string]targetPlan, now time.Time) (int, error) {
 	changed := 0
 	pub := s.newPipeline()
+	until := s.rulesUntil(now)
 	for target, c := range plans {
 		topic := s.planTopic(target)
+		sum := c.publishedSum(until)
 		s.mu.Lock()
-		same := s.published[topic] == c.sum
+		same := s.published[topic] == sum
 		s.mu.Unlock()
 		if same {
 			continue
@@ -311,7 +358,11 @@ func (s *Service) publishPlans(plans map[string]targetPlan, now time.Time) (int,
 		if items == nil {
 			items = []protocol.PlanItem{}
 		}
-		payload, err := s.encode(topic, protocol.KindPlan, now, protocol.Plan{Target: target, Generated: now.UTC(), Items: items})
+		plan := protocol.Plan{Target: target, Generated: now.UTC(), Items: items, Rules: c.rules}
+		if len(c.rules) > 0 {
+			plan.RulesUntil = until
+		}
+		payload, err := s.encode(topic, protocol.KindPlan, now, plan)
 		if err != nil {
 			return changed, fmt.Errorf("publish plan %s: %w", target, err)
 		}
@@ -323,7 +374,7 @@ func (s *Service) publishPlans(plans map[string]targetPlan, now time.Time) (int,
 				return
 			}
 			s.mu.Lock()
-			s.published[topic] = c.sum
+			s.published[topic] = sum
 			s.mu.Unlock()
 			s.count.plansPublished.Add(1)
 			s.count.planBytes.Add(int64(len(payload)))

@@ -29,6 +29,10 @@ type Options struct {
 	Site     string
 	Location *time.Location
 	Horizon  time.Duration
+	// OfflineFor is how long after a plan's day a box may expand the
+	// recurring rules the plan carries (protocol.Plan.RulesUntil), while
+	// it hears nothing newer; DefaultOfflineFor when zero.
+	OfflineFor time.Duration
 
 	// MQTTListen is where the embedded broker listens (e.g. ":1883"); used
 	// when BrokerURLs is empty.

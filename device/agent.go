@@ -119,6 +119,7 @@ type Agent struct {
 	queue       playQueue
 	lastTick    time.Time  // the clock at the last tick
 	quiet       quietHours // from the device config
+	rules       ruleState  // the plans' recurring rules (rules.go)
 	inflight    int        // fetch jobs out
 	retryAt     time.Time
 	resubAt     time.Time
@@ -477,6 +478,9 @@ func (a *Agent) tick() {
 	plausible := a.plausible(now)
 	a.syncStreams(now) // a session's buffer is there before its item starts
 	if plausible {
+		if a.rulesDue(now) {
+			a.reconcile() // the rules' window moved
+		}
 		a.schedule(now)
 		a.pruneTombstones(now)
 	}

@@ -148,6 +148,16 @@ func (a *Agent) dispatchFetches(now time.Time, plausible bool) {
 			w.prio, w.start = it.Priority, it.Start
 		}
 	}
+	// The rules' media is fetched ahead, after what items need: a box cut
+	// off for weeks plays its monthly rule too.
+	for _, h := range a.ruleMedia() {
+		if _, ok := wants[h.media.SHA256]; ok {
+			continue
+		}
+		if ms := a.mediaFor(h.media.SHA256); !ms.ready && !ms.fetching && !ms.broken {
+			wants[h.media.SHA256] = &want{sha: h.media.SHA256, size: h.media.Size, dur: h.media.DurationMS, prio: protocol.Background - 1, start: now.Add(ruleLookahead)}
+		}
+	}
 	order := make([]*want, 0, len(wants))
 	for _, w := range wants {
 		order = append(order, w)
@@ -410,6 +420,9 @@ func (a *Agent) evictCache() {
 	inUse := map[string]bool{}
 	for _, it := range a.live {
 		inUse[it.Media.SHA256] = true
+	}
+	for _, h := range a.ruleMedia() { // pinned: the rules need it later
+		inUse[h.media.SHA256] = true
 	}
 	for sha, ms := range a.media {
 		if ms.fetching {

@@ -133,6 +133,7 @@ func (a *Agent) reconcile() {
 	now := a.clock.Now()
 	plausible := a.plausible(now)
 	merged := a.merge()
+	a.addRuleItems(merged, now, plausible)
 
 	fresh := make([]protocol.PlanItem, 0)
 	for id, it := range merged {
@@ -185,7 +186,7 @@ func (a *Agent) reconcile() {
 	}
 
 	for id, rec := range a.items {
-		if _, ok := merged[id]; ok {
+		if _, ok := merged[id]; ok || a.keepRuleItem(id, plausible) {
 			continue
 		}
 		it, had := a.live[id]

@@ -175,6 +175,11 @@ type Plan struct {
 	Target    string     `json:"target"` // "all", "group/<g>" or "device/<id>"
 	Generated time.Time  `json:"generated"`
 	Items     []PlanItem `json:"items"`
+	// Rules are the target's recurring rules (schedules), which a box
+	// expands itself past the items' horizon while it hears nothing newer,
+	// up to RulesUntil. Boxes from before the field ignore both.
+	Rules      []PlanRule `json:"rules,omitempty"`
+	RulesUntil time.Time  `json:"rules_until,omitzero"`
 }
 
 // Validate checks every item.
@@ -195,7 +200,7 @@ func (p *Plan) Validate() error {
 		}
 		seen[it.ID] = true
 	}
-	return nil
+	return validateRules(p.Rules)
 }
 
 // DeviceConfig is what the controller tells one box about itself.
