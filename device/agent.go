@@ -142,17 +142,12 @@ type Agent struct {
 
 	// Time sources other than the controller (timesource_agent.go): set by
 	// New, replaced by tests. timeStat is written by Run's start and the
-	// time-source goroutine, which owns lastSave and lastRTCSet; bootItems
-	// belongs to the loop.
-	tsrc            *clockSources
-	timeStat        atomic.Pointer[timeStatus]
-	timeChanged     chan struct{} // time-source goroutine → loop
-	timeSourceEvery time.Duration
-	srcMu           sync.Mutex
-	srcErr          map[string]string // source → last error logged
-	lastSave        time.Time
-	lastRTCSet      time.Time
-	bootItems       map[string]bool // items known when the loop started
+	// time-source goroutine, which owns tk; bootItems belongs to the loop.
+	tsrc        *clockSources
+	timeStat    atomic.Pointer[timeStatus]
+	timeChanged chan struct{} // time-source goroutine → loop
+	tk          timeKeeping
+	bootItems   map[string]bool // items known when the loop started
 
 	// Agent updates (update.go), owned by the loop. restartForUpdate is
 	// requestRestart unless a test replaces it; trialRollout is the
@@ -236,7 +231,7 @@ func New(cfg Config, sink audio.Sink, logger *slog.Logger, clock Clock) (*Agent,
 		trialRollout: os.Getenv(selfupdate.EnvTrial),
 	}
 	a.restartForUpdate = a.requestRestart
-	a.tsrc, a.timeChanged, a.timeSourceEvery = newClockSources(cfg), make(chan struct{}, 1), timeSourceEvery
+	a.tsrc, a.timeChanged, a.tk = newClockSources(cfg), make(chan struct{}, 1), newTimeKeeping()
 	a.outputCheckEvery = outputCheckEvery
 	a.streamRefused = summarylog.New(a.log, "refusing live session packets", "refused live session packets", time.Minute)
 	a.sync = newTimeSync(a.clock)

@@ -38,6 +38,9 @@ const (
 	// timeSaveEvery bounds how often a synced box writes the saved time
 	// (the memory card wears); Run writes it again at shutdown.
 	timeSaveEvery = 10 * time.Minute
+	// controllerStale: a synced box whose controller has not answered for
+	// this long takes its time from an exact source again.
+	controllerStale = time.Hour
 	// rtcSetEvery is how often a synced box sets its RTC from the
 	// controller's time.
 	rtcSetEvery = time.Hour

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/loa-commune/loa/protocol"
@@ -27,6 +28,26 @@ type timeStatus struct {
 	lower timesource.Reading
 	// readSaved: the saved time was read (once a run).
 	readSaved bool
+	// overController: the controller has not answered for controllerStale
+	// and source's time replaced its old estimate.
+	overController bool
+}
+
+// timeKeeping is the time-source goroutine's own state (mu guards errs,
+// which logSourceOnce may also use from Run's start).
+type timeKeeping struct {
+	every      time.Duration // timeSourceEvery; tests shorten it
+	staleAfter time.Duration // controllerStale; tests shorten it
+	lastSave   time.Time
+	lastRTCSet time.Time
+	lastSample timeSample // the controller's newest answer seen
+	lastAnswer time.Time  // when it was seen
+	mu         sync.Mutex
+	errs       map[string]string // source → last error logged
+}
+
+func newTimeKeeping() timeKeeping {
+	return timeKeeping{every: timeSourceEvery, staleAfter: controllerStale}
 }
 
 // timeState returns the last time status.
@@ -39,10 +60,11 @@ func (a *Agent) timeState() *timeStatus {
 
 // timeSourceName is the source reported in the heartbeat.
 func (a *Agent) timeSourceName() string {
-	if a.clock.Synced() {
+	st := a.timeState()
+	if a.clock.Synced() && !st.overController {
 		return timesource.Controller
 	}
-	return a.timeState().source
+	return st.source
 }
 
 // plausible reports whether the wall clock can be trusted to schedule: it
@@ -66,10 +88,13 @@ func (a *Agent) plausible(now time.Time) bool {
 // status. It reports whether the status or the offset changed. It may run
 // on any goroutine.
 func (a *Agent) readTimeSources(ctx context.Context) bool {
-	if a.clock.Synced() || a.tsrc == nil {
+	if a.tsrc == nil {
 		return false
 	}
 	old := a.timeState()
+	if a.clock.Synced() {
+		return a.replaceStaleController(ctx, old)
+	}
 	for _, r := range a.tsrc.exact {
 		rd, err := r.Read(ctx)
 		switch {
@@ -113,6 +138,55 @@ func (a *Agent) readTimeSources(ctx context.Context) bool {
 	return st.source != old.source
 }
 
+// replaceStaleController: a box cut off from its controller for
+// controllerStale keeps time by an exact source rather than by the
+// controller's last estimate on its own clock (a Pi's crystal drifts tens of
+// ppm; a DS3231 2 ppm). The controller's next answer wins again.
+func (a *Agent) replaceStaleController(ctx context.Context, old *timeStatus) bool {
+	if !a.controllerStale() {
+		if old.overController {
+			a.timeStat.Store(&timeStatus{source: old.source, exact: old.exact, lower: old.lower, readSaved: old.readSaved})
+			a.log.Info("time from the controller again")
+			return true
+		}
+		return false
+	}
+	for _, r := range a.tsrc.exact {
+		rd, err := r.Read(ctx)
+		if err != nil || !rd.Exact || rd.Now().Before(a.cfg.minValidTime()) {
+			continue
+		}
+		a.sync.mu.Lock()
+		off := rd.Now().Sub(a.clock.base.Now())
+		d := off - a.clock.Offset()
+		a.clock.offset.Store(int64(off))
+		a.sync.mu.Unlock()
+		a.timeStat.Store(&timeStatus{source: rd.Source, exact: true, lower: old.lower, readSaved: old.readSaved, overController: true})
+		if !old.overController || old.source != rd.Source || d > syncLogStep || d < -syncLogStep {
+			a.log.Info("the controller has not answered for a while: time from "+rd.Source, "moved", d)
+			return true
+		}
+		return false
+	}
+	return false
+}
+
+// controllerStale reports whether the controller's time sync has had no
+// answer for staleAfter (an answer adds a sample). It runs on the
+// time-source goroutine, which owns lastAnswer and lastSample.
+func (a *Agent) controllerStale() bool {
+	a.sync.mu.Lock()
+	var last timeSample
+	if n := len(a.sync.samples); n > 0 {
+		last = a.sync.samples[n-1]
+	}
+	a.sync.mu.Unlock()
+	if last != a.tk.lastSample || a.tk.lastAnswer.IsZero() {
+		a.tk.lastSample, a.tk.lastAnswer = last, time.Now()
+	}
+	return time.Since(a.tk.lastAnswer) > a.tk.staleAfter
+}
+
 // useReading sets the clock's offset from an exact reading.
 func (a *Agent) useReading(rd timesource.Reading, old *timeStatus) bool {
 	moved := a.setSourceOffset(rd.Now(), false)
@@ -147,22 +221,22 @@ func (a *Agent) setSourceOffset(t time.Time, atLeast bool) bool {
 
 // logSourceOnce logs a source's failure when it differs from the last one.
 func (a *Agent) logSourceOnce(src, msg string, err error) {
-	a.srcMu.Lock()
-	defer a.srcMu.Unlock()
-	if a.srcErr == nil {
-		a.srcErr = map[string]string{}
+	a.tk.mu.Lock()
+	defer a.tk.mu.Unlock()
+	if a.tk.errs == nil {
+		a.tk.errs = map[string]string{}
 	}
-	if a.srcErr[src] == err.Error() {
+	if a.tk.errs[src] == err.Error() {
 		return
 	}
-	a.srcErr[src] = err.Error()
+	a.tk.errs[src] = err.Error()
 	a.log.Warn(msg, "source", src, keyErr, err)
 }
 
 // runTimeSources reads the sources every timeSourceEvery until the
 // controller answers; then it keeps the time: saves it and sets the RTC.
 func (a *Agent) runTimeSources(ctx context.Context) {
-	t := time.NewTimer(a.timeSourceEvery)
+	t := time.NewTimer(a.tk.every)
 	defer t.Stop()
 	for {
 		select {
@@ -170,26 +244,27 @@ func (a *Agent) runTimeSources(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if a.clock.Synced() {
-			a.keepTime(ctx)
-		} else if a.readTimeSources(ctx) {
+		if a.readTimeSources(ctx) {
 			signal(a.timeChanged)
 		}
-		t.Reset(a.timeSourceEvery)
+		if a.clock.Synced() {
+			a.keepTime(ctx)
+		}
+		t.Reset(a.tk.every)
 	}
 }
 
 // keepTime saves the controller's time every timeSaveEvery and sets the
 // RTC from it every rtcSetEvery, while the controller answers (connected).
 func (a *Agent) keepTime(ctx context.Context) {
-	if !a.client.IsConnectionOpen() {
+	if !a.client.IsConnectionOpen() || a.timeState().overController {
 		return // the offset may be old: do not carry it into the RTC
 	}
-	if a.lastSave.IsZero() || time.Since(a.lastSave) >= timeSaveEvery {
+	if a.tk.lastSave.IsZero() || time.Since(a.tk.lastSave) >= timeSaveEvery {
 		a.saveTime()
 	}
-	if a.tsrc != nil && a.tsrc.rtc != nil && (a.lastRTCSet.IsZero() || time.Since(a.lastRTCSet) >= rtcSetEvery) {
-		a.lastRTCSet = time.Now()
+	if a.tsrc != nil && a.tsrc.rtc != nil && (a.tk.lastRTCSet.IsZero() || time.Since(a.tk.lastRTCSet) >= rtcSetEvery) {
+		a.tk.lastRTCSet = time.Now()
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := a.tsrc.rtc.Set(sctx, a.clock.Now())
 		cancel()
@@ -213,7 +288,7 @@ func (a *Agent) saveTime() {
 	if !a.clock.Synced() && !a.timeState().exact {
 		return
 	}
-	a.lastSave = time.Now()
+	a.tk.lastSave = time.Now()
 	if err := a.tsrc.saved.Save(a.clock.Now(), src); err != nil {
 		a.logSourceOnce("saved", "cannot save the time", err)
 	}

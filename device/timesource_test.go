@@ -309,7 +309,7 @@ func TestSyncedBoxKeepsTheTime(t *testing.T) {
 	var srcs *clockSources
 	b := startBox(t, boxOpts{broker: broker, server: ms.URL, prepare: func(a *Agent) {
 		srcs = &clockSources{saved: savedTimeIn(a.cfg.Cache), rtc: rtc}
-		a.tsrc, a.timeSourceEvery = srcs, 10*time.Millisecond
+		a.tsrc, a.tk.every = srcs, 10*time.Millisecond
 	}})
 	ctl.waitEvent(it.ID, protocol.EventReady)
 	eventually(t, "time source controller", func() bool {
@@ -371,5 +371,31 @@ func TestTimeSourcesConfig(t *testing.T) {
 		if err := c.Validate(); !errors.As(err, &fe) || !strings.HasPrefix(fe.Field, "time_sources.") {
 			t.Errorf("%+v: %v, want a field error of time_sources", bad, err)
 		}
+	}
+}
+
+// TestStaleControllerGivesWayToRTC: a box synced with its controller that
+// hears nothing from it for a long while (an hour; here 100 ms) takes its
+// time from its RTC again rather than from the controller's last estimate
+// on the Pi's drifting clock, and says so.
+func TestStaleControllerGivesWayToRTC(t *testing.T) {
+	ctl, ms, broker := setup(t)
+	rtcTime := t0.Add(30 * time.Second) // the RTC disagrees with the old estimate
+	rtc := timesource.ReaderFunc(func(context.Context) (timesource.Reading, error) {
+		return timesource.Reading{Time: rtcTime, Taken: time.Now(), Source: timesource.RTC, Exact: true}, nil
+	})
+	// The controller does not answer time requests: the box's estimate
+	// (-1 min) is all it has, and after staleAfter it is old.
+	b := startBox(t, boxOpts{broker: broker, server: ms.URL, prepare: func(a *Agent) {
+		a.tsrc = &clockSources{exact: []timesource.Reader{rtc}, saved: savedTimeIn(a.cfg.Cache)}
+		a.tk.every, a.tk.staleAfter = 10*time.Millisecond, 100*time.Millisecond
+		a.clock.set(-time.Minute)
+	}})
+	eventually(t, "time from the RTC", func() bool {
+		st, ok := ctl.lastState()
+		return ok && st.TimeSource == timesource.RTC
+	}, func() string { st, _ := ctl.lastState(); return st.TimeSource })
+	if d := b.agent.clock.Now().Sub(rtcTime); d.Abs() > time.Second {
+		t.Fatalf("the box's clock is %v off its RTC", d)
 	}
 }
