@@ -111,6 +111,11 @@ func (a *Agent) readTimeSources(ctx context.Context) bool {
 		}
 		return a.useReading(rd, old)
 	}
+	if old.exact {
+		// A source placed the clock earlier in this run (a GPS that lost
+		// its fix since): the offset it gave still holds.
+		return false
+	}
 	st := &timeStatus{source: timesource.None, lower: old.lower}
 	if !old.readSaved && a.tsrc.saved != nil {
 		st.readSaved = true

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -397,5 +398,33 @@ func TestStaleControllerGivesWayToRTC(t *testing.T) {
 	}, func() string { st, _ := ctl.lastState(); return st.TimeSource })
 	if d := b.agent.clock.Now().Sub(rtcTime); d.Abs() > time.Second {
 		t.Fatalf("the box's clock is %v off its RTC", d)
+	}
+}
+
+// TestSourceLostAfterPlacingTheClock: a GPS that loses its fix after it
+// placed the clock leaves the clock placed: the offset it gave holds.
+func TestSourceLostAfterPlacingTheClock(t *testing.T) {
+	_, ms, broker := setup(t)
+	cache := t.TempDir()
+	boot := &fakeBoot{id: "boot-1", up: time.Hour}
+	saved := &timesource.SavedTime{Path: filepath.Join(cache, timesource.SavedFileName), Boot: boot.read}
+	if err := saved.Save(t0.Add(-time.Hour), timesource.Controller); err != nil {
+		t.Fatal(err)
+	}
+	boot.reboot("boot-2") // the saved time is a lower bound now
+	var reads atomic.Int64
+	gps := timesource.ReaderFunc(func(context.Context) (timesource.Reading, error) {
+		if reads.Add(1) > 1 {
+			return timesource.Reading{}, fmt.Errorf("no fix: %w", timesource.ErrNoTime)
+		}
+		return timesource.Reading{Time: t0, Taken: time.Now(), Source: timesource.GPS, Exact: true}, nil
+	})
+	b := startBox(t, boxOpts{broker: broker, server: ms.URL, cache: cache, clock: newFakeClock(time.Unix(12, 0)), prepare: func(a *Agent) {
+		a.tsrc = &clockSources{exact: []timesource.Reader{gps}, saved: saved}
+		a.tk.every = 10 * time.Millisecond
+	}})
+	eventually(t, "the GPS read again", func() bool { return reads.Load() >= 5 }, nil)
+	if src, now := b.agent.timeSourceName(), b.agent.clock.Now(); src != timesource.GPS || !b.agent.plausible(now) {
+		t.Fatalf("after the GPS lost its fix: source %q, placed %v", src, b.agent.plausible(now))
 	}
 }
