@@ -35,6 +35,7 @@ type ruleState struct {
 	at     time.Time // the clock when the rules were last expanded
 	next   time.Time // when their items next change (zero: never)
 	stale  bool      // not expanded since the clock became plausible
+	any    bool      // the held plans have rules to expand
 	scheds map[string]*scheduler.Scheduler
 	bad    map[string]string // rule id → why it cannot be expanded, logged once
 }
@@ -92,13 +93,14 @@ func (a *Agent) heldRules() map[string]heldRule {
 // now that the plans do not have, and notes when they next change. While
 // the clock cannot be trusted it adds none (see keepRuleItem).
 func (a *Agent) addRuleItems(merged map[string]protocol.PlanItem, now time.Time, plausible bool) {
+	held := a.heldRules()
 	a.rules.at, a.rules.next = now, time.Time{}
-	a.rules.stale = !plausible
+	a.rules.stale, a.rules.any = !plausible, len(held) > 0
 	if !plausible {
 		return
 	}
 	byZone := map[*time.Location][]scheduler.Rule{}
-	for _, h := range a.heldRules() {
+	for _, h := range held {
 		if !now.Before(h.until) {
 			continue // the controller's word on it is too old
 		}
@@ -139,11 +141,15 @@ func (a *Agent) addRuleItems(merged map[string]protocol.PlanItem, now time.Time,
 }
 
 // rulesDue reports whether the rules' items must be made again at now: the
-// window passed their next change, the clock went back, or they were last
-// left alone for want of a plausible clock. Nothing is urgent: an occurrence
-// enters the window a lookahead before its start.
+// window passed their next change, the clock went back by more than a
+// minute, or they were last left alone for want of a plausible clock.
+// Nothing is urgent: an occurrence enters the window a lookahead before its
+// start.
 func (a *Agent) rulesDue(now time.Time) bool {
-	return a.rules.stale || now.Before(a.rules.at) || (!a.rules.next.IsZero() && now.After(a.rules.next))
+	if !a.rules.any {
+		return false
+	}
+	return a.rules.stale || now.Before(a.rules.at.Add(-time.Minute)) || (!a.rules.next.IsZero() && now.After(a.rules.next))
 }
 
 // keepRuleItem reports whether the item id, absent from the merged plan,
