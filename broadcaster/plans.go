@@ -163,15 +163,25 @@ func planSum(items []protocol.PlanItem, rules []protocol.PlanRule) [32]byte {
 // mast for weeks leaves the daily programme playing.
 const DefaultOfflineFor = 30 * 24 * time.Hour
 
+// rulesDayHour is the hour, in the site's zone, at which plans' RulesUntil
+// moves on: at night, when nothing is broadcast and the links are idle.
+const rulesDayHour = 3
+
 // rulesUntil is how far a plan published at now lets boxes expand its
-// rules. It moves once a day, so a plan with rules is published again once
-// a day even when its items stay the same (a monthly rule's target).
+// rules: OfflineFor after the last rulesDayHour. It moves once a day, so a
+// plan with rules is published again once a day even when its items stay
+// the same (a monthly rule's target).
 func (s *Service) rulesUntil(now time.Time) time.Time {
 	d := s.opts.OfflineFor
 	if d <= 0 {
 		d = DefaultOfflineFor
 	}
-	return now.UTC().Truncate(24 * time.Hour).Add(d)
+	l := now.In(s.sched.Location())
+	day := time.Date(l.Year(), l.Month(), l.Day(), rulesDayHour, 0, 0, 0, l.Location())
+	if l.Before(day) {
+		day = day.AddDate(0, 0, -1)
+	}
+	return day.Add(d).UTC()
 }
 
 // publishedSum identifies what a plan's topic carries: its items and rules,

@@ -41,7 +41,8 @@ func TestPlansCarryRecurringRules(t *testing.T) {
 	if len(p.Rules) != 1 || !ruleEqual(p.Rules[0], want) {
 		t.Fatalf("rules %+v\nwant [%+v]", p.Rules, want)
 	}
-	if day := e.now.UTC().Truncate(24 * time.Hour); !p.RulesUntil.Equal(day.Add(broadcaster.DefaultOfflineFor)) {
+	// 30 days after 03:00 of the plan's day in the site's zone (it is 05:30 there).
+	if day := time.Date(2026, 3, 1, 3, 0, 0, 0, e.now.Location()); !p.RulesUntil.Equal(day.Add(broadcaster.DefaultOfflineFor)) {
 		t.Errorf("rules until %v, want 30 days after %v", p.RulesUntil, day)
 	}
 	eventually(t, "plan/all", func() bool { _, ok := lastPlan(t, &b, topics.PlanAll()); return ok })
