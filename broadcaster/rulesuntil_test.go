@@ -16,10 +16,10 @@ func TestRulesUntilMovesAtThreeAtNight(t *testing.T) {
 	}
 	at := func(d, h, m int) time.Time { return time.Date(2026, 3, d, h, m, 0, 0, loc) }
 	for _, tc := range []struct {
-		name string
+		name    string
 		offline time.Duration
-		now  time.Time
-		want time.Time
+		now     time.Time
+		want    time.Time
 	}{
 		{"before three: yesterday's", 0, at(2, 2, 59), at(1, 3, 0).Add(DefaultOfflineFor)},
 		{"at three", 0, at(2, 3, 0), at(2, 3, 0).Add(DefaultOfflineFor)},
