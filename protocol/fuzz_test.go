@@ -69,6 +69,10 @@ func FuzzDecodePlan(f *testing.F) {
 	it.Priority, it.Tone, it.Volume, it.Status = Emergency, "siren", nil, StatusTest
 	seed(f, KindPlan, &Plan{Target: "device/loa-1", Generated: t0, Items: []PlanItem{it}})
 	f.Add([]byte(`{"v":1,"kind":"plan","site":"xa-an-binh","issued":"2026-03-01T23:00:00+07:00","seq":1,"body":{"target":"all","items":null}}`))
+	seed(f, KindPlan, &Plan{Target: "group/thon-1", Generated: t0, Items: []PlanItem{}, RulesUntil: t0.AddDate(0, 0, 30), Rules: []PlanRule{{
+		ID: "s-1", Cron: "0 6 * * *", Zone: "Asia/Ho_Chi_Minh", NotBefore: t0, ValidityMS: 900_000, Priority: Normal,
+		Media: validItem("x").Media, Repeat: 1, Status: StatusLive}, {
+		ID: "s-2", Cron: "@daily", Zone: "Europe/Berlin", Paused: true, ValidityMS: 60_000, Priority: Emergency, Tone: ToneFlood, Repeat: 3, Status: StatusTest}}})
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzDecode[Plan](t, data, KindPlan) })
 }
 

@@ -137,3 +137,39 @@ func TestExpandEdges(t *testing.T) {
 		t.Errorf("bad spec: %v", err)
 	}
 }
+
+// FuzzPlanRuleOnBox: whatever spec a plan carries, a box either refuses
+// the rule or makes valid items of it, no more than a rule may make.
+func FuzzPlanRuleOnBox(f *testing.F) {
+	for _, s := range []string{"0 6 * * *", "@daily", "*/5 * * * 1-5", "0 0 29 2 *", "30 2 * * *", "@every 1h"} {
+		f.Add(s, int64(900_000), false)
+	}
+	from := time.Date(2027, 3, 28, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, spec string, validity int64, berlin bool) {
+		pr := protocol.PlanRule{ID: "s-1", Cron: spec, Zone: "Asia/Ho_Chi_Minh", ValidityMS: validity, Priority: protocol.Normal,
+			Media: template().Media, Repeat: 1, Status: protocol.StatusLive}
+		if berlin {
+			pr.Zone = "Europe/Berlin"
+		}
+		p := protocol.Plan{Target: "all", Items: []protocol.PlanItem{}, Rules: []protocol.PlanRule{pr}}
+		if p.Validate() != nil {
+			return
+		}
+		r, loc, err := FromPlanRule(pr)
+		if err != nil {
+			return
+		}
+		items, err := Expand(r, loc, from.Add(-Keep), from.Add(24*time.Hour))
+		if err != nil {
+			t.Fatalf("a rule FromPlanRule took does not expand: %v", err)
+		}
+		if len(items) > maxItemsPerRule {
+			t.Fatalf("%d items", len(items))
+		}
+		for _, it := range items {
+			if err := it.Validate(); err != nil {
+				t.Fatalf("spec %q made a bad item: %v", spec, err)
+			}
+		}
+	})
+}
