@@ -51,6 +51,10 @@ type Config struct {
 	PublicServerURL string        `yaml:"public_server_url"`
 	PublicBrokerURL string        `yaml:"public_broker_url"`
 	Horizon         time.Duration `yaml:"horizon"`
+	// OfflineDays is how far ahead boxes expand their recurring rules
+	// themselves: how long a box cut off from the controller keeps its
+	// daily programme.
+	OfflineDays     int           `yaml:"offline_days"`
 	Validity        time.Duration `yaml:"validity"`
 	DefaultVolume   int           `yaml:"default_volume"`
 	EmergencyVolume int           `yaml:"emergency_volume"`
@@ -121,7 +125,7 @@ func Defaults() Config {
 	return Config{
 		Site: "commune", Data: "loa-data", HTTP: ":8080", MQTT: ":1883", Timezone: "Asia/Ho_Chi_Minh",
 		Horizon: 48 * time.Hour, Validity: 15 * time.Minute, DefaultVolume: 80, EmergencyVolume: 100,
-		HeartbeatSec: 30, AnswerSpread: time.Second, MaxMediaMB: 50, MaxMediaMinutes: 30,
+		HeartbeatSec: 30, AnswerSpread: time.Second, OfflineDays: 30, MaxMediaMB: 50, MaxMediaMinutes: 30,
 		EmergencyValidity: time.Hour,
 		ExerciseNotice:    "Đây là bản tin diễn tập, không phải báo động thật.",
 		AllClearText:      "Đã hết báo động. Bà con trở lại sinh hoạt bình thường.",
@@ -184,6 +188,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Data == "" {
 		return bad("data", "empty: give a folder for the database and media")
+	}
+	if c.OfflineDays < 1 || c.OfflineDays > 366 {
+		return bad("offline_days", "%d: give how many days boxes keep their schedules without the controller, 1 to 366 (30 is usual)", c.OfflineDays)
 	}
 	if c.Console.Tiles != "" {
 		if err := console.ValidTiles(c.Console.Tiles); err != nil {

@@ -103,7 +103,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (c *Controller, err
 	// Boxes fetch media from the public server URL; the broker address is
 	// only known once the embedded broker listens, so start it first.
 	c.bc = broadcaster.New(broadcaster.Options{
-		Site: cfg.Site, Location: loc, Horizon: cfg.Horizon, MQTTListen: cfg.MQTT,
+		Site: cfg.Site, Location: loc, Horizon: cfg.Horizon, OfflineFor: time.Duration(cfg.OfflineDays) * 24 * time.Hour, MQTTListen: cfg.MQTT,
 		BrokerURLs: cfg.BrokerURLs(), BrokerUsername: cfg.BrokerUsername, BrokerPassword: cfg.BrokerPassword,
 		MQTTTLS: mqttTLS, ClientTLS: clientTLS,
 		HeartbeatSec: cfg.HeartbeatSec, AnswerSpreadMS: int(cfg.AnswerSpread.Milliseconds()), EmergencyVolume: cfg.EmergencyVolume, Keys: c.keys,
