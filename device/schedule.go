@@ -22,18 +22,7 @@ func (a *Agent) schedule(now time.Time) {
 		}
 		waiting = append(waiting, a.candidate(it, rec))
 	}
-	d := a.queue.decide(now, cueLead, waiting, a.quiet)
-	for _, v := range d.final {
-		if it, ok := a.live[v.id]; ok {
-			a.setStatus(it, a.items[v.id], v.event, v.reason)
-		}
-	}
-	if d.cut != cutNone {
-		a.cutCurrent(d.cut, d.by)
-	}
-	if d.start != nil {
-		a.startPlayback(*d.start, now)
-	}
+	a.apply(a.queue.decide(now, cueLead, waiting, a.quiet), now)
 }
 
 // candidate is the queue's view of a waiting item.
@@ -60,4 +49,20 @@ func (a *Agent) candidate(it protocol.PlanItem, rec *itemRecord) candidate {
 		c.until = a.streamUntil(it)
 	}
 	return c
+}
+
+// apply carries out the queue's decision at now: the items it ended, a cut
+// of what plays, the item to start.
+func (a *Agent) apply(d decision, now time.Time) {
+	for _, v := range d.final {
+		if it, ok := a.live[v.id]; ok {
+			a.setStatus(it, a.items[v.id], v.event, v.reason)
+		}
+	}
+	if d.cut != cutNone {
+		a.cutCurrent(d.cut, d.by)
+	}
+	if d.start != nil {
+		a.startPlayback(*d.start, now)
+	}
 }

@@ -328,18 +328,10 @@ func (a *Agent) unplacedTick(now time.Time, placed bool) {
 	// The queue decides at the newest emergency's start: the controller's
 	// time when it was sent, near enough for what is due now.
 	d := a.queue.decide(vnow, cueLead, waiting, a.quiet)
-	for _, v := range d.final {
-		if it, ok := a.live[v.id]; ok {
-			a.setStatus(it, a.items[v.id], v.event, v.reason)
-		}
-	}
-	if d.cut != cutNone {
-		a.cutCurrent(d.cut, d.by)
-	}
 	if d.start != nil {
 		a.log.Warn("playing an emergency without knowing the time", keyItem, d.start.item.ID)
-		a.startPlayback(*d.start, vnow)
 	}
+	a.apply(d, vnow)
 }
 
 // arrivedEmergencies are the emergencies the box may play without a placed
