@@ -125,8 +125,16 @@ func (m *Manager) startOccurrence(r store.Rule, item string, at time.Time) {
 	})
 }
 
-// occurrenceOnAir records an occurrence going on air.
+// occurrenceOnAir records an occurrence going on air: once, though a
+// station that drops and comes back puts a new session on air each time.
+// Only the occurrence's own goroutine calls it.
 func (m *Manager) occurrenceOnAir(s *session) {
+	select {
+	case <-s.onAir:
+		m.log.Info("live: scheduled relay back on air", "session", s.record.ID, "source", s.source)
+		return
+	default:
+	}
 	ctx := context.WithoutCancel(s.ctx)
 	if err := m.store.AddSession(ctx, s.record); err != nil {
 		m.log.Error("live: cannot store the session's record", "session", s.record.ID, "err", err)
