@@ -33,11 +33,10 @@ type emergencyForm struct {
 }
 
 func (c *Console) emergencyPage(q *request) error {
-	f, err := c.emergencyChoices(q)
-	if err != nil {
+	f := &emergencyForm{Tone: "siren", Repeat: 3, AllWord: messages.In(q.lang, messages.ConsoleAllWord)}
+	if err := c.emergencyChoices(q, f); err != nil {
 		return err
 	}
-	f.Tone, f.Repeat = "siren", 3
 	v := q.view("console.emergency.title")
 	v.Data = f
 	if id := q.r.FormValue("cancelled"); id != "" {
@@ -47,21 +46,22 @@ func (c *Console) emergencyPage(q *request) error {
 	return nil
 }
 
-func (c *Console) emergencyChoices(q *request) (*emergencyForm, error) {
+// emergencyChoices fills in what the form offers: villages, recordings,
+// tones. A sent form needs them only when it comes back with an error.
+func (c *Console) emergencyChoices(q *request, f *emergencyForm) error {
 	ctx := q.r.Context()
 	groups, err := q.api.Groups(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	media, err := q.api.Media(ctx)
-	if err != nil {
-		return nil, err
+	if f.Media, err = q.api.Media(ctx); err != nil {
+		return err
 	}
-	f := &emergencyForm{Media: media, Tones: tones, AllWord: messages.In(q.lang, messages.ConsoleAllWord)}
+	f.Tones = tones
 	for _, g := range groups {
 		f.Villages = append(f.Villages, g.Name)
 	}
-	return f, nil
+	return nil
 }
 
 // confirmation is what the person must type to sound an emergency on t:
@@ -89,10 +89,7 @@ func sameWords(typed, want string) bool {
 // startEmergency sounds an emergency once the person has typed its target;
 // a wrong or missing confirmation sends nothing.
 func (c *Console) startEmergency(q *request) error {
-	f, err := c.emergencyChoices(q)
-	if err != nil {
-		return err
-	}
+	f := &emergencyForm{AllWord: messages.In(q.lang, messages.ConsoleAllWord)}
 	r := q.r
 	f.All = r.PostFormValue("target") == "all"
 	f.Groups = r.PostForm["group"]
@@ -103,6 +100,9 @@ func (c *Console) startEmergency(q *request) error {
 		f.Tone = "siren"
 	}
 	again := func(status int, msg string) error {
+		if err := c.emergencyChoices(q, f); err != nil {
+			return err
+		}
 		v := q.view("console.emergency.title")
 		v.Data, v.Error = f, msg
 		c.render(q.w, status, "emergency", v)

@@ -74,9 +74,8 @@ func (v *view) Where(t store.Targets) string { return targetWords(v.Lang, t) }
 
 // Status is a delivery's or a box's status in words.
 func (v *view) Status(s string) string {
-	k := "console.status." + s
-	if t := v.T(k); !strings.HasPrefix(t, k) {
-		return t
+	if k := messages.Key("console.status." + s); messages.Has(v.Lang, k) || messages.Has("en", k) {
+		return messages.In(v.Lang, k)
 	}
 	return s
 }

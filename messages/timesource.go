@@ -48,23 +48,21 @@ func init() {
 	})
 }
 
+// timeSourceWords are the words of each time source a box may report.
+var timeSourceWords = map[string]Key{
+	"controller": TimeFromController,
+	"rtc":        TimeFromRTC,
+	"nitz":       TimeFromNITZ,
+	"gps":        TimeFromGPS,
+	"system":     TimeFromSystem,
+	"saved":      TimeFromSaved,
+	"none":       TimeFromNone,
+}
+
 // TimeSource says in lang where a box's time comes from (protocol.State.TimeSource).
 func TimeSource(lang, source string) string {
-	switch source {
-	case "controller":
-		return In(lang, TimeFromController)
-	case "rtc":
-		return In(lang, TimeFromRTC)
-	case "nitz":
-		return In(lang, TimeFromNITZ)
-	case "gps":
-		return In(lang, TimeFromGPS)
-	case "system":
-		return In(lang, TimeFromSystem)
-	case "saved":
-		return In(lang, TimeFromSaved)
-	case "none":
-		return In(lang, TimeFromNone)
+	if k, ok := timeSourceWords[source]; ok {
+		return In(lang, k)
 	}
 	return In(lang, TimeFromOther, source)
 }
