@@ -253,8 +253,11 @@ func TestLiveJitteryLink(t *testing.T) {
 	if len(onsA) < 7 || len(onsA) != len(onsB) {
 		t.Fatalf("box-1 played %d bursts, box-2 %d; want the same 8", len(onsA), len(onsB))
 	}
+	// The first burst starts with the session: what the jittery link lost
+	// there (box-2's missed time) shows as a later onset of that burst,
+	// not as a drift. The bursts after it show whether the boxes agree.
 	var worst time.Duration
-	for k := range onsA {
+	for k := 1; k < len(onsA); k++ {
 		worst = max(worst, frames(onsB[k]-onsA[k]).Abs())
 	}
 	t.Logf("the boxes' bursts are at most %v apart", worst)
