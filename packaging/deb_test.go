@@ -265,6 +265,27 @@ func (c *chroot) try(args ...string) (string, error) {
 	return string(out), err
 }
 
+// aptUpdate reads the mirror's package lists, again after a pause when the
+// mirror is in the middle of a sync and serves an index of the wrong size.
+func (c *chroot) aptUpdate() {
+	c.t.Helper()
+	for attempt := 1; ; attempt++ {
+		out, err := c.try("apt-get", "update", "-qq", "-o", "Acquire::Retries=3")
+		if err == nil {
+			return
+		}
+		if attempt == 4 {
+			c.t.Fatalf("in the chroot: apt-get update: %v\n%s", err, out)
+		}
+		c.t.Logf("apt-get update failed (attempt %d), trying again: %v\n%s", attempt, err, out)
+		select {
+		case <-c.ctx.Done():
+			c.t.Fatal(c.ctx.Err())
+		case <-time.After(time.Duration(attempt) * 30 * time.Second):
+		}
+	}
+}
+
 // path is a path inside the root as seen from the host.
 func (c *chroot) path(p string) string { return filepath.Join(c.root, p) }
 
@@ -330,7 +351,7 @@ func newChroot(ctx context.Context, t *testing.T, work string, deps []string) *c
 		t.Fatal(err)
 	}
 	start := time.Now()
-	c.run("apt-get", "update", "-qq")
+	c.aptUpdate()
 	c.run(append([]string{"apt-get", "install", "-y", "-qq", "--no-install-recommends"}, deps...)...)
 	c.run("apt-get", "clean")
 	t.Logf("installed %v in the root in %v", deps, time.Since(start).Round(time.Second))

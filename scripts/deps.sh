@@ -49,8 +49,16 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 for a in "${missing_arch[@]}"; do dpkg --add-architecture "$a"; done
-[ ${#missing[@]} -eq 0 ] && [ ${#missing_arch[@]} -eq 0 ] && exit 0
+[ ${#missing[@]} -eq 0 ] && exit 0
 echo "Installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# A Debian mirror in the middle of a sync serves an index of the wrong size,
+# and apt-get update then fails for one architecture's list: try again after
+# a pause, and try the install with the lists apt has if the update still fails.
+for attempt in 1 2 3 4; do
+  apt-get update -qq -o Acquire::Retries=3 || echo "apt-get update failed (attempt $attempt)" >&2
+  if apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then exit 0; fi
+  [ "$attempt" -lt 4 ] && sleep $((attempt * 30))
+done
+echo "Could not install: ${missing[*]}" >&2
+exit 1
