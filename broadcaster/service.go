@@ -198,6 +198,10 @@ func (s *Service) Open(ctx context.Context) error {
 	}
 	co.SetClientID("loa-controller-" + s.opts.Site).SetUsername(user).SetPassword(pass).
 		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
+		// A broker that refuses the first connect (a NATS cluster still
+		// electing its JetStream leader) is asked again well within the
+		// 15 s below, not after paho's default 30 s.
+		SetConnectRetryInterval(2 * time.Second).
 		SetMaxReconnectInterval(10 * time.Second).SetKeepAlive(30 * time.Second).
 		SetOnConnectHandler(func(c paho.Client) { s.onConnect(c) }).
 		// A persistent session's queued messages (events boxes sent while

@@ -168,21 +168,22 @@ func TestPreemptionChild(t *testing.T) {
 
 	var items []protocol.PlanItem
 	for k, rule := range []string{protocol.OnPreemptRestart, protocol.OnPreemptResume} {
-		at := t0.Add(time.Duration(2*k) * time.Second)
+		at := t0.Add(time.Duration(3*k) * time.Second)
 		n := item("news-"+rule, at, 10*time.Minute, news)
 		n.OnPreempt = rule
-		items = append(items, n)
+		// The emergency is in the same plan, due (on the fake clock) after
+		// the idle output's cue lead, so that the cut waits for no message:
+		// on a loaded machine the news would otherwise end before the
+		// emergency had even arrived.
+		e := item("alarm-"+rule, at.Add(cueLead+time.Second), 10*time.Minute, alarm)
+		e.Priority = protocol.Emergency
+		items = append(items, n, e)
 		ctl.plan("all", at, items...)
 		ctl.waitEvent(n.ID, protocol.EventPlaying)
+		ctl.waitEvent(e.ID, protocol.EventReady)
 		// Let the news be heard for a while: real time, no schedule.
 		time.Sleep(700 * time.Millisecond)
-
-		e := item("alarm-"+rule, at.Add(time.Second), 10*time.Minute, alarm)
-		e.Priority = protocol.Emergency
-		items = append(items, e)
-		ctl.plan("all", at.Add(time.Second), items...)
-		ctl.waitEvent(e.ID, protocol.EventReady)
-		b.clock.Advance(time.Second)
+		b.clock.Advance(cueLead + time.Second)
 		ctl.waitEvent(n.ID, protocol.EventPlayed)
 		want := []protocol.EventType{protocol.EventReceived, protocol.EventReady, protocol.EventPlaying, protocol.EventPreempted, protocol.EventPlaying, protocol.EventPlayed}
 		if got := ctl.eventsOf(n.ID); !slices.Equal(got, want) {
