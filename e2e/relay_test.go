@@ -278,9 +278,15 @@ func TestRelaySchedule(t *testing.T) {
 	// AAC: the relay joins the radio mid-broadcast (see streamtest.Radio).
 	radio := station(t, dir, wav, ref, "aac")
 	// The first occurrence must come after the controller had time to
-	// open the stream (10 s ahead), as a 6:00 bulletin does.
-	if next := time.Now().Truncate(time.Minute).Add(time.Minute); time.Until(next) < 15*time.Second {
-		time.Sleep(time.Until(next) + time.Second)
+	// open the stream (10 s ahead), as a 6:00 bulletin does; and the rule
+	// must not be added during an occurrence's 5 s, which the controller
+	// would put on air at once for the rest of its time.
+	now := time.Now()
+	switch sec := now.Sub(now.Truncate(time.Minute)); {
+	case sec < 7*time.Second:
+		time.Sleep(7*time.Second - sec)
+	case sec > 45*time.Second:
+		time.Sleep(time.Minute - sec + 7*time.Second)
 	}
 	var sched struct{ ID string }
 	c.cli.json(&sched, "schedule", "add", "--cron", "* * * * *", "--relay", radio.URL(), "--for", "5s", "--group", "thon-1", "--name", "tin sáng")
