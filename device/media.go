@@ -226,7 +226,15 @@ func (a *Agent) onFetched(r fetchResult) {
 		}
 	}
 	if r.err == nil {
-		a.evictCache()
+		a.evictCache(0)
+	}
+	// A full card gives up old recordings no item needs any more, and the
+	// fetch is tried again at once if that made room (a card filled by
+	// other files may well still be too full: then it waits as above).
+	var full *diskFullError
+	if errors.As(r.err, &full) && full.need > full.free && a.evictCache(full.need-full.free) {
+		a.log.Info("made room on the memory card", keySHA, r.sha, keyBytes, full.need-full.free)
+		ms.nextTry = now
 	}
 }
 
@@ -415,8 +423,10 @@ func (a *Agent) scanCache() map[string]*cacheEntry {
 }
 
 // evictCache removes the least recently used media that no item of the
-// merged plan refers to until the cache fits cache_max_mb.
-func (a *Agent) evictCache() {
+// merged plan refers to until the cache fits cache_max_mb and, when room is
+// above 0, until it has freed room more bytes on a full memory card. It
+// reports whether it freed that room.
+func (a *Agent) evictCache(room int64) bool {
 	inUse := map[string]bool{}
 	for _, it := range a.live {
 		inUse[it.Media.SHA256] = true
@@ -436,7 +446,7 @@ func (a *Agent) evictCache() {
 	for _, e := range entries {
 		total += e.bytes
 	}
-	limit := int64(a.cfg.CacheMaxMB) << 20
+	limit := min(int64(a.cfg.CacheMaxMB)<<20, total-room)
 	if total > limit {
 		var victims []*cacheEntry
 		for _, e := range entries {
@@ -457,11 +467,12 @@ func (a *Agent) evictCache() {
 			total -= e.bytes
 			a.log.Info("evicted from cache", keySHA, e.sha, keyBytes, e.bytes)
 		}
-		if total > limit {
+		if total > limit && room == 0 {
 			a.log.Warn("cache is over its limit with media the plan still needs", keyBytes, total, "limit", limit)
 		}
 	}
 	a.cacheBytes = total
+	return total <= limit
 }
 
 // cleanCache removes what an interrupted run left behind, before any worker

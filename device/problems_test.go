@@ -239,6 +239,75 @@ func TestFullMemoryCardKeepsPlayingWhatItHas(t *testing.T) {
 	ctl.waitProblem(protocol.ProblemDiskFull, false)
 }
 
+// TestFullMemoryCardMakesRoom fills a small memory card with a recording
+// no item needs any more: the next recording's fetch finds the card full,
+// the box removes the old one, and the new one is fetched and played.
+func TestFullMemoryCardMakesRoom(t *testing.T) {
+	ctl, ms, broker := setup(t)
+	old := makeMedia(t, 440, time.Second)
+	fresh := makeMedia(t, 660, 300*time.Millisecond) // needs less room than old frees
+	ms.add(old)
+	ms.add(fresh)
+	var card atomic.Int64 // the card's room for the cache; 0: plenty
+	var cache string
+	b := startBox(t, boxOpts{broker: broker, server: ms.URL, prepare: func(a *Agent) {
+		cache = a.cfg.Cache
+		a.freeSpace = func(string) (int64, error) {
+			if c := card.Load(); c > 0 {
+				return c - duBytes(t, cache), nil
+			}
+			return 1 << 40, nil
+		}
+	}})
+	a1 := item("a-old", t0.Add(time.Minute), 5*time.Minute, old)
+	ctl.plan("all", t0, a1)
+	ctl.waitEvent(a1.ID, protocol.EventReady)
+	b.clock.Advance(time.Minute)
+	ctl.waitEvent(a1.ID, protocol.EventPlayed)
+
+	// The card holds the old recording and the reserve kept free, no more.
+	card.Store(duBytes(t, cache) + roomReserve)
+	a2 := item("a-new", t0.Add(10*time.Minute), 5*time.Minute, fresh)
+	ctl.plan("all", t0.Add(time.Minute), a2)
+	ctl.waitEvent(a2.ID, protocol.EventReady)
+	for _, f := range []string{filepath.Join(cache, "media", old.sha), filepath.Join(cache, "pcm", old.sha+pcmSuffix)} {
+		if _, err := os.Stat(f); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s is still in the cache (%v)", f, err)
+		}
+	}
+	ctl.waitProblem(protocol.ProblemDiskFull, false)
+	b.clock.Set(a2.Start)
+	ctl.waitEvent(a2.ID, protocol.EventPlayed)
+	got, ok := b.wav(a2.ID)
+	if !ok {
+		t.Fatal("the new recording did not play")
+	}
+	assertSamples(t, got, expectedPCM(t, fresh, 60))
+}
+
+// duBytes is the size of the regular files under dir.
+func duBytes(t testing.TB, dir string) int64 {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed while walking
+			}
+			return err
+		}
+		if d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	return n
+}
+
 func TestDiskProblemWords(t *testing.T) {
 	a := &Agent{cfg: Config{Cache: "/var/lib/loa-agent"}, problems: map[string]protocol.Problem{},
 		log: slog.New(slog.NewTextHandler(newTestWriter(t), nil)), clock: &syncedClock{base: newFakeClock(t0)},

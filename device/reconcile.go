@@ -205,7 +205,7 @@ func (a *Agent) reconcile() {
 			a.dirty = true
 		}
 	}
-	a.evictCache()
+	a.evictCache(0)
 }
 
 func later(a, b time.Time) time.Time {

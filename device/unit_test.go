@@ -176,7 +176,7 @@ func TestEvictsLeastRecentlyUsedUnreferenced(t *testing.T) {
 	write(a.pcmPath(sha("b")), 400<<10, 2*time.Hour)
 	write(a.pcmPath(sha("c")), 400<<10, time.Minute)
 	a.live["x"] = protocol.PlanItem{ID: "x", Media: protocol.Media{SHA256: sha("a")}}
-	a.evictCache()
+	a.evictCache(0)
 	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
 	if !exists(a.pcmPath(sha("a"))) || !exists(a.pcmPath(sha("c"))) {
 		t.Fatal("evicted media in use or more recently used")
