@@ -243,7 +243,7 @@ func (s *Server) summary(ctx context.Context, rule store.Rule) (Announcement, er
 	a := Announcement{ID: rule.ID, Kind: rule.Kind, Name: rule.Name, Cron: rule.Cron, Start: rule.Start,
 		Targets: rule.Targets, Media: rule.Media, Priority: rule.Priority.String(), Repeat: rule.Repeat,
 		Tone: rule.Tone, Text: rule.Text, Exercise: rule.Status == protocol.StatusTest, Source: rule.Source,
-		Paused: rule.Paused, Cancelled: !rule.CancelledAt.IsZero(), Devices: devices}
+		Paused: rule.Paused, Cancelled: !rule.CancelledAt.IsZero(), Created: rule.CreatedAt.UTC(), Devices: devices}
 	if rule.Kind == store.KindCron && !rule.Paused {
 		if sched, err := s.bc.Scheduler().ParseCron(rule.Cron); err == nil {
 			a.Next = sched.Next(s.opts.Now()).UTC()

@@ -92,7 +92,8 @@ func TestMediaAddListRemove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ae := apiError(t, e.client.RemoveMedia(ctx, id), http.StatusConflict); ae.Code != string(messages.MediaInUse) {
+	if ae := apiError(t, e.client.RemoveMedia(ctx, id), http.StatusConflict); ae.Code != string(messages.MediaInUse) ||
+		ae.Message != "media "+id+" is used by 1 announcement(s) or schedule(s): cancel or remove those first" {
 		t.Fatalf("rm in use: %+v", ae)
 	}
 	if got := e.mediaFiles(t); !slices.Equal(got, files) {

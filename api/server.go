@@ -338,9 +338,10 @@ func (s *Server) getMedia(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) removeMedia(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	m, err := s.store.RemoveMedia(r.Context(), id)
+	var inUse *store.MediaInUseError
 	switch {
-	case errors.Is(err, store.ErrInUse):
-		return fail(http.StatusConflict, messages.MediaInUse, err.Error())
+	case errors.As(err, &inUse):
+		return fail(http.StatusConflict, messages.MediaInUse, id, inUse.Rules)
 	case err != nil:
 		return notFound(err, messages.UnknownMedia, id)
 	}

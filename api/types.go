@@ -116,6 +116,7 @@ type Announcement struct {
 	Cron       string           `json:"cron,omitempty"`
 	Start      time.Time        `json:"start,omitzero"`
 	Next       time.Time        `json:"next,omitzero"`
+	Created    time.Time        `json:"created,omitzero"`
 	Targets    store.Targets    `json:"targets"`
 	Media      string           `json:"media"`
 	Priority   string           `json:"priority"`

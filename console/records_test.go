@@ -78,38 +78,38 @@ func TestScheduleWeek(t *testing.T) {
 
 	op := s.person()
 	op.signIn(s.tokenFor("can-bo", "operator"))
-	// A Thursday: the week shown is the one from Monday 7 December 2026.
-	status, page, _ := op.get("/schedules?week=2026-12-10")
+	// A Thursday: the week shown is the one from Monday 7 December 2037 (a week to come, whenever the test runs).
+	status, page, _ := op.get("/schedules?week=2037-12-10")
 	if status != http.StatusOK {
 		t.Fatalf("GET /schedules: %d\n%s", status, page)
 	}
 	grid := section(t, page, `id="week"`, `<h2>`)
-	if !strings.Contains(grid, `data-week="2026-12-07"`) {
-		t.Errorf("the week shown does not start on Monday 2026-12-07")
+	if !strings.Contains(grid, `data-week="2037-12-07"`) {
+		t.Errorf("the week shown does not start on Monday 2037-12-07")
 	}
-	for _, link := range []string{`href="/schedules?week=2026-11-30"`, `href="/schedules?week=2026-12-14"`} {
+	for _, link := range []string{`href="/schedules?week=2037-11-30"`, `href="/schedules?week=2037-12-14"`} {
 		if !strings.Contains(page, link) {
 			t.Errorf("no link %s to the weeks around", link)
 		}
 	}
 	days := regexp.MustCompile(`id="day-(\d{4}-\d\d-\d\d)"`).FindAllStringSubmatch(grid, -1)
-	if len(days) != 7 || days[0][1] != "2026-12-07" || days[6][1] != "2026-12-13" {
+	if len(days) != 7 || days[0][1] != "2037-12-07" || days[6][1] != "2037-12-13" {
 		t.Fatalf("day columns %v; want Monday 7 to Sunday 13 December", days)
 	}
 	for _, d := range days {
 		day := section(t, grid, `id="day-`+d[1]+`"`, `</section>`)
 		has := strings.Contains(day, `data-rule="`+rule.ID+`"`)
-		if want := d[1] == "2026-12-09"; has != want {
+		if want := d[1] == "2037-12-09"; has != want {
 			t.Errorf("%s shows the Wednesday rule: %v; want %v", d[1], has, want)
 		}
-		if d[1] == "2026-12-09" {
-			for _, want := range []string{`datetime="2026-12-09T06:30:00+07:00"`, ">06:30</time>", "Thể dục buổi sáng", "thôn: thon-1", "Chuông"} {
+		if d[1] == "2037-12-09" {
+			for _, want := range []string{`datetime="2037-12-09T06:30:00+07:00"`, ">06:30</time>", "Thể dục buổi sáng", "thôn: thon-1", "Chuông"} {
 				if !strings.Contains(html.UnescapeString(day), want) {
 					t.Errorf("Wednesday's column has no %q:\n%s", want, day)
 				}
 			}
 		}
-		if d[1] == "2026-12-12" {
+		if d[1] == "2037-12-12" {
 			// 24 times on Saturday: the first 8 and how many more.
 			if n := strings.Count(day, `class="slot" data-rule="`+hourly.ID+`"`); n != 8 {
 				t.Errorf("Saturday shows the hourly rule %d times; want 8", n)
@@ -123,16 +123,22 @@ func TestScheduleWeek(t *testing.T) {
 		t.Fatal("an operator has no pause or delete button")
 	}
 
+	// A week before the rules were made shows none of their times.
+	before := time.Now().AddDate(0, 0, -7).Format("2006-01-02")
+	if _, page, _ := op.get("/schedules?week=" + before); strings.Contains(section(t, page, `id="week"`, `<h2>`), `class="slot`) {
+		t.Errorf("the week of %s, before the rules were made, shows their times", before)
+	}
+
 	// Pause: back to the same week, the rule shown paused.
-	status, _, loc := op.post("/schedules/"+rule.ID+"/pause", url.Values{"week": {"2026-12-07"}})
-	if status != http.StatusSeeOther || !strings.HasPrefix(loc, "/schedules?") || !strings.Contains(loc, "week=2026-12-07") {
+	status, _, loc := op.post("/schedules/"+rule.ID+"/pause", url.Values{"week": {"2037-12-07"}})
+	if status != http.StatusSeeOther || !strings.HasPrefix(loc, "/schedules?") || !strings.Contains(loc, "week=2037-12-07") {
 		t.Fatalf("pause: %d → %q", status, loc)
 	}
 	if got := findRule(t, s, rule.ID); got == nil || !got.Paused {
 		t.Fatalf("after pause: %+v", got)
 	}
 	_, page, _ = op.get(loc)
-	day := section(t, page, `id="day-2026-12-09"`, `</section>`)
+	day := section(t, page, `id="day-2037-12-09"`, `</section>`)
 	if !strings.Contains(day, `class="slot paused"`) || !strings.Contains(day, "tạm dừng") {
 		t.Errorf("the paused rule is not shown paused:\n%s", day)
 	}
@@ -149,7 +155,7 @@ func TestScheduleWeek(t *testing.T) {
 	// A viewer sees the week but no buttons, and is refused the forms.
 	viewer := s.person()
 	viewer.signIn(s.tokenFor("xem", "viewer"))
-	_, page, _ = viewer.get("/schedules?week=2026-12-07")
+	_, page, _ = viewer.get("/schedules?week=2037-12-07")
 	if !strings.Contains(page, `data-rule="`+rule.ID+`"`) {
 		t.Error("a viewer does not see the rule")
 	}
@@ -176,7 +182,7 @@ func TestScheduleWeek(t *testing.T) {
 	if status, _, _ := op.post("/schedules/s-nope/pause", url.Values{}); status != http.StatusNotFound {
 		t.Errorf("pausing an unknown rule: %d; want 404", status)
 	}
-	_, page, _ = op.get("/schedules?week=2026-12-07")
+	_, page, _ = op.get("/schedules?week=2037-12-07")
 	if strings.Contains(page, `data-rule="`+rule.ID+`"`) {
 		t.Error("the deleted rule is still in the week")
 	}

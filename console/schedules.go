@@ -109,7 +109,12 @@ func (c *Console) schedulesPage(q *request) error {
 		d.Rules = append(d.Rules, row)
 		perDay := map[int]int{}
 		n := 0
-		for t := spec.Next(week.Add(-time.Second)); !t.IsZero() && t.Before(end) && n < maxStartsPerRuleWeek; t = spec.Next(t) {
+		// A rule has no times before it was made.
+		from := week
+		if a.Created.After(from) {
+			from = a.Created
+		}
+		for t := spec.Next(from.Add(-time.Second)); !t.IsZero() && t.Before(end) && n < maxStartsPerRuleWeek; t = spec.Next(t) {
 			n++
 			t = t.In(loc)
 			i := int(dayStart(t, loc).Sub(week).Hours()+12) / 24 // whole days, whatever the zone's shifts

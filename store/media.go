@@ -134,7 +134,7 @@ func (s *Store) RemoveMedia(ctx context.Context, sha string) (Media, error) {
 			return err
 		}
 		if n > 0 {
-			return fmt.Errorf("media %s is used by %d announcement(s) or schedule(s): %w", sha, n, ErrInUse)
+			return &MediaInUseError{SHA256: sha, Rules: n}
 		}
 		m, err := scanMedia(tx.QueryRowContext(ctx, `SELECT `+mediaColumns+` FROM media WHERE sha256 = ?`, sha))
 		if errors.Is(err, sql.ErrNoRows) {

@@ -23,6 +23,19 @@ var (
 	ErrInUse    = errors.New("in use")
 )
 
+// MediaInUseError is RemoveMedia's refusal: Rules announcements or
+// schedules still play the media. It is an ErrInUse.
+type MediaInUseError struct {
+	SHA256 string
+	Rules  int
+}
+
+func (e *MediaInUseError) Error() string {
+	return fmt.Sprintf("media %s is used by %d announcement(s) or schedule(s)", e.SHA256, e.Rules)
+}
+
+func (e *MediaInUseError) Unwrap() error { return ErrInUse }
+
 //go:embed migrations/*.sql
 var migrations embed.FS
 
