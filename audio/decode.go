@@ -37,6 +37,10 @@ var (
 	ErrNoAudio = errors.New("media has no audio")
 	// ErrClosed is returned by a sink's Play after Close.
 	ErrClosed = errors.New("sink closed")
+	// ErrOutputStopped is what a sink's readiness check wraps when its
+	// output failed and cannot be opened again by this process (oto makes
+	// one context per process): only a restart of the program can help.
+	ErrOutputStopped = errors.New("the sound output stopped working")
 )
 
 // Stream is decoded audio: interleaved float32 samples in [-1, 1].

@@ -93,6 +93,10 @@ type Agent struct {
 	// outputCheckEvery is how often the player asks an OutputChecker sink
 	// whether it works while idle.
 	outputCheckEvery time.Duration
+	// outputRestartUptime and outputRestarting: see restartOutput (owned
+	// by the loop).
+	outputRestartUptime time.Duration
+	outputRestarting    bool
 
 	// Set by New, replaced by tests: the free space of a folder's file
 	// system, and the monotonic clock the wall clock is checked against.
@@ -149,23 +153,24 @@ type Agent struct {
 	tk          timeKeeping
 	bootItems   map[string]bool // items known when the loop started
 
-	// Agent updates (update.go), owned by the loop. restartForUpdate is
-	// requestRestart unless a test replaces it; trialRollout is the
+	// Agent updates (update.go), owned by the loop. restart is
+	// requestRestart unless a test replaces it (a new build is installed,
+	// or the output stopped: restartOutput); trialRollout is the
 	// selfupdate.EnvTrial this build runs under (empty: no trial).
-	updates          *selfupdate.Store
-	version          string // Version, which offers are compared with
-	arch             string
-	updStatus        *protocol.UpdateStatus
-	upd              updateJob
-	updateRes        chan updateResult // download goroutine → loop
-	updWG            sync.WaitGroup
-	restartForUpdate func()
-	restartWanted    bool
-	trialRollout     string
-	trialConfig      bool       // a signed config arrived in this run
-	trialPushed      bool       // the confirming state publish is out
-	trialAck         chan error // outbox worker → loop: the broker has it
-	trialConfirmed   bool
+	updates        *selfupdate.Store
+	version        string // Version, which offers are compared with
+	arch           string
+	updStatus      *protocol.UpdateStatus
+	upd            updateJob
+	updateRes      chan updateResult // download goroutine → loop
+	updWG          sync.WaitGroup
+	restart        func()
+	restartWanted  bool
+	trialRollout   string
+	trialConfig    bool       // a signed config arrived in this run
+	trialPushed    bool       // the confirming state publish is out
+	trialAck       chan error // outbox worker → loop: the broker has it
+	trialConfirmed bool
 
 	mu     sync.Mutex // guards ran, closed, cancel
 	ran    bool
@@ -230,7 +235,8 @@ func New(cfg Config, sink audio.Sink, logger *slog.Logger, clock Clock) (*Agent,
 		// A trial build is told so by the launcher that supervises it.
 		trialRollout: os.Getenv(selfupdate.EnvTrial),
 	}
-	a.restartForUpdate = a.requestRestart
+	a.restart = a.requestRestart
+	a.outputRestartUptime = outputRestartUptime
 	a.tsrc, a.timeChanged, a.tk = newClockSources(cfg), make(chan struct{}, 1), newTimeKeeping()
 	a.outputCheckEvery = outputCheckEvery
 	a.streamRefused = summarylog.New(a.log, "refusing live session packets", "refused live session packets", time.Minute)

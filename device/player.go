@@ -600,10 +600,30 @@ func (a *Agent) onOutputChecked(err error) {
 	if err != nil {
 		a.setProblem(srcSoundCard, protocol.Problem{Code: protocol.ProblemSoundCard, Level: protocol.LevelError,
 			Subject: a.cfg.Output, Detail: err.Error()}, a.clock.Now())
+		a.restartOutput(err)
 		return
 	}
 	if _, ok := a.problems[srcSoundCard]; ok {
 		a.log.Info("the sound card works again", "output", a.cfg.Output)
 	}
 	a.clearProblem(srcSoundCard)
+}
+
+// restartOutput restarts the agent when its output stopped for good in this
+// process (an unplugged and replugged USB card; oto opens a card once per
+// process), once it has run outputRestartUptime: nothing can sound until
+// then, an emergency included, and the new process opens the card afresh.
+// Its state, plan and unsent answers are on disk.
+func (a *Agent) restartOutput(err error) {
+	if !errors.Is(err, audio.ErrOutputStopped) || a.outputRestarting {
+		return
+	}
+	if up := time.Since(a.started); up < a.outputRestartUptime {
+		a.log.Warn("the sound card stopped working; restarting loa-agent once it has run long enough", keyErr, err,
+			"in", (a.outputRestartUptime - up).Round(time.Second))
+		return
+	}
+	a.outputRestarting = true
+	a.log.Error("the sound card stopped working: restarting loa-agent to open it again", keyErr, err)
+	a.restart()
 }

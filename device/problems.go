@@ -45,6 +45,10 @@ const (
 	// outputCheckEvery is how often the player asks an OutputChecker sink
 	// whether its output works, while idle.
 	outputCheckEvery = 30 * time.Second
+	// outputRestartUptime is how long the agent must have run before it
+	// restarts itself for an output that stopped: a card that fails again
+	// at once costs a restart every 10 minutes, not a restart loop.
+	outputRestartUptime = 10 * time.Minute
 	// defaultThermalPath are the board's temperature sensors (millidegrees).
 	defaultThermalPath = "/sys/class/thermal/thermal_zone*/temp"
 )
@@ -55,7 +59,8 @@ const (
 // agent asks it before every play and every outputCheckEvery, reports the
 // problem "soundcard" while it fails, fails the items due meanwhile with the
 // reason, and plays again once it answers. Ready may block for a few
-// seconds; it is called from the player goroutine only.
+// seconds; it is called from the player goroutine only. An error that is
+// audio.ErrOutputStopped makes the agent restart itself (restartOutput).
 type OutputChecker interface {
 	Ready() error
 }

@@ -239,6 +239,40 @@ func TestFullMemoryCardKeepsPlayingWhatItHas(t *testing.T) {
 	ctl.waitProblem(protocol.ProblemDiskFull, false)
 }
 
+// TestSoundCardThatStoppedRestartsTheAgent: a card that failed after it
+// opened cannot be opened again in the process, so the agent restarts
+// itself, once, when it has run long enough; before that it only says so.
+func TestSoundCardThatStoppedRestartsTheAgent(t *testing.T) {
+	stopped := fmt.Errorf("it stopped working (%w)", errors.Join(errors.New("ALSA: no such device"), audio.ErrOutputStopped))
+	for _, tc := range []struct {
+		name     string
+		uptime   time.Duration
+		restarts int64
+	}{{"after its uptime", 0, 1}, {"too soon after a start", time.Hour, 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctl, ms, broker := setup(t)
+			card := &cardSink{}
+			card.set(stopped, 0, nil)
+			var restarts atomic.Int64
+			startBox(t, boxOpts{broker: broker, server: ms.URL, sink: card, prepare: func(a *Agent) {
+				a.outputCheckEvery = 10 * time.Millisecond
+				a.outputRestartUptime = tc.uptime
+				a.restart = func() { restarts.Add(1) }
+			}})
+			st := ctl.waitState(protocol.StateError)
+			if p, ok := problem(st, protocol.ProblemSoundCard); !ok || !strings.Contains(p.Detail, "stopped working") {
+				t.Fatalf("state %+v: want the problem soundcard, stopped working", st)
+			}
+			// Many checks later: one restart at most.
+			eventually(t, "20 checks of the card", func() bool { return card.readies.Load() >= 20 },
+				func() string { return fmt.Sprintf("%d checks", card.readies.Load()) })
+			if got := restarts.Load(); got != tc.restarts {
+				t.Fatalf("%d restarts, want %d", got, tc.restarts)
+			}
+		})
+	}
+}
+
 // TestFullMemoryCardMakesRoom fills a small memory card with a recording
 // no item needs any more: the next recording's fetch finds the card full,
 // the box removes the old one, and the new one is fetched and played.

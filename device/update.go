@@ -30,9 +30,10 @@ import (
 // The status is kept in <cache>/agent/state.json, so it is reported across
 // restarts and rollbacks (State.Update), with the box's arch (State.Arch).
 
-// ErrRestart is what Run returns after it installed a new build: the caller
-// starts again through the launcher (selfupdate.Restart).
-var ErrRestart = errors.New("device: a new agent build is installed; restart through the launcher")
+// ErrRestart is what Run returns after it installed a new build, or when
+// its sound card stopped (restartOutput): the caller starts again through
+// the launcher (selfupdate.Restart).
+var ErrRestart = errors.New("device: the agent must start again (a new build, or a sound card to open afresh); restart through the launcher")
 
 const (
 	srcUpdate = "update" // downloads of agent builds
@@ -202,7 +203,7 @@ func (a *Agent) installUpdate(offer *protocol.UpdateOffer, build protocol.Update
 	a.upd.final = true
 	a.reloadUpdateStatus()
 	a.log.Info("new agent build installed; restarting to try it", "version", offer.Version, "build", path)
-	a.restartForUpdate()
+	a.restart()
 }
 
 // updateFailed records a failed attempt; it is tried again after a backoff.
@@ -313,7 +314,7 @@ func (a *Agent) onTrialAck(err error) {
 	a.reloadUpdateStatus()
 }
 
-// requestRestart is the default restartForUpdate: Run stops cleanly and
+// requestRestart is the default restart: Run stops cleanly and
 // returns ErrRestart.
 func (a *Agent) requestRestart() {
 	a.restartWanted = true

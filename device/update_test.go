@@ -93,7 +93,7 @@ func startUpdateBox(t *testing.T, bs *buildServer, prepare func(a *Agent), o box
 	ub := &updateBox{ctl: newController(t, o.broker), broker: o.broker}
 	o.prepare = func(a *Agent) {
 		a.version = "v0.13.0"
-		a.restartForUpdate = func() { ub.restarted.Add(1) }
+		a.restart = func() { ub.restarted.Add(1) }
 		if prepare != nil {
 			prepare(a)
 		}

@@ -110,7 +110,8 @@ func NewLazy(f audio.Format) *Sink { return &Sink{format: f} }
 
 // Ready opens the sound card if it is not open yet and reports why it
 // cannot be used: it cannot be opened, or it failed since (oto cannot open
-// it again in this process: restart the program once it is fixed).
+// it again in this process: audio.ErrOutputStopped, the program must
+// restart).
 func (s *Sink) Ready() error {
 	c := s.ctx.Load()
 	if c == nil {
@@ -121,10 +122,19 @@ func (s *Sink) Ready() error {
 		s.ctx.Store(c)
 	}
 	if err := c.Err(); err != nil {
-		return fmt.Errorf("it stopped working (%w); restart loa-agent once it is fixed", err)
+		return stoppedError{err}
 	}
 	return nil
 }
+
+// stoppedError is an oto context that failed; it is audio.ErrOutputStopped.
+type stoppedError struct{ err error }
+
+func (e stoppedError) Error() string {
+	return fmt.Sprintf("it stopped working (%v); loa-agent restarts to open it again", e.err)
+}
+
+func (e stoppedError) Unwrap() []error { return []error{e.err, audio.ErrOutputStopped} }
 
 // shared returns the process's oto context in f, making it if ALSA's
 // default device opens.

@@ -43,7 +43,8 @@ func main() {
 		os.Exit(int(exit))
 	case errors.Is(err, device.ErrRestart), errors.As(err, &exit):
 		// A new build is installed (by this process, or by the build it
-		// supervised, which exited ExitRestart): start again through the
+		// supervised, which exited ExitRestart), or the sound card must be
+		// opened by a new process: start again through the
 		// launcher, which runs it on trial (systemd or a supervisor
 		// restarts on ExitRestart; otherwise the launcher is exec'd).
 		stop()
