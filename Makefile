@@ -38,9 +38,9 @@ lint:
 # the end-to-end tests, whose relays, live sessions and sound cards keep
 # real time. The box's sample-exact sound-card tests run alone too: beside
 # the end-to-end tests a starved PulseAudio stream has holes no box would.
-# Alone, the private PulseAudio's capture still misses the first item after
-# its stream starts in about one run in eight (the box's own timings show
-# it played): they get a second run, and fail if that fails too.
+# A fresh stream of the private PulseAudio can stall in its first seconds,
+# so they warm up first (device/soundcard_test.go, warmUpTime); should a
+# stall come later, they get a second run, and fail if that fails too.
 SOUNDCARD_TESTS = ^Test(Preemption|LiveSession)ThroughSoundCard$$
 test: deps-test lint
 	CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/loa

@@ -25,8 +25,8 @@ func TestLiveSessionSoundCardChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A fresh PulseAudio stream takes a moment to start consuming.
-	if err := sink.Play(context.Background(), "warm-up", bytes.NewReader(audio.Silence(audio.DefaultFormat, 200*time.Millisecond))); err != nil {
+	// A fresh PulseAudio stream takes a while to flow steadily.
+	if err := sink.Play(context.Background(), "warm-up", bytes.NewReader(audio.Silence(audio.DefaultFormat, warmUpTime))); err != nil {
 		t.Fatal(err)
 	}
 	ctl, srv, broker, clock := liveSetup(t)
