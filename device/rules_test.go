@@ -180,6 +180,9 @@ type offlineBox struct {
 	morn   media
 	eve    media
 	broker string
+	// back is the broker recording the box's answers once it is back;
+	// the box then sends them at once and they leave its outbox.
+	back *controller
 }
 
 func startOfflineBox(t *testing.T, rules func(morn, eve media) []scheduler.Rule) *offlineBox {
@@ -227,11 +230,17 @@ func startLosableBroker(t testing.TB) (stop func(), url string) {
 }
 
 // playsAt moves the clock to start and waits until the answer that item
-// played is on the memory card, to be sent when the broker is back.
+// played is on the memory card, to be sent when the broker is back, or,
+// once it is back, has reached it.
 func (o *offlineBox) playsAt(item string, start time.Time) {
 	o.t.Helper()
 	o.clock.Set(start)
 	eventually(o.t, "item "+item+" to play at "+start.String(), func() bool {
+		if o.back != nil && slices.ContainsFunc(o.back.allEvents(), func(ev protocol.Event) bool {
+			return ev.Item == item && ev.Type == protocol.EventPlayed
+		}) {
+			return true
+		}
 		return slices.Contains(outboxEvents(o.t, o.cache, item), protocol.EventPlayed)
 	}, func() string { return fmt.Sprint(outboxEvents(o.t, o.cache, item)) })
 }
@@ -357,6 +366,7 @@ func TestRulePausedOfflineStopsAtNewPlan(t *testing.T) {
 	o.clock.Set(back)
 	rules[0].Paused = true
 	rec := startRecordingBroker(t, o.addr)
+	o.back = rec
 	ctl := newController(t, o.broker)
 	ctl.seq.Store(1000) // the controller's sequence grows across its restarts
 	ctl.publish(ctl.topics.PlanAll(), protocol.KindPlan, back, rulesPlan(t, "all", back, rules...))
