@@ -37,7 +37,8 @@ type pkg struct {
 
 // TestDebianPackages builds every package, checks them with lintian and
 // dpkg-deb, then installs, upgrades, removes and purges the amd64 ones in a
-// clean Debian 12 root without a running systemd.
+// clean Debian 12 root without a running systemd, and installs the arm64
+// and armhf agents there too (multiarch) and runs them under qemu-user.
 func TestDebianPackages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds packages and a Debian root: not with -short")
@@ -45,9 +46,9 @@ func TestDebianPackages(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (dpkg, debootstrap and chroot); CI runs it as root")
 	}
-	for _, tool := range []string{"dpkg-deb", "lintian", "debootstrap", "chroot", "systemd-analyze", "tar"} {
+	for _, tool := range []string{"dpkg-deb", "lintian", "debootstrap", "chroot", "systemd-analyze", "tar", "qemu-aarch64", "qemu-arm"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is missing: scripts/deps.sh test installs it (apt-get install lintian debootstrap systemd)", tool)
+			t.Fatalf("%s is missing: scripts/deps.sh test installs it (apt-get install lintian debootstrap systemd qemu-user)", tool)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
@@ -76,14 +77,18 @@ func TestDebianPackages(t *testing.T) {
 
 	t.Run("chroot", func(t *testing.T) {
 		var agentA, loaA pkg
+		var piAgents []pkg
 		for _, p := range debs {
-			if p.arch == "amd64" && p.name == "loa-agent" {
+			switch {
+			case p.arch == "amd64" && p.name == "loa-agent":
 				agentA = p
-			} else if p.arch == "amd64" && p.name == "loa" {
+			case p.arch == "amd64" && p.name == "loa":
 				loaA = p
+			case p.name == "loa-agent":
+				piAgents = append(piAgents, p)
 			}
 		}
-		checkInstall(ctx, t, work, agentA, loaA, agentB)
+		checkInstall(ctx, t, work, agentA, loaA, agentB, piAgents)
 	})
 }
 
@@ -306,7 +311,8 @@ func (c *chroot) mountProc() {
 // newChroot unpacks a bookworm root with the packages' dependencies and
 // systemd (not running) installed: debootstrap --variant=minbase once, kept
 // as a tarball in the user cache folder, and the dependencies added once
-// per list, kept the same way.
+// per list, kept the same way. A dependency named NAME:ARCH adds ARCH to
+// the root's architectures (Debian multiarch).
 func newChroot(ctx context.Context, t *testing.T, work string, deps []string) *chroot {
 	t.Helper()
 	cache, err := os.UserCacheDir()
@@ -351,6 +357,13 @@ func newChroot(ctx context.Context, t *testing.T, work string, deps []string) *c
 		t.Fatal(err)
 	}
 	start := time.Now()
+	var foreign []string
+	for _, d := range deps {
+		if _, arch, ok := strings.Cut(d, ":"); ok && !slices.Contains(foreign, arch) {
+			foreign = append(foreign, arch)
+			c.run("dpkg", "--add-architecture", arch)
+		}
+	}
 	c.aptUpdate()
 	c.run(append([]string{"apt-get", "install", "-y", "-qq", "--no-install-recommends"}, deps...)...)
 	c.run("apt-get", "clean")
@@ -403,12 +416,18 @@ func tail(b []byte) []byte {
 }
 
 // checkInstall installs, upgrades, removes and purges the amd64 packages
-// in a clean root with systemd installed but not running.
-func checkInstall(ctx context.Context, t *testing.T, work string, agentA, loaA, agentB pkg) {
+// in a clean root with systemd installed but not running, then installs
+// and purges each Raspberry Pi agent in the same root.
+func checkInstall(ctx context.Context, t *testing.T, work string, agentA, loaA, agentB pkg, piAgents []pkg) {
 	var deps []string
-	for _, p := range []pkg{agentA, loaA} {
+	for _, p := range append([]pkg{agentA, loaA}, piAgents...) {
 		out := runT(t, exec.CommandContext(ctx, "dpkg-deb", "-f", p.path, "Depends"))
-		deps = append(deps, depNames(out)...)
+		for _, d := range depNames(out) {
+			if p.arch != "amd64" {
+				d += ":" + p.arch
+			}
+			deps = append(deps, d)
+		}
 	}
 	deps = append(deps, "systemd") // for systemd-analyze verify --root; it does not run
 	slices.Sort(deps)
@@ -422,7 +441,7 @@ func checkInstall(ctx context.Context, t *testing.T, work string, agentA, loaA, 
 	if err := os.MkdirAll(debs, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []pkg{agentA, loaA, agentB} {
+	for _, p := range append([]pkg{agentA, loaA, agentB}, piAgents...) {
 		b, err := os.ReadFile(p.path)
 		if err != nil {
 			t.Fatal(err)
@@ -504,6 +523,44 @@ func checkInstall(ctx context.Context, t *testing.T, work string, agentA, loaA, 
 	}
 	if out, _ := c.try("dpkg-query", "-W", "-f=${Status}", "loa-agent"); strings.Contains(out, "config-files") {
 		t.Errorf("loa-agent after purge: %s", out)
+	}
+
+	for _, p := range piAgents {
+		t.Run("install "+p.arch, func(t *testing.T) { checkPiInstall(ctx, t, c, work, inRoot(p), p) })
+	}
+}
+
+// qemuFor is the qemu-user emulator of each Raspberry Pi architecture.
+var qemuFor = map[string]string{"arm64": "qemu-aarch64", "armhf": "qemu-arm"}
+
+// checkPiInstall installs a Raspberry Pi agent (deb, a path in the root)
+// as a foreign architecture of the root: apt must find its dependencies
+// for that architecture. The installed binary then runs under qemu-user
+// with the root's libraries (the dynamic loader, libc, libasound2 and
+// libopus0 that dpkg installed), and the package purges cleanly.
+func checkPiInstall(ctx context.Context, t *testing.T, c *chroot, work, deb string, p pkg) {
+	c.run("apt-get", "install", "-y", "--no-install-recommends", deb)
+	if got := strings.TrimSpace(c.run("dpkg-query", "-W", "-f=${Architecture} ${Version} ${Status}", "loa-agent")); got != p.arch+" "+p.version+" install ok installed" {
+		t.Errorf("loa-agent in the root: %q, want %s %s installed", got, p.arch, p.version)
+	}
+	if !same(t, c.path("usr/bin/loa-agent"), filepath.Join(work, "bin", p.version, p.arch, "loa-agent")) {
+		t.Errorf("/usr/bin/loa-agent is not the %s build", p.arch)
+	}
+	if _, err := os.Lstat(c.path("etc/systemd/system/multi-user.target.wants/loa-agent.service")); err != nil {
+		t.Errorf("loa-agent.service is not enabled: %v", err)
+	}
+	// A cgo program whose loader and libc came from different builds spins
+	// forever (see e2e's emulated boxes): a deadline, not a hang.
+	run, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(run, qemuFor[p.arch], "-L", c.root, c.path("usr/bin/loa-agent"), "--help")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "usage: loa-agent") {
+		t.Errorf("the installed %s agent under %s: %v\n%s", p.arch, qemuFor[p.arch], err, tail(out))
+	}
+	c.run("apt-get", "purge", "-y", "loa-agent:"+p.arch)
+	if _, err := os.Stat(c.path("usr/bin/loa-agent")); err == nil {
+		t.Errorf("/usr/bin/loa-agent is still there after purging the %s agent", p.arch)
 	}
 }
 

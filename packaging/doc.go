@@ -9,5 +9,8 @@
 //
 // deb_test.go (as root) builds the packages, runs lintian and dpkg-deb on
 // them, and installs, upgrades, removes and purges them in a debootstrapped
-// Debian 12 root, cached under the user cache folder (loa-test/).
+// Debian 12 root, cached under the user cache folder (loa-test/). The root
+// has arm64 and armhf as foreign architectures: apt installs each Pi agent
+// with its dependencies for that architecture, and the installed binary
+// runs under qemu-user with the root's libraries.
 package packaging
