@@ -134,9 +134,9 @@ func (s *Server) enrolBox(w http.ResponseWriter, r *http.Request) error {
 	case match == nil:
 		return refuse(http.StatusForbidden, "", messages.EnrolWrongCode)
 	case !match.UsedAt.IsZero():
-		return refuse(http.StatusForbidden, match.Device, messages.EnrolUsed, match.UsedAt.Format(time.RFC3339), match.UsedFrom, match.Device)
+		return refuse(http.StatusForbidden, match.Device, messages.EnrolUsed, s.siteTime(match.UsedAt), match.UsedFrom, match.Device)
 	case !now.Before(match.ExpiresAt):
-		return refuse(http.StatusForbidden, match.Device, messages.EnrolExpired, match.ExpiresAt.Format(time.RFC3339), match.Device)
+		return refuse(http.StatusForbidden, match.Device, messages.EnrolExpired, s.siteTime(match.ExpiresAt), match.Device)
 	}
 	token := auth.NewToken()
 	brokerHash, err := brokerconf.MosquittoHash(token)
@@ -145,7 +145,7 @@ func (s *Server) enrolBox(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := s.store.UseEnrolment(r.Context(), match.ID, now, from, auth.Hash(token), brokerHash); err != nil {
 		if errors.Is(err, store.ErrInUse) { // another request spent it a moment ago
-			return refuse(http.StatusForbidden, match.Device, messages.EnrolUsed, now.Format(time.RFC3339), "another request", match.Device)
+			return refuse(http.StatusForbidden, match.Device, messages.EnrolUsed, s.siteTime(now), "another request", match.Device)
 		}
 		return err
 	}

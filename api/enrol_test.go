@@ -104,14 +104,15 @@ func TestEnrolment(t *testing.T) {
 	}
 
 	t.Run("reused", func(t *testing.T) {
-		if msg := e.fetchErr(code); !strings.Contains(msg, "already used") || !strings.Contains(msg, "loa device enroll box-1") {
+		// Times are the commune's: used at 05:30 UTC is 12:30 in Asia/Ho_Chi_Minh.
+		if msg := e.fetchErr(code); !strings.Contains(msg, "already used at 2026-03-01 12:30 +07") || !strings.Contains(msg, "loa device enroll box-1") {
 			t.Fatalf("reused code: %q", msg)
 		}
 	})
 	t.Run("expired", func(t *testing.T) {
 		c := e.code(t, "box-1", time.Minute)
 		e.advance(61 * time.Second)
-		if msg := e.fetchErr(c); !strings.Contains(msg, "expired") {
+		if msg := e.fetchErr(c); !strings.Contains(msg, "expired at 2026-03-01 12:31 +07") {
 			t.Fatalf("expired code: %q", msg)
 		}
 	})
