@@ -307,7 +307,7 @@ type deliveryRow struct {
 	store.Delivery
 	RowID  string // the row's element id, delivery-<box>
 	Final  bool
-	Reason string // in the page's language when Loa wrote it
+	Reason string // in the page's language
 }
 
 // statusCount is how many boxes are in one status.
@@ -329,13 +329,6 @@ func final(status string) bool {
 		return true
 	}
 	return protocol.EventType(status).Final()
-}
-
-// reasonKeys are the reasons Loa itself writes into the report, in words
-// of the page's language.
-var reasonKeys = map[string]messages.Key{
-	store.NoAnswer:                      "console.announcement.reason.no_answer",
-	"cancelled before the box answered": "console.announcement.reason.cancelled",
 }
 
 func (c *Console) announcementPage(q *request) error {
@@ -406,12 +399,9 @@ func (c *Console) announcementData(q *request, id string) (*announcementData, er
 // that a schedule's several plays on one box keep distinct element ids.
 func (c *Console) deliveryRow(q *request, x store.Delivery, seen map[string]int) deliveryRow {
 	seen[x.Device]++
-	r := deliveryRow{Delivery: x, RowID: "delivery-" + x.Device, Final: final(x.Status), Reason: x.Reason}
+	r := deliveryRow{Delivery: x, RowID: "delivery-" + x.Device, Final: final(x.Status), Reason: messages.Reason(q.lang, x.Why, x.Reason)}
 	if n := seen[x.Device]; n > 1 {
 		r.RowID += "-" + strconv.Itoa(n)
-	}
-	if k, ok := reasonKeys[x.Reason]; ok {
-		r.Reason = messages.In(q.lang, k)
 	}
 	return r
 }

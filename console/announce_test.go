@@ -309,9 +309,6 @@ func TestAnnounceKeys(t *testing.T) {
 	for _, k := range []string{"background", "normal", "priority", "emergency"} {
 		keys = append(keys, "console.priority."+k)
 	}
-	for _, k := range []string{"no_answer", "cancelled"} {
-		keys = append(keys, "console.announcement.reason."+k)
-	}
 	for _, k := range []string{"pending", "received", "ready", "playing", "preempted", "played", "failed", "missed", "expired", "cancelled"} {
 		keys = append(keys, "console.status."+k)
 	}

@@ -28,6 +28,7 @@ type site struct {
 	base  string
 	admin *api.Client
 	token string // the admin token
+	data  string // the controller's data folder
 }
 
 func openSite(t *testing.T) *site {
@@ -49,7 +50,7 @@ func openSite(t *testing.T) *site {
 		c.Close(ctx)
 	})
 	base := "http://" + c.HTTPAddr()
-	return &site{t: t, base: base, admin: api.NewClient(base, c.AdminToken()), token: c.AdminToken()}
+	return &site{t: t, base: base, admin: api.NewClient(base, c.AdminToken()), token: c.AdminToken(), data: cfg.Data}
 }
 
 type testWriter struct{ t *testing.T }

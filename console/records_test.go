@@ -8,14 +8,17 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/loa-commune/loa/api"
 	"github.com/loa-commune/loa/messages"
+	"github.com/loa-commune/loa/protocol"
 	"github.com/loa-commune/loa/store"
 )
 
@@ -400,6 +403,53 @@ func TestReport(t *testing.T) {
 	records, err = readCSV(t, resp2.Body)
 	if err != nil || len(records) != 2 || records[1][2] != "box-2" || !strings.Contains(resp2.Header.Get("Content-Disposition"), "-box-2.csv") {
 		t.Errorf("box-2's CSV: %v, %v, %q", records, err, resp2.Header.Get("Content-Disposition"))
+	}
+}
+
+// TestReasonsInPageLanguage: why a box missed an item, which it sent as
+// codes, is said in the page's language on the announcement and the
+// report; a reason without codes is shown as the box wrote it.
+func TestReasonsInPageLanguage(t *testing.T) {
+	s := openSite(t)
+	ctx := context.Background()
+	s.addBoxes(map[string]string{"box-1": "thon-1", "box-2": "thon-1"})
+	a, err := s.admin.Announce(ctx, api.AnnounceRequest{Media: s.recording(t), Targets: store.Targets{Groups: []string{"thon-1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The boxes' answers, as the broadcaster stores them.
+	st, err := store.Open(ctx, filepath.Join(s.data, "loa.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	item := a.ID + "-" + strconv.FormatInt(a.Start.Unix(), 10)
+	for box, ev := range map[string]protocol.Event{
+		"box-1": {Type: protocol.EventMissed, Reason: "media not ready by expiry; HTTP 404",
+			Why: []protocol.Why{{Code: protocol.WhyMediaNotReady}, {Code: protocol.WhyDownloadFailed, Args: []string{"HTTP 404"}}}},
+		"box-2": {Type: protocol.EventFailed, Reason: "an older box's words"},
+	} {
+		ev.Item, ev.Announcement, ev.At = item, a.ID, a.Start.Add(time.Minute)
+		if err := st.RecordEvent(ctx, box, ev, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	zone, _ := time.LoadLocation("Asia/Ho_Chi_Minh")
+	today := time.Now().In(zone)
+	report := "/report?since=" + today.AddDate(0, 0, -1).Format("2006-01-02") + "&until=" + today.AddDate(0, 0, 1).Format("2006-01-02")
+	p := s.person()
+	p.signIn(s.tokenFor("xem", "viewer"))
+	for _, tc := range []struct{ lang, want string }{
+		{"vi", "tệp âm thanh chưa sẵn sàng khi hết hạn; tải về bị lỗi: HTTP 404"},
+		{"en", "media not ready by expiry; HTTP 404"},
+	} {
+		p.get("/lang/" + tc.lang + "?next=/")
+		for _, path := range []string{"/announcements/" + a.ID, report} {
+			status, page, _ := p.get(path)
+			if status != http.StatusOK || !strings.Contains(page, tc.want) || !strings.Contains(page, "an older box&#39;s words") {
+				t.Errorf("%s in %s: %d; want the reasons %q and the older box's own\n%s", path, tc.lang, status, tc.want, page)
+			}
+		}
 	}
 }
 

@@ -92,6 +92,7 @@ type reportRow struct {
 	store.Delivery
 	Villages string
 	Said     string // the text, cut short for the table
+	Reason   string // in the page's language
 }
 
 // reportCount is how many rows have a status, linking to them.
@@ -111,6 +112,7 @@ type announcementCount struct {
 // reportBase reads what every report page needs: the filters, the
 // villages and the boxes.
 type reportBase struct {
+	lang    string
 	loc     *time.Location
 	filter  reportFilter
 	problem string
@@ -131,7 +133,7 @@ func (c *Console) reportBase(q *request, action string) (*reportBase, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &reportBase{loc: loc, filter: f, problem: problem, groups: groups, devices: map[string]store.Device{}}
+	b := &reportBase{lang: q.lang, loc: loc, filter: f, problem: problem, groups: groups, devices: map[string]store.Device{}}
 	d := &reportData{Filter: f, Action: action, Statuses: store.ReportStatuses, Total: -1}
 	for _, g := range groups {
 		d.Villages = append(d.Villages, g.Name)
@@ -151,7 +153,8 @@ func (c *Console) reportBase(q *request, action string) (*reportBase, error) {
 }
 
 func (b *reportBase) row(r store.Delivery) reportRow {
-	return reportRow{Delivery: r, Villages: strings.Join(b.devices[r.Device].Groups, ", "), Said: messages.Short(r.Text)}
+	return reportRow{Delivery: r, Villages: strings.Join(b.devices[r.Device].Groups, ", "), Said: messages.Short(r.Text),
+		Reason: messages.Reason(b.lang, r.Why, r.Reason)}
 }
 
 // reportPage shows the report a page at a time, with counts by status and

@@ -89,17 +89,17 @@ func (a *Agent) mediaFor(sha string) *mediaState {
 }
 
 // mediaProblem says why sha is not ready, for a missed item's reason.
-func (a *Agent) mediaProblem(sha string) string {
+func (a *Agent) mediaProblem(sha string) reason {
 	ms := a.mediaFor(sha)
 	switch {
 	case ms.lastErr != "" && ms.fetching:
-		return ms.lastErr + " (retrying)"
+		return because(protocol.WhyDownloadRetrying, ms.lastErr)
 	case ms.lastErr != "":
-		return ms.lastErr
+		return because(protocol.WhyDownloadFailed, ms.lastErr)
 	case ms.fetching:
-		return "download still in progress"
+		return because(protocol.WhyDownloading)
 	}
-	return "download not started"
+	return because(protocol.WhyDownloadNotBegun)
 }
 
 // mediaBase is where media is downloaded from: the device config's media URL

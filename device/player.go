@@ -126,30 +126,30 @@ func (a *Agent) startPlayback(c candidate, now time.Time) {
 	a.queue.start(c, cut)
 	rec.Started = true
 	rec.Runs++
-	reason := ""
+	var why reason
 	var at time.Time
 	eventAt := now
 	var sj *streamJob
 	if it.Stream != nil {
 		// A live session: at its start, or from the live point.
-		sj, reason = a.newStreamJob(c, rec, now)
+		sj, why = a.newStreamJob(c, rec, now)
 		at, eventAt = time.Now().Add(sj.join.Sub(now)), sj.join
 		a.streamRun = &streamRun{id: it.ID, stats: sj.stats}
 	} else {
 		switch {
 		case c.preempted && c.resume > 0:
-			reason = fmt.Sprintf("resuming at %.1f s", a.format.Duration(c.resume*int64(a.format.BytesPerFrame())).Seconds())
+			why = because(protocol.WhyResuming, seconds(a.format.Duration(c.resume*int64(a.format.BytesPerFrame())).Milliseconds()))
 		case c.preempted:
-			reason = "restarting after a preemption"
+			why = because(protocol.WhyRestarting)
 		case it.Priority == protocol.Emergency && hasMedia(it) && !c.ready:
-			reason = "media not fetched yet: starting with the alert tone"
+			why = because(protocol.WhyToneFirst)
 		}
 		if wait := it.Start.Sub(now); wait > 0 && c.resume == 0 && !c.preempted {
 			// Cued: the output opens now, the sound starts at the item's start.
 			at, eventAt = time.Now().Add(wait), it.Start
 		}
 	}
-	a.setStatusAt(it, rec, protocol.EventPlaying, reason, eventAt)
+	a.setStatusAt(it, rec, protocol.EventPlaying, why, eventAt)
 	path := ""
 	if hasMedia(it) {
 		path = a.pcmPath(it.Media.SHA256)
@@ -172,7 +172,7 @@ func (a *Agent) startPlayback(c candidate, now time.Time) {
 func (a *Agent) onPlayed(r playResult) {
 	defer a.publishState(a.clock.Now())
 	c := a.queue.current
-	problem := ""
+	var problem reason
 	if hasMedia(c.item) {
 		problem = a.mediaProblem(c.item.Media.SHA256)
 	}
@@ -199,7 +199,7 @@ func (a *Agent) onPlayed(r playResult) {
 		a.clearProblem(srcSoundCard)
 	}
 	for _, v := range out.events {
-		a.setStatus(it, rec, v.event, v.reason)
+		a.setStatus(it, rec, v.event, v.why)
 	}
 	if out.requeue {
 		rec.Resume = out.resume

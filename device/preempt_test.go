@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -130,8 +131,9 @@ func TestPreemption(t *testing.T) {
 				t.Fatalf("alarm events %v, want %v", got, wantE)
 			}
 			for _, ev := range ctl.allEvents() {
-				if ev.Item == n.ID && ev.Type == protocol.EventPreempted && ev.Reason != "preempted by alarm" {
-					t.Errorf("preempted reason %q", ev.Reason)
+				if ev.Item == n.ID && ev.Type == protocol.EventPreempted && (ev.Reason != "preempted by alarm" ||
+					!reflect.DeepEqual(ev.Why, []protocol.Why{{Code: protocol.WhyPreemptedBy, Args: []string{"alarm"}}})) {
+					t.Errorf("preempted reason %q, %v", ev.Reason, ev.Why)
 				}
 				if ev.Item == n.ID && ev.Type == protocol.EventCancelled && !strings.Contains(ev.Reason, "dropped") {
 					t.Errorf("cancelled reason %q", ev.Reason)
@@ -268,13 +270,15 @@ func TestEmergencyWithoutMedia(t *testing.T) {
 		t.Fatalf("events %v, want %v", got, want)
 	}
 	var reason string
+	var why []protocol.Why
 	for _, ev := range ctl.allEvents() {
 		if ev.Item == e.ID && ev.Type == protocol.EventFailed {
-			reason = ev.Reason
+			reason, why = ev.Reason, ev.Why
 		}
 	}
-	if !strings.Contains(reason, "alert tone played 2 times") || !strings.Contains(reason, "could not be fetched") {
-		t.Fatalf("reason %q", reason)
+	if !strings.Contains(reason, "alert tone played 2 times") || !strings.Contains(reason, "could not be fetched") ||
+		len(why) != 2 || why[0].Code != protocol.WhyToneOnly || !slices.Equal(why[0].Args, []string{"2"}) {
+		t.Fatalf("reason %q, %v", reason, why)
 	}
 	tone, _ := alertPCM(protocol.ToneFire, 90, testTone)
 	got, _ := b.wav(e.ID)
@@ -302,8 +306,9 @@ func TestQuietHoursOnBox(t *testing.T) {
 	b.clock.Advance(time.Minute)
 	ctl.waitEvent(alarm.ID, protocol.EventPlayed)
 	for _, ev := range ctl.allEvents() {
-		if ev.Item == night.ID && ev.Type == protocol.EventMissed && ev.Reason != "quiet hours" {
-			t.Fatalf("reason %q", ev.Reason)
+		if ev.Item == night.ID && ev.Type == protocol.EventMissed && (ev.Reason != "quiet hours" ||
+			!reflect.DeepEqual(ev.Why, []protocol.Why{{Code: protocol.WhyQuietHours}})) {
+			t.Fatalf("reason %q, %v", ev.Reason, ev.Why)
 		}
 	}
 	b.clock.Advance(89 * time.Minute)

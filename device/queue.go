@@ -4,7 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -91,7 +91,7 @@ type candidate struct {
 	// ready is true when the item's media is decoded, or it needs none.
 	ready bool
 	// problem says why the media is not ready, for a missed item's reason.
-	problem string
+	problem reason
 	// started is true when it began playing before a restart of the box.
 	started bool
 	// preempted is true when a higher item cut it and it waits to go on.
@@ -152,9 +152,9 @@ func boolCmp(a, b bool) int {
 
 // verdict is a final event for an item that will not play (again).
 type verdict struct {
-	id     string
-	event  protocol.EventType
-	reason string
+	id    string
+	event protocol.EventType
+	why   reason
 }
 
 // decision is what the queue wants done now.
@@ -206,7 +206,7 @@ func (q *playQueue) decide(now time.Time, cue time.Duration, waiting []candidate
 			d.final = append(d.final, expiry(c))
 		case !c.due(by):
 		case !c.emergency() && quiet.contains(later(now, c.item.Start)):
-			d.final = append(d.final, verdict{c.item.ID, protocol.EventMissed, "quiet hours"})
+			d.final = append(d.final, verdict{c.item.ID, protocol.EventMissed, because(protocol.WhyQuietHours)})
 		default:
 			due = append(due, c)
 		}
@@ -230,7 +230,7 @@ func (q *playQueue) decide(now time.Time, cue time.Duration, waiting []candidate
 		kept := due[:0]
 		for _, c := range due {
 			if c.emergency() && c.item.ID != id {
-				d.final = append(d.final, verdict{c.item.ID, protocol.EventCancelled, "replaced by " + id})
+				d.final = append(d.final, verdict{c.item.ID, protocol.EventCancelled, because(protocol.WhyReplacedBy, id)})
 				continue
 			}
 			kept = append(kept, c)
@@ -267,17 +267,17 @@ func expiry(c candidate) verdict {
 	switch {
 	case c.item.Stream != nil && c.preempted:
 		// It sounded part of the session: the loop adds how much.
-		return verdict{id, protocol.EventPlayed, "the session ended while it was preempted"}
+		return verdict{id, protocol.EventPlayed, because(protocol.WhySessionPreempted)}
 	case c.item.Stream != nil && c.started:
-		return verdict{id, protocol.EventPlayed, "the session ended before the box could rejoin it after a restart"}
+		return verdict{id, protocol.EventPlayed, because(protocol.WhySessionRestart)}
 	case c.preempted:
-		return verdict{id, protocol.EventExpired, "preempted, and its window closed before it could go on"}
+		return verdict{id, protocol.EventExpired, because(protocol.WhyPreemptedExpired)}
 	case c.started:
-		return verdict{id, protocol.EventFailed, "interrupted by a restart, and its window closed before it could play again"}
+		return verdict{id, protocol.EventFailed, because(protocol.WhyRestartExpired)}
 	case c.ready || c.emergency():
-		return verdict{id, protocol.EventExpired, "its window closed before it could play (output busy or box off)"}
+		return verdict{id, protocol.EventExpired, because(protocol.WhyWindowClosed)}
 	}
-	return verdict{id, protocol.EventMissed, "media not ready by expiry: " + c.problem}
+	return verdict{id, protocol.EventMissed, because(protocol.WhyMediaNotReady).and(c.problem)}
 }
 
 // start moves idle → playing(c); cut will ask the player to stop it.
@@ -326,7 +326,7 @@ type outcome struct {
 // finished moves stopping/playing → idle with the player's result and
 // returns the outcome for the item. problem says why its media is not
 // ready, for an emergency whose message could not play.
-func (q *playQueue) finished(r playResult, problem string) outcome {
+func (q *playQueue) finished(r playResult, problem reason) outcome {
 	c, cause, by := q.current, q.cause, q.by
 	if q.cut != nil {
 		q.cut()
@@ -343,14 +343,14 @@ func (q *playQueue) finished(r playResult, problem string) outcome {
 	case cause == cutRemove:
 		return outcome{}
 	case r.err != nil:
-		return outcome{events: []verdict{{id, protocol.EventFailed, r.err.Error()}}}
+		return outcome{events: []verdict{{id, protocol.EventFailed, because(protocol.WhyError, r.err.Error())}}}
 	case cause == cutReplace:
-		return outcome{events: []verdict{{id, protocol.EventCancelled, "replaced by " + by}}}
+		return outcome{events: []verdict{{id, protocol.EventCancelled, because(protocol.WhyReplacedBy, by)}}}
 	case cause == cutPreempt:
-		ev := verdict{id, protocol.EventPreempted, "preempted by " + by}
+		ev := verdict{id, protocol.EventPreempted, because(protocol.WhyPreemptedBy, by)}
 		switch c.item.OnPreempt {
 		case protocol.OnPreemptDrop:
-			return outcome{events: []verdict{ev, {id, protocol.EventCancelled, "preempted by " + by + ", dropped (on_preempt drop)"}}}
+			return outcome{events: []verdict{ev, {id, protocol.EventCancelled, ev.why.and(because(protocol.WhyDropped))}}}
 		case protocol.OnPreemptResume:
 			return outcome{events: []verdict{ev}, requeue: true, resume: r.pos}
 		}
@@ -359,12 +359,12 @@ func (q *playQueue) finished(r playResult, problem string) outcome {
 	switch {
 	case r.missing > 0 && r.messages == 0:
 		return outcome{events: []verdict{{id, protocol.EventFailed,
-			fmt.Sprintf("the alert tone played %d times, but the message could not be fetched: %s", r.missing, problem)}}}
+			because(protocol.WhyToneOnly, strconv.Itoa(r.missing)).and(problem)}}}
 	case r.missing > 0:
 		return outcome{events: []verdict{{id, protocol.EventPlayed,
-			fmt.Sprintf("the message was missing from %d of %d repeats (fetched late); the alert tone played every time", r.missing, r.missing+r.messages)}}}
+			because(protocol.WhyMessageMissing, strconv.Itoa(r.missing), strconv.Itoa(r.missing+r.messages))}}}
 	}
-	return outcome{events: []verdict{{id, protocol.EventPlayed, ""}}}
+	return outcome{events: []verdict{{id, protocol.EventPlayed, nil}}}
 }
 
 func isCanceled(err error) bool { return errors.Is(err, context.Canceled) }

@@ -26,7 +26,7 @@ func cand(id string, p protocol.Priority, start, window time.Duration, n uint64)
 
 // Candidate modifiers.
 func notReady(c candidate) candidate {
-	c.ready, c.problem = false, "download still in progress"
+	c.ready, c.problem = false, because(protocol.WhyDownloading)
 	return c
 }
 func started(c candidate) candidate { c.started = true; return c }
@@ -149,7 +149,7 @@ func TestQueue(t *testing.T) {
 		{"preempted, drop", quietHours{}, []qstep{
 			{waiting: []candidate{with(bg("m", 0, 1), onPreempt(protocol.OnPreemptDrop))}, start: "m"},
 			{waiting: []candidate{n("n", 0, 2)}, cut: "preempt by n"},
-			{finish: cutAt("m", 1), events: []string{"m preempted: preempted by n", "m cancelled: preempted by n, dropped"}},
+			{finish: cutAt("m", 1), events: []string{"m preempted: preempted by n", "m cancelled: preempted by n; dropped"}},
 			{waiting: []candidate{n("n", 0, 2)}, start: "n"},
 		}},
 		{"every level preempts the ones below", quietHours{}, []qstep{
@@ -217,7 +217,7 @@ func TestQueue(t *testing.T) {
 		}},
 		{"emergency without its message: failed, the tone played", quietHours{}, []qstep{
 			{waiting: []candidate{notReady(e("e", 0, 1))}, start: "e"},
-			{finish: &playResult{id: "e", completed: true, missing: 2}, events: []string{"e failed: the alert tone played 2 times, but the message could not be fetched: 404"}},
+			{finish: &playResult{id: "e", completed: true, missing: 2}, events: []string{"e failed: the alert tone played 2 times, but the message could not be fetched; 404"}},
 		}},
 		{"emergency whose message came late: played", quietHours{}, []qstep{
 			{waiting: []candidate{notReady(e("e", 0, 1))}, start: "e"},
@@ -267,10 +267,10 @@ func TestQueue(t *testing.T) {
 					if removed {
 						q.stop(cutRemove, "")
 					}
-					out := q.finished(*st.finish, "404")
+					out := q.finished(*st.finish, because(protocol.WhyDownloadFailed, "404"))
 					var got []string
 					for _, v := range out.events {
-						got = append(got, fmt.Sprintf("%s %s: %s", v.id, v.event, v.reason))
+						got = append(got, fmt.Sprintf("%s %s: %s", v.id, v.event, v.why.text()))
 					}
 					if len(got) != len(st.events) {
 						t.Fatalf("%s: events %q, want %q", where, got, st.events)
@@ -342,7 +342,7 @@ func TestQueueStopKeepsRemoval(t *testing.T) {
 	if q.state != queueStopping || q.cause != cutRemove || cuts != 1 || !q.onOutput("n") {
 		t.Fatalf("state %v cause %v cuts %d", q.state, q.cause, cuts)
 	}
-	if out := q.finished(playResult{id: "n"}, ""); len(out.events) != 0 || out.requeue {
+	if out := q.finished(playResult{id: "n"}, nil); len(out.events) != 0 || out.requeue {
 		t.Fatalf("a removed item's outcome: %+v", out)
 	}
 }
@@ -414,7 +414,7 @@ func TestQueueSessionCutsACueAhead(t *testing.T) {
 				t.Fatalf("at %v: cut %v by %q, want a preemption by speech", tc.cutAt, d.cut, d.by)
 			}
 			q.stop(d.cut, d.by)
-			q.finished(playResult{id: "news", pos: 480}, "")
+			q.finished(playResult{id: "news", pos: 480}, nil)
 			after := t0.Add(tc.cutAt + 30*time.Millisecond) // the fade
 			d = q.decide(after, cueLead, waiting, quietHours{})
 			if d.start == nil || d.start.item.ID != "speech" {

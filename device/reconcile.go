@@ -177,9 +177,9 @@ func (a *Agent) reconcile() {
 		a.arrival++
 		rec := &itemRecord{Arrival: a.arrival}
 		a.items[it.ID] = rec
-		a.setStatus(it, rec, protocol.EventReceived, "")
+		a.setStatus(it, rec, protocol.EventReceived, nil)
 		if plausible && now.After(it.Expires) {
-			a.setStatus(it, rec, protocol.EventExpired, "expired before the plan reached the box")
+			a.setStatus(it, rec, protocol.EventExpired, because(protocol.WhyExpiredBefore))
 			continue
 		}
 		a.updateReadiness(it, rec)
@@ -198,7 +198,7 @@ func (a *Agent) reconcile() {
 			if a.queue.onOutput(id) {
 				a.cutCurrent(cutRemove, "")
 			}
-			a.setStatus(it, rec, protocol.EventCancelled, "removed from the plan")
+			a.setStatus(it, rec, protocol.EventCancelled, because(protocol.WhyRemoved))
 		}
 		if rec.Until.IsZero() {
 			rec.Until = later(now, it.Expires).Add(tombstoneKeep)
@@ -234,14 +234,14 @@ func (a *Agent) updateReadiness(it protocol.PlanItem, rec *itemRecord) {
 	}
 	if !hasMedia(it) { // a tone-only item: the box makes its sound itself
 		if rec.Status == protocol.EventReceived {
-			a.setStatus(it, rec, protocol.EventReady, "")
+			a.setStatus(it, rec, protocol.EventReady, nil)
 		}
 		return
 	}
 	ms := a.mediaFor(it.Media.SHA256)
 	switch {
 	case ms.ready && rec.Status == protocol.EventReceived:
-		a.setStatus(it, rec, protocol.EventReady, "")
+		a.setStatus(it, rec, protocol.EventReady, nil)
 	case !ms.ready && rec.Status == protocol.EventReady:
 		rec.Status = protocol.EventReceived // the decoded file went missing: fetch again
 		a.dirty = true
@@ -249,27 +249,28 @@ func (a *Agent) updateReadiness(it protocol.PlanItem, rec *itemRecord) {
 	// An emergency with broken media still sounds its alert tone, and
 	// reports the media when it has played.
 	if ms.broken && rec.Status == protocol.EventReceived && it.Priority != protocol.Emergency {
-		a.setStatus(it, rec, protocol.EventFailed, "media cannot be played: "+ms.lastErr)
+		a.setStatus(it, rec, protocol.EventFailed, because(protocol.WhyMediaUnplayable, ms.lastErr))
 	}
 }
 
 // setStatus records and reports what happened to an item.
-func (a *Agent) setStatus(it protocol.PlanItem, rec *itemRecord, t protocol.EventType, reason string) {
-	a.setStatusAt(it, rec, t, reason, a.clock.Now())
+func (a *Agent) setStatus(it protocol.PlanItem, rec *itemRecord, t protocol.EventType, why reason) {
+	a.setStatusAt(it, rec, t, why, a.clock.Now())
 }
 
 // setStatusAt is setStatus for an event that happens at now (a cued item
 // starts playing at its start, a moment after the decision).
-func (a *Agent) setStatusAt(it protocol.PlanItem, rec *itemRecord, t protocol.EventType, reason string, now time.Time) {
+func (a *Agent) setStatusAt(it protocol.PlanItem, rec *itemRecord, t protocol.EventType, why reason, now time.Time) {
 	live := it.Stream != nil || rec.HeardMS+rec.MissedMS > 0
 	if live && t.Final() {
-		reason = streamReason(rec, t, reason)
+		why = streamReason(rec, t, why)
 	}
-	rec.Status, rec.Reason, rec.Updated = t, reason, now.UTC()
+	text := why.text()
+	rec.Status, rec.Reason, rec.Updated = t, text, now.UTC()
 	a.dirty = true
 	log := a.log.With(keyItem, it.ID, keyEvent, string(t))
-	if reason != "" {
-		log = log.With(keyReason, reason)
+	if text != "" {
+		log = log.With(keyReason, text)
 	}
 	switch t {
 	case protocol.EventFailed, protocol.EventMissed:
@@ -277,7 +278,7 @@ func (a *Agent) setStatusAt(it protocol.PlanItem, rec *itemRecord, t protocol.Ev
 	default:
 		log.Info("item " + string(t))
 	}
-	ev := protocol.Event{Item: it.ID, Announcement: it.Announcement, Type: t, At: now.UTC(), Reason: reason}
+	ev := protocol.Event{Item: it.ID, Announcement: it.Announcement, Type: t, At: now.UTC(), Reason: text, Why: why}
 	switch {
 	case t == protocol.EventPlaying && rec.StartedAt.IsZero():
 		rec.StartedAt = ev.At

@@ -56,7 +56,7 @@ func (a *Agent) candidate(it protocol.PlanItem, rec *itemRecord) candidate {
 func (a *Agent) apply(d decision, now time.Time) {
 	for _, v := range d.final {
 		if it, ok := a.live[v.id]; ok {
-			a.setStatus(it, a.items[v.id], v.event, v.reason)
+			a.setStatus(it, a.items[v.id], v.event, v.why)
 		}
 	}
 	if d.cut != cutNone {

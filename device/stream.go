@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -454,7 +453,7 @@ func (s *streamStats) get() (heard, missed int64, until time.Time, ok bool) {
 // if that is still ahead, else at the live point, the first instant on the
 // session's grid at least cueLead from now, so the output can place it
 // exactly; never from the beginning of a running session.
-func (a *Agent) newStreamJob(c candidate, rec *itemRecord, now time.Time) (*streamJob, string) {
+func (a *Agent) newStreamJob(c candidate, rec *itemRecord, now time.Time) (*streamJob, reason) {
 	it := c.item
 	buf := a.streams.ensure(it)
 	j := &streamJob{buf: buf, channels: it.Stream.Channels, join: it.Start, ahead: streamReadAhead,
@@ -462,19 +461,19 @@ func (a *Agent) newStreamJob(c candidate, rec *itemRecord, now time.Time) (*stre
 	if _, ok := a.sink.(audio.TimedSink); ok {
 		j.ahead = streamCardReadAhead
 	}
-	reason := ""
+	var why reason
 	if !it.Start.After(now) {
 		j.late = true
 		k := (now.Add(cueLead).Sub(it.Start) + streamGrid - 1) / streamGrid
 		j.join = it.Start.Add(k * streamGrid)
-		in := fmt.Sprintf("%.1f s", j.join.Sub(it.Start).Seconds())
+		in := seconds(j.join.Sub(it.Start).Milliseconds())
 		switch {
 		case c.preempted:
-			reason = "rejoining the live session at " + in + " after a preemption"
+			why = because(protocol.WhyRejoinPreempted, in)
 		case c.started:
-			reason = "rejoining the live session at " + in + " after a restart"
+			why = because(protocol.WhyRejoinRestart, in)
 		default:
-			reason = "joining the live session at " + in
+			why = because(protocol.WhyJoining, in)
 		}
 	}
 	j.startPos = streamPos(buf.origin, j.join)
@@ -482,7 +481,7 @@ func (a *Agent) newStreamJob(c candidate, rec *itemRecord, now time.Time) (*stre
 	if !rec.StreamUntil.IsZero() && j.join.After(rec.StreamUntil) {
 		rec.OffMS += j.join.Sub(rec.StreamUntil).Milliseconds()
 	}
-	return j, reason
+	return j, why
 }
 
 // foldStreamRun adds what the play of a stream item that just ended
@@ -514,19 +513,18 @@ type streamRun struct {
 
 // streamReason adds to the reason of a stream item's final answer how much
 // of the session it sounded: "missed 2.4 s of 60.0 s".
-func streamReason(rec *itemRecord, t protocol.EventType, reason string) string {
+func streamReason(rec *itemRecord, t protocol.EventType, why reason) reason {
 	if t != protocol.EventPlayed {
-		return reason
-	}
-	parts := []string{}
-	if reason != "" {
-		parts = append(parts, reason)
+		return why
 	}
 	if rec.MissedMS > 0 {
-		parts = append(parts, fmt.Sprintf("missed %.1f s of %.1f s", float64(rec.MissedMS)/1000, float64(rec.MissedMS+rec.HeardMS)/1000))
+		why = why.and(because(protocol.WhyStreamMissed, seconds(rec.MissedMS), seconds(rec.MissedMS+rec.HeardMS)))
 	}
 	if rec.OffMS >= 100 {
-		parts = append(parts, fmt.Sprintf("%.1f s not on the output (preempted or restarting)", float64(rec.OffMS)/1000))
+		why = why.and(because(protocol.WhyStreamOff, seconds(rec.OffMS)))
 	}
-	return strings.Join(parts, "; ")
+	return why
 }
+
+// seconds writes milliseconds as seconds with one decimal: "2.4".
+func seconds(ms int64) string { return fmt.Sprintf("%.1f", float64(ms)/1000) }

@@ -83,6 +83,12 @@ func TestLiveRelayPreemptedByEmergency(t *testing.T) {
 	c.cli.ok("relay", "stop", relay.Rule)
 	rows := c.waitLiveRows(relay.Rule, 20*time.Second, ids, "played", "failed", "cancelled", "preempted", "missed")
 
+	// The report says it in Vietnamese from the codes the boxes sent.
+	vi := cli{t: t, bin: c.cli.bin, env: append(append([]string{}, c.cli.env...), "LOA_LANG=vi")}
+	if table := vi.ok("report", "--announcement", relay.Rule); strings.Count(table, "giây không phát ra loa (bị ngắt hoặc đang khởi động lại)") != len(ids) {
+		t.Errorf("LOA_LANG=vi loa report does not say, for each box, how long the relay was off its output:\n%s", table)
+	}
+
 	events := (&faultCommune{commune: c}).eventCounts(relay.Rule)
 	for _, id := range ids {
 		if r := emRows[id]; r.Status != "played" {

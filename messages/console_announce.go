@@ -107,9 +107,6 @@ func init() {
 		"console.announcement.col.reason":    "Reason",
 		"console.announcement.no_boxes":      "No box is in the chosen place.",
 		"console.announcement.cancel":        "Cancel the announcement",
-
-		"console.announcement.reason.no_answer": "no answer: the box did not report playing it (offline, or it could not sound)",
-		"console.announcement.reason.cancelled": "cancelled before the box answered",
 	})
 	maps.Copy(vietnamese, map[Key]string{
 		ConsoleAnnounceNoTarget:      "Hãy chọn nơi phát: toàn xã, một hoặc vài thôn, hoặc từng loa.",
@@ -201,8 +198,5 @@ func init() {
 		"console.announcement.col.reason":    "Lý do",
 		"console.announcement.no_boxes":      "Không có loa nào ở nơi được chọn.",
 		"console.announcement.cancel":        "Hủy thông báo",
-
-		"console.announcement.reason.no_answer": "không có trả lời: loa không báo đã phát (mất kết nối, hoặc không phát được)",
-		"console.announcement.reason.cancelled": "đã hủy trước khi loa trả lời",
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -376,6 +377,33 @@ func TestDecodeEvents(t *testing.T) {
 	}
 	if _, err := DecodeEvents(batch, "other-site"); err == nil {
 		t.Error("a batch for another site was accepted")
+	}
+}
+
+// TestEventWhy: a reason's codes are bounded, and codes this side does not
+// know pass (a newer box).
+func TestEventWhy(t *testing.T) {
+	parts := func(n int) []Why { return slices.Repeat([]Why{{Code: WhyQuietHours}}, n) }
+	for _, tc := range []struct {
+		name string
+		why  []Why
+		ok   bool
+	}{
+		{"known", []Why{{Code: WhyMediaNotReady}, {Code: WhyDownloadFailed, Args: []string{"HTTP 404"}}}, true},
+		{"from a newer box", []Why{{Code: "new-thing", Args: []string{"a", "b"}}}, true},
+		{"as many parts as allowed", parts(MaxWhy), true},
+		{"too many parts", parts(MaxWhy + 1), false},
+		{"no code", []Why{{Args: []string{"x"}}}, false},
+		{"code with a space", []Why{{Code: "quiet hours"}}, false},
+		{"too many arguments", []Why{{Code: WhyError, Args: make([]string, MaxWhyArgs+1)}}, false},
+		{"argument too long", []Why{{Code: WhyError, Args: []string{strings.Repeat("x", MaxWhyArg+1)}}}, false},
+	} {
+		ev := validEvent()
+		ev.Why = tc.why
+		_, err := DecodeEvents(marshalEnv(t, KindEvent, ev), testSite)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: err %v, want accepted %v", tc.name, err, tc.ok)
+		}
 	}
 }
 

@@ -93,7 +93,8 @@ func FuzzDecodeState(f *testing.F) {
 
 func FuzzDecodeEvent(f *testing.F) {
 	seed(f, KindEvent, validEvent())
-	seed(f, KindEvent, &Event{Item: "a-1", Type: EventPreempted, At: t0, Reason: "emergency e-1"})
+	seed(f, KindEvent, &Event{Item: "a-1", Type: EventPreempted, At: t0, Reason: "preempted by e-1",
+		Why: []Why{{Code: WhyPreemptedBy, Args: []string{"e-1"}}}})
 	f.Add([]byte(`{"v":1,"kind":"event","site":"xa-an-binh","issued":"2026-03-01T23:00:00Z","seq":1,"body":{"item":"x","type":"played","at":"2026-03-01T23:00:00.5-01:30"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzDecode[Event](t, data, KindEvent) })
 }

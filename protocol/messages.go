@@ -462,6 +462,8 @@ type Event struct {
 	Type         EventType `json:"type"`
 	At           time.Time `json:"at"`
 	Reason       string    `json:"reason,omitempty"`
+	// Why is Reason as codes, for the controller to translate.
+	Why []Why `json:"why,omitempty"`
 	// Started is when the item first began to play, sent again with the
 	// final answer: answers resent after a broken link may arrive out of
 	// order, and the report keeps the start even if "playing" came late.
@@ -484,6 +486,9 @@ func (e *Event) Validate() error {
 	}
 	if e.MissedMS < 0 || e.HeardMS < 0 {
 		return errors.New("negative missed or heard time")
+	}
+	if err := validWhy(e.Why); err != nil {
+		return err
 	}
 	if !e.Type.valid() {
 		return fmt.Errorf("unknown event type %q", e.Type)

@@ -25,9 +25,12 @@ type Delivery struct {
 	ScheduledAt  time.Time `json:"scheduled_at"`
 	StartedAt    time.Time `json:"started_at,omitzero"`
 	FinishedAt   time.Time `json:"finished_at,omitzero"`
-	Reason       string    `json:"reason"`
-	Exercise     bool      `json:"exercise"` // an exercise (test) broadcast, not a real alert
-	Text         string    `json:"text"`     // what the announcement says, when it was given as text
+	Reason       string    `json:"reason"` // in English
+	// Why is Reason as codes, for messages.Reason to say in the reader's
+	// language; empty from boxes that send none.
+	Why      []protocol.Why `json:"why,omitempty"`
+	Exercise bool           `json:"exercise"` // an exercise (test) broadcast, not a real alert
+	Text     string         `json:"text"`     // what the announcement says, when it was given as text
 	// HeardMS and MissedMS: of a live session, what the box sounded and
 	// what it missed (late or lost packets) while the session was on its
 	// output.
@@ -170,18 +173,34 @@ func recordEvent(ctx context.Context, st *stmts, device string, e protocol.Event
 			started = ms(e.Started) // its "playing" answer is late or lost
 		}
 	}
-	_, err = st.exec(ctx, `INSERT INTO deliveries(item, device_id, announcement, status, scheduled_at, started_at, finished_at, reason, updated_at, heard_ms, missed_ms)
-		VALUES(?,?,?,?,?,?,?,?,?,?,?)
+	_, err = st.exec(ctx, `INSERT INTO deliveries(item, device_id, announcement, status, scheduled_at, started_at, finished_at, reason, why, updated_at, heard_ms, missed_ms)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT(item, device_id) DO UPDATE SET status=excluded.status, started_at=excluded.started_at,
-			finished_at=excluded.finished_at, reason=excluded.reason, updated_at=excluded.updated_at,
+			finished_at=excluded.finished_at, reason=excluded.reason, why=excluded.why, updated_at=excluded.updated_at,
 			heard_ms=excluded.heard_ms, missed_ms=excluded.missed_ms,
 			announcement=CASE WHEN deliveries.announcement = '' THEN excluded.announcement ELSE deliveries.announcement END`,
-		e.Item, device, e.Announcement, string(e.Type), ms(itemStart(e.Item, e.At)), started, finished, e.Reason, ms(received), e.HeardMS, e.MissedMS)
+		e.Item, device, e.Announcement, string(e.Type), ms(itemStart(e.Item, e.At)), started, finished, e.Reason, whyJSON(e.Why...), ms(received), e.HeardMS, e.MissedMS)
 	return err
 }
 
-// NoAnswer is the reason given to deliveries a box never answered for.
-const NoAnswer = "no answer: the box did not report playing it (offline, or it failed to sound)"
+// whyJSON is how the why column holds a reason's codes: ” for none.
+func whyJSON(why ...protocol.Why) string {
+	if len(why) == 0 {
+		return ""
+	}
+	b, err := json.Marshal(why)
+	if err != nil {
+		return "" // cannot happen: strings only
+	}
+	return string(b)
+}
+
+// The reasons the controller gives deliveries a box never answered for
+// (protocol.WhyNoAnswer and WhyCancelledUnanswered in other languages).
+const (
+	NoAnswer            = "no answer: the box did not report playing it (offline, or it failed to sound)"
+	CancelledUnanswered = "cancelled before the box answered"
+)
 
 // MarkUnanswered gives every delivery that is still pending, received or
 // ready although its item could no longer start before cutoff (its start
@@ -198,17 +217,17 @@ func (s *Store) MarkUnanswered(ctx context.Context, cutoff time.Time) (int64, er
 	var marked int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		// Cancelled before the box said anything: cancelled, not missed.
-		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'cancelled', reason = 'cancelled before the box answered', updated_at = ?
+		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'cancelled', reason = ?, why = ?, updated_at = ?
 			WHERE status IN ('pending', 'received', 'ready') AND announcement IN (
 				SELECT id FROM rules WHERE cancelled_at != 0 AND cancelled_at < ?)`,
-			ms(time.Now()), ms(cutoff)); err != nil {
+			CancelledUnanswered, whyJSON(protocol.Why{Code: protocol.WhyCancelledUnanswered}), ms(time.Now()), ms(cutoff)); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'missed', reason = ?, updated_at = ?
+		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'missed', reason = ?, why = ?, updated_at = ?
 			WHERE status IN ('pending', 'received', 'ready') AND scheduled_at < ? AND EXISTS (
 				SELECT 1 FROM rules r WHERE r.id = deliveries.announcement AND r.cancelled_at = 0
 					AND deliveries.scheduled_at + r.validity_ms < ?)`,
-			NoAnswer, ms(time.Now()), ms(cutoff), ms(cutoff))
+			NoAnswer, whyJSON(protocol.Why{Code: protocol.WhyNoAnswer}), ms(time.Now()), ms(cutoff), ms(cutoff))
 		if err != nil {
 			return err
 		}
@@ -242,7 +261,7 @@ func (s *Store) Deliveries(ctx context.Context, announcement string) ([]Delivery
 // deliveries reads report rows; tail is the WHERE clause and the order.
 func (s *Store) deliveries(ctx context.Context, tail string, args ...any) ([]Delivery, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT d.item, d.announcement, d.device_id, d.status, d.scheduled_at, d.started_at,
-			d.finished_at, d.reason, COALESCE(r.status, '') = 'test', COALESCE(r.text, ''), d.heard_ms, d.missed_ms
+			d.finished_at, d.reason, d.why, COALESCE(r.status, '') = 'test', COALESCE(r.text, ''), d.heard_ms, d.missed_ms
 		FROM deliveries d LEFT JOIN rules r ON r.id = d.announcement `+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read report: %w", err)
@@ -252,8 +271,13 @@ func (s *Store) deliveries(ctx context.Context, tail string, args ...any) ([]Del
 	for rows.Next() {
 		var d Delivery
 		var sched, started, finished int64
-		if err := rows.Scan(&d.Item, &d.Announcement, &d.Device, &d.Status, &sched, &started, &finished, &d.Reason, &d.Exercise, &d.Text, &d.HeardMS, &d.MissedMS); err != nil {
+		var why string
+		if err := rows.Scan(&d.Item, &d.Announcement, &d.Device, &d.Status, &sched, &started, &finished, &d.Reason, &why, &d.Exercise, &d.Text, &d.HeardMS, &d.MissedMS); err != nil {
 			return nil, err
+		}
+		if why != "" {
+			// A row this controller wrote: it reads back; if not, Reason stands.
+			_ = json.Unmarshal([]byte(why), &d.Why)
 		}
 		d.ScheduledAt, d.StartedAt, d.FinishedAt = fromMS(sched), fromMS(started), fromMS(finished)
 		out = append(out, d)
@@ -279,19 +303,20 @@ func itemStart(item string, fallback time.Time) time.Time {
 // leaving them out, so every field of `loa report -o json` is always there.
 func (d Delivery) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
-		Item         string     `json:"item"`
-		Announcement string     `json:"announcement"`
-		Device       string     `json:"device"`
-		Status       string     `json:"status"`
-		ScheduledAt  time.Time  `json:"scheduled_at"`
-		StartedAt    *time.Time `json:"started_at"`
-		FinishedAt   *time.Time `json:"finished_at"`
-		Reason       string     `json:"reason"`
-		Exercise     bool       `json:"exercise"`
-		Text         string     `json:"text"`
-		HeardMS      int64      `json:"heard_ms,omitempty"`
-		MissedMS     int64      `json:"missed_ms,omitempty"`
-	}{d.Item, d.Announcement, d.Device, d.Status, d.ScheduledAt, timeOrNull(d.StartedAt), timeOrNull(d.FinishedAt), d.Reason, d.Exercise, d.Text, d.HeardMS, d.MissedMS})
+		Item         string         `json:"item"`
+		Announcement string         `json:"announcement"`
+		Device       string         `json:"device"`
+		Status       string         `json:"status"`
+		ScheduledAt  time.Time      `json:"scheduled_at"`
+		StartedAt    *time.Time     `json:"started_at"`
+		FinishedAt   *time.Time     `json:"finished_at"`
+		Reason       string         `json:"reason"`
+		Why          []protocol.Why `json:"why,omitempty"`
+		Exercise     bool           `json:"exercise"`
+		Text         string         `json:"text"`
+		HeardMS      int64          `json:"heard_ms,omitempty"`
+		MissedMS     int64          `json:"missed_ms,omitempty"`
+	}{d.Item, d.Announcement, d.Device, d.Status, d.ScheduledAt, timeOrNull(d.StartedAt), timeOrNull(d.FinishedAt), d.Reason, d.Why, d.Exercise, d.Text, d.HeardMS, d.MissedMS})
 }
 
 // timeOrNull is nil for the zero time, which JSON then writes as null.

@@ -149,11 +149,13 @@ func TestRecordEventFailedKeepsReason(t *testing.T) {
 	s := openStore(t)
 	addDevice(t, s, "loa-1")
 	it := item("a-1", t0)
-	if err := s.RecordEvent(ctx, "loa-1", event(it, protocol.EventFailed, t0.Add(time.Second), "cannot fetch media"), t0); err != nil {
+	ev := event(it, protocol.EventFailed, t0.Add(time.Second), "media cannot be played: bad frame")
+	ev.Why = []protocol.Why{{Code: protocol.WhyMediaUnplayable, Args: []string{"bad frame"}}}
+	if err := s.RecordEvent(ctx, "loa-1", ev, t0); err != nil {
 		t.Fatal(err)
 	}
 	d := report(t, s)[0]
-	if d.Status != "failed" || d.Reason != "cannot fetch media" || d.FinishedAt.IsZero() || !d.StartedAt.IsZero() {
+	if d.Status != "failed" || d.Reason != ev.Reason || !reflect.DeepEqual(d.Why, ev.Why) || d.FinishedAt.IsZero() || !d.StartedAt.IsZero() {
 		t.Fatalf("%+v", d)
 	}
 }
@@ -369,14 +371,15 @@ func TestMarkUnanswered(t *testing.T) {
 		}
 		return m
 	}
-	if got := status(); got["loa-1"].Status != "played" || got["loa-2"].Status != "missed" || got["loa-2"].Reason != NoAnswer {
+	if got := status(); got["loa-1"].Status != "played" || got["loa-2"].Status != "missed" || got["loa-2"].Reason != NoAnswer ||
+		!reflect.DeepEqual(got["loa-2"].Why, []protocol.Why{{Code: protocol.WhyNoAnswer}}) {
 		t.Fatalf("after marking: %+v", got)
 	}
 	// The box comes back and delivers what it really did from its outbox.
 	if err := s.RecordEvent(ctx, "loa-2", protocol.Event{Item: item, Announcement: "a-1", Type: protocol.EventPlayed, At: t0.Add(2 * time.Minute)}, t0.Add(20*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if got := status()["loa-2"]; got.Status != "played" || got.Reason != "" {
+	if got := status()["loa-2"]; got.Status != "played" || got.Reason != "" || got.Why != nil {
 		t.Fatalf("a late answer does not correct the report: %+v", got)
 	}
 }
@@ -398,7 +401,8 @@ func TestMarkUnansweredCancelled(t *testing.T) {
 		t.Fatalf("marked %d missed, %v", n, err)
 	}
 	rows, _ := s.Deliveries(ctx, "a-2")
-	if len(rows) != 1 || rows[0].Status != "cancelled" {
+	if len(rows) != 1 || rows[0].Status != "cancelled" || rows[0].Reason != CancelledUnanswered ||
+		!reflect.DeepEqual(rows[0].Why, []protocol.Why{{Code: protocol.WhyCancelledUnanswered}}) {
 		t.Fatalf("a cancelled announcement's unanswered row: %+v", rows)
 	}
 }

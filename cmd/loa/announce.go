@@ -143,7 +143,7 @@ func waitFor(ctx context.Context, c *api.Client, a api.Announcement, timeout tim
 			if seen[d.Device] != d.Status {
 				seen[d.Device] = d.Status
 				if d.Status != store.StatusPending {
-					fmt.Fprintf(w, "  %s  %-10s %s %s\n", time.Now().In(displayZone).Format("15:04:05"), d.Device, d.Status, d.Reason)
+					fmt.Fprintf(w, "  %s  %-10s %s %s\n", time.Now().In(displayZone).Format("15:04:05"), d.Device, d.Status, reasonWords(d))
 				}
 			}
 			if protocol.EventType(d.Status).Final() {

@@ -164,7 +164,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	}
 	var table [][]string
 	for _, r := range rows {
-		table = append(table, []string{r.Device, r.Status, when(r.StartedAt), when(r.FinishedAt), orDash(r.Reason)})
+		table = append(table, []string{r.Device, r.Status, when(r.StartedAt), when(r.FinishedAt), orDash(reasonWords(r))})
 	}
 	if err := tableOut(out, table); err != nil {
 		return err

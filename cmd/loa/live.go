@@ -211,7 +211,7 @@ func speakAt(ctx context.Context, c *api.Client, id string) <-chan time.Time {
 func printSessionRows(w io.Writer, x api.SessionInfo) {
 	rows := [][]string{}
 	for _, d := range x.Rows {
-		rows = append(rows, []string{d.Device, d.Status, when(d.StartedAt), when(d.FinishedAt), seconds(d.HeardMS), seconds(d.MissedMS), orDash(d.Reason)})
+		rows = append(rows, []string{d.Device, d.Status, when(d.StartedAt), when(d.FinishedAt), seconds(d.HeardMS), seconds(d.MissedMS), orDash(reasonWords(d))})
 	}
 	if len(rows) > 0 {
 		_ = table(w, []string{"BOX", "STATUS", "STARTED", "ENDED", "HEARD", "MISSED", "REASON"}, rows)

@@ -21,6 +21,12 @@ func problemWords(p protocol.Problem) string {
 	return s
 }
 
+// reasonWords says why a box gave its answer, in the user's language
+// where the box sent codes for it.
+func reasonWords(d store.Delivery) string {
+	return messages.Reason(os.Getenv("LOA_LANG"), d.Why, d.Reason)
+}
+
 // problemCodes is the short PROBLEMS column: the codes, errors first.
 func problemCodes(ps []protocol.Problem) string {
 	codes := make([]string, len(ps))

@@ -266,7 +266,7 @@ func newReport(g *globals) *cobra.Command {
 				if r.Exercise {
 					ex = "exercise"
 				}
-				out = append(out, []string{r.Item, r.Announcement, r.Device, r.Status, when(r.StartedAt), when(r.FinishedAt), orDash(r.Reason), orDash(ex), orDash(messages.Short(r.Text))})
+				out = append(out, []string{r.Item, r.Announcement, r.Device, r.Status, when(r.StartedAt), when(r.FinishedAt), orDash(reasonWords(r)), orDash(ex), orDash(messages.Short(r.Text))})
 			}
 			if len(out) > 0 {
 				if err := table(w, header, out); err != nil {
