@@ -183,7 +183,7 @@ func recordEvent(ctx context.Context, st *stmts, device string, e protocol.Event
 	return err
 }
 
-// whyJSON is how the why column holds a reason's codes: ” for none.
+// whyJSON is how the why column holds a reason's codes, empty for none.
 func whyJSON(why ...protocol.Why) string {
 	if len(why) == 0 {
 		return ""
