@@ -267,6 +267,7 @@ func (c *Client) Status(ctx context.Context) ([]store.DeviceStatus, error) {
 type ReportQuery struct {
 	Since, Until string // site zone, as ParseTime reads them
 	Group        string
+	Device       string
 	Status       string // one of store.ReportStatuses
 	Announcement string
 	After        string // ReportPage.Next of the page before
@@ -279,6 +280,7 @@ func (c *Client) ReportPage(ctx context.Context, q ReportQuery) (store.ReportPag
 	set(v, "since", q.Since)
 	set(v, "until", q.Until)
 	set(v, "group", q.Group)
+	set(v, "device", q.Device)
 	set(v, "status", q.Status)
 	set(v, "announcement", q.Announcement)
 	set(v, "after", q.After)

@@ -114,10 +114,15 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rq := store.ReportQuery{Since: since, Until: until, Group: q.Get("group"), Status: q.Get("status"),
+	rq := store.ReportQuery{Since: since, Until: until, Group: q.Get("group"), Device: q.Get("device"), Status: q.Get("status"),
 		Announcement: q.Get("announcement"), After: after, Limit: limit}
 	if err := validGroup(rq.Group); err != nil {
 		return err
+	}
+	if rq.Device != "" {
+		if _, err := s.store.Device(r.Context(), rq.Device); err != nil {
+			return notFound(err, messages.UnknownDevice, rq.Device, rq.Device)
+		}
 	}
 	if rq.Status != "" && !slices.Contains(store.ReportStatuses, rq.Status) {
 		return fail(http.StatusBadRequest, messages.BadReportStatus, rq.Status, strings.Join(store.ReportStatuses, ", "))

@@ -53,6 +53,7 @@ func TestStatusAndReportRefuseBadParameters(t *testing.T) {
 		{"/v1/report?limit=-1", 400, messages.BadLimit, `"-1"`},
 		{"/v1/report?status=sung", 400, messages.BadReportStatus, "played"},
 		{"/v1/report?group=thon-9", 404, messages.UnknownGroup, `"thon-9"`},
+		{"/v1/report?device=loa-9", 404, messages.UnknownDevice, `"loa-9"`},
 		{"/v1/report?after=not-a-cursor", 400, messages.BadCursor, "not-a-cursor"},
 		{"/v1/report?since=yesterday", 400, messages.BadTime, "yesterday"},
 	}
@@ -175,6 +176,10 @@ func TestReportPages(t *testing.T) {
 	p, err = e.client.ReportPage(ctx, api.ReportQuery{Group: "thon-1", Status: "pending"})
 	if err != nil || len(p.Rows) != 2 || p.Total != 2 {
 		t.Fatalf("pending in thon-1 %+v, %v", p, err)
+	}
+	p, err = e.client.ReportPage(ctx, api.ReportQuery{Device: "loa-3"})
+	if err != nil || len(p.Rows) != 1 || p.Rows[0].Device != "loa-3" || p.Total != 1 || p.Counts["played"] != 1 {
+		t.Fatalf("loa-3's rows %+v, %v", p, err)
 	}
 	p, err = e.client.ReportPage(ctx, api.ReportQuery{Announcement: "a-none"})
 	if err != nil || len(p.Rows) != 0 || p.Rows == nil || p.Total != 0 {

@@ -459,8 +459,12 @@ func TestReportPages(t *testing.T) {
 	ctx := context.Background()
 	s.addBoxes(map[string]string{"box-1": "thon-1", "box-2": "thon-1"})
 	media := s.recording(t)
-	for range 51 {
-		if _, err := s.admin.Announce(ctx, api.AnnounceRequest{Media: media, Targets: store.Targets{Groups: []string{"thon-1"}}}); err != nil {
+	for i := range 101 {
+		targets := store.Targets{Groups: []string{"thon-1"}}
+		if i >= 51 {
+			targets = store.Targets{Devices: []string{"box-1"}} // box-1 gets 101 rows, box-2 51
+		}
+		if _, err := s.admin.Announce(ctx, api.AnnounceRequest{Media: media, Targets: targets}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -473,24 +477,46 @@ func TestReportPages(t *testing.T) {
 	if n := strings.Count(page, "data-device="); n != 100 {
 		t.Fatalf("first page: %d rows; want 100", n)
 	}
-	if !strings.Contains(page, "Dòng 1–100 trong 102.") {
-		t.Errorf("the first page does not say rows 1–100 of 102")
+	if !strings.Contains(page, "Dòng 1–100 trong 152.") {
+		t.Errorf("the first page does not say rows 1–100 of 152")
 	}
 	m := regexp.MustCompile(`href="(/report\?[^"]+)" id="page-next"`).FindStringSubmatch(page)
 	if m == nil {
 		t.Fatal("no next page link")
 	}
 	_, page, _ = p.get(strings.ReplaceAll(m[1], "&amp;", "&"))
-	if n := strings.Count(page, "data-device="); n != 2 || !strings.Contains(page, "Dòng 101–102 trong 102.") || !strings.Contains(page, `id="page-first"`) {
-		t.Errorf("second page: %d rows; want 2, numbered 101–102, with a link to the first", n)
+	if n := strings.Count(page, "data-device="); n != 52 || !strings.Contains(page, "Dòng 101–152 trong 152.") || !strings.Contains(page, `id="page-first"`) {
+		t.Errorf("second page: %d rows; want 52, numbered 101–152, with a link to the first", n)
 	}
 	resp, err := p.hc.Get(s.base + "/report.csv?" + q)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	if records, err := readCSV(t, resp.Body); err != nil || len(records) != 103 {
-		t.Errorf("CSV: %d records, %v; want the header and 102 rows", len(records), err)
+	if records, err := readCSV(t, resp.Body); err != nil || len(records) != 153 {
+		t.Errorf("CSV: %d records, %v; want the header and 152 rows", len(records), err)
+	}
+
+	// One box's report pages the same way, on its own page.
+	_, page, _ = p.get("/report/box/box-1?" + q)
+	if n := strings.Count(page, `data-device="box-1"`); n != 100 || strings.Contains(page, `data-device="box-2"`) || !strings.Contains(page, "Dòng 1–100 trong 101.") {
+		t.Fatalf("box-1's first page: %d of its rows; want 100 of 101, and none of box-2", n)
+	}
+	m = regexp.MustCompile(`href="(/report/box/box-1\?[^"]+)" id="page-next"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("no next page link on box-1's report")
+	}
+	_, page, _ = p.get(strings.ReplaceAll(m[1], "&amp;", "&"))
+	if n := strings.Count(page, `data-device="box-1"`); n != 1 || !strings.Contains(page, "Dòng 101–101 trong 101.") || !strings.Contains(page, `id="box-now"`) {
+		t.Errorf("box-1's second page: %d rows; want 1, numbered 101, under the box's state", n)
+	}
+	resp2, err := p.hc.Get(s.base + "/report.csv?box=box-1&" + q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp2.Body.Close()
+	if records, err := readCSV(t, resp2.Body); err != nil || len(records) != 102 {
+		t.Errorf("box-1's CSV: %d records, %v; want the header and 101 rows", len(records), err)
 	}
 }
 

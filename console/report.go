@@ -1,7 +1,6 @@
 package console
 
 import (
-	"context"
 	"encoding/csv"
 	"io"
 	"net/http"
@@ -19,13 +18,6 @@ import (
 const (
 	// reportPageSize is the rows one page of the report shows.
 	reportPageSize = 100
-	// maxBoxRows bounds the rows one box's report shows (the CSV has them
-	// all).
-	maxBoxRows = 1000
-	// maxBoxScanPages bounds the API pages a box's report page reads: the
-	// API filters by village, not by box, so the console reads the box's
-	// village and keeps its rows.
-	maxBoxScanPages = 16
 	// maxBoxChoices: with more boxes than this, the box field offers no
 	// list to choose from (it would be too long for a phone).
 	maxBoxChoices = 2000
@@ -61,9 +53,9 @@ func (f reportFilter) values(after string) url.Values {
 	return v
 }
 
-// apiQuery is the filter as the API takes it (the API has no box filter).
+// apiQuery is the filter as the API takes it.
 func (f reportFilter) apiQuery(limit int) api.ReportQuery {
-	return api.ReportQuery{Since: f.apiSince(), Until: f.apiUntil(), Group: f.Village, Status: f.Status, After: f.After, Limit: limit}
+	return api.ReportQuery{Since: f.apiSince(), Until: f.apiUntil(), Group: f.Village, Device: f.Box, Status: f.Status, After: f.After, Limit: limit}
 }
 
 // reportData is the report page, or one box's.
@@ -80,9 +72,6 @@ type reportData struct {
 	Announcements   []announcementCount
 	First, Next     string // links to the first and the next page
 	CSV             string
-	// Partial: the box's rows shown are not all of them (too many to show,
-	// or too many to read for one page).
-	Partial bool
 	// Box is the box of a box's report, as it is now.
 	Box *boxRow
 }
@@ -116,7 +105,6 @@ type reportBase struct {
 	loc     *time.Location
 	filter  reportFilter
 	problem string
-	groups  []store.Group
 	devices map[string]store.Device
 	d       *reportData
 }
@@ -133,7 +121,7 @@ func (c *Console) reportBase(q *request, action string) (*reportBase, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &reportBase{lang: q.lang, loc: loc, filter: f, problem: problem, groups: groups, devices: map[string]store.Device{}}
+	b := &reportBase{lang: q.lang, loc: loc, filter: f, problem: problem, devices: map[string]store.Device{}}
 	d := &reportData{Filter: f, Action: action, Statuses: store.ReportStatuses, Total: -1}
 	for _, g := range groups {
 		d.Villages = append(d.Villages, g.Name)
@@ -166,13 +154,8 @@ func (c *Console) reportPage(q *request) error {
 	}
 	v := q.view("console.report.title")
 	v.Error = b.problem
-	if b.filter.Box != "" {
-		box, ok := b.devices[b.filter.Box]
-		if !ok {
-			v.Error = messages.In(q.lang, messages.ConsoleUnknownBox, b.filter.Box)
-		} else if err := c.fillBoxRows(q, b, box); err != nil {
-			return c.reportProblem(q, v, b, err)
-		}
+	if _, ok := b.devices[b.filter.Box]; b.filter.Box != "" && !ok {
+		v.Error = messages.In(q.lang, messages.ConsoleUnknownBox, b.filter.Box)
 	} else if err := c.fillReportPage(q, b); err != nil {
 		return c.reportProblem(q, v, b, err)
 	}
@@ -188,8 +171,7 @@ func (c *Console) boxReportPage(q *request) error {
 	if err != nil {
 		return err
 	}
-	box, ok := b.devices[id]
-	if !ok {
+	if _, ok := b.devices[id]; !ok {
 		c.fail(q.w, q.r, q.lang, http.StatusNotFound, messages.In(q.lang, messages.ConsoleUnknownBox, id))
 		return nil
 	}
@@ -211,7 +193,7 @@ func (c *Console) boxReportPage(q *request) error {
 			b.d.Box = &row
 		}
 	}
-	if err := c.fillBoxRows(q, b, box); err != nil {
+	if err := c.fillReportPage(q, b); err != nil {
 		return c.reportProblem(q, v, b, err)
 	}
 	v.Data = b.d
@@ -232,7 +214,8 @@ func (c *Console) reportProblem(q *request, v *view, b *reportBase, err error) e
 	return nil
 }
 
-// fillReportPage reads one page of the report (the API filters and counts).
+// fillReportPage reads one page of the report, or of one box's (the API
+// filters and counts); its links stay on the page they are on.
 func (c *Console) fillReportPage(q *request, b *reportBase) error {
 	f, d := b.filter, b.d
 	var page store.ReportPage
@@ -253,85 +236,12 @@ func (c *Console) fillReportPage(q *request, b *reportBase) error {
 			Total: a.Total, Counts: countWords(q.lang, a.Counts)})
 	}
 	if page.Next != "" {
-		d.Next = "/report?" + f.values(page.Next).Encode()
+		d.Next = d.Action + "?" + f.values(page.Next).Encode()
 	}
 	if f.After != "" {
-		d.First = "/report?" + f.values("").Encode()
+		d.First = d.Action + "?" + f.values("").Encode()
 	}
 	return nil
-}
-
-// fillBoxRows reads one box's rows: the API has no box filter, so it reads
-// the smallest village the box is in (or the one chosen) and keeps the
-// box's rows, up to maxBoxScanPages pages.
-func (c *Console) fillBoxRows(q *request, b *reportBase, box store.Device) error {
-	f, d := b.filter, b.d
-	all, complete, err := boxDeliveries(q.r.Context(), q.api, f, box, b.groups, maxBoxScanPages)
-	if err != nil {
-		return err
-	}
-	counts := map[string]int{}
-	for _, r := range all {
-		counts[r.Status]++
-		if f.Status != "" && r.Status != f.Status {
-			continue
-		}
-		if len(d.Rows) == maxBoxRows {
-			complete = false
-			continue
-		}
-		d.Rows = append(d.Rows, b.row(r))
-	}
-	d.Counts = b.counts(counts)
-	d.From, d.To = 1, len(d.Rows)
-	d.Partial = !complete
-	if complete {
-		d.Total = len(d.Rows)
-	}
-	return nil
-}
-
-// boxDeliveries reads every row of box within f's span and village (of
-// any status), reading at most maxPages pages of the API (0: no bound);
-// complete says whether it read them all.
-func boxDeliveries(ctx context.Context, c *api.Client, f reportFilter, box store.Device, groups []store.Group, maxPages int) ([]store.Delivery, bool, error) {
-	group := f.Village
-	if group != "" && !slices.Contains(box.Groups, group) {
-		return nil, true, nil
-	}
-	if group == "" {
-		// The smallest village the box is in has its rows and fewest others.
-		size := -1
-		for _, g := range groups {
-			if slices.Contains(box.Groups, g.Name) && (size < 0 || len(g.Devices) < size) {
-				group, size = g.Name, len(g.Devices)
-			}
-		}
-	}
-	rq := api.ReportQuery{Since: f.apiSince(), Until: f.apiUntil(), Group: group, Limit: store.MaxPageSize}
-	var out []store.Delivery
-	for pages := 0; ; pages++ {
-		if maxPages > 0 && pages == maxPages {
-			return out, false, nil
-		}
-		var page store.ReportPage
-		err := retryLimited(ctx, func() (err error) {
-			page, err = c.ReportPage(ctx, rq)
-			return err
-		})
-		if err != nil {
-			return nil, false, err
-		}
-		for _, r := range page.Rows {
-			if r.Device == box.ID {
-				out = append(out, r)
-			}
-		}
-		if page.Next == "" {
-			return out, true, nil
-		}
-		rq.After = page.Next
-	}
 }
 
 // counts are the statuses with rows, in the report's order, each linking
@@ -381,24 +291,18 @@ func (c *Console) reportCSV(q *request) error {
 	name := "loa-report-" + f.Since + "_" + f.Until
 	// Read the first page before answering: a refused filter is an error
 	// page, not a CSV that stops.
-	var first store.ReportPage
-	var boxRows []store.Delivery
 	if f.Box != "" {
-		box, ok := b.devices[f.Box]
-		if !ok {
+		if _, ok := b.devices[f.Box]; !ok {
 			c.fail(q.w, q.r, q.lang, http.StatusNotFound, messages.In(q.lang, messages.ConsoleUnknownBox, f.Box))
 			return nil
 		}
-		name += "-" + box.ID
-		if boxRows, _, err = boxDeliveries(ctx, q.api, f, box, b.groups, 0); err != nil {
-			return err
-		}
-	} else {
-		rq := f.apiQuery(store.MaxPageSize)
-		rq.After = ""
-		if err := retryLimited(ctx, func() (err error) { first, err = q.api.ReportPage(ctx, rq); return err }); err != nil {
-			return err
-		}
+		name += "-" + f.Box
+	}
+	var first store.ReportPage
+	rq := f.apiQuery(store.MaxPageSize)
+	rq.After = ""
+	if err := retryLimited(ctx, func() (err error) { first, err = q.api.ReportPage(ctx, rq); return err }); err != nil {
+		return err
 	}
 
 	h := q.w.Header()
@@ -417,15 +321,6 @@ func (c *Console) reportCSV(q *request) error {
 		w.Write([]string{r.Item, r.Announcement, r.Device, strings.Join(b.devices[r.Device].Groups, ","), r.Status,
 			csvTime(r.ScheduledAt, b.loc), csvTime(r.StartedAt, b.loc), csvTime(r.FinishedAt, b.loc), r.Reason, ex, r.Text,
 			strconv.FormatInt(r.HeardMS, 10), strconv.FormatInt(r.MissedMS, 10)})
-	}
-	if f.Box != "" {
-		for _, r := range boxRows {
-			if f.Status == "" || r.Status == f.Status {
-				write(r)
-			}
-		}
-		w.Flush()
-		return nil
 	}
 	page := first
 	for {

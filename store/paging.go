@@ -283,6 +283,7 @@ func placeholders(n int) string {
 type ReportQuery struct {
 	Since, Until time.Time // scheduled in [Since, Until)
 	Group        string    // boxes now in this group; ErrNotFound if no box is
+	Device       string    // one box
 	Status       string    // one of ReportStatuses
 	Announcement string    // one announcement or schedule
 	After        string    // the cursor: ReportPage.Next of the page before
@@ -344,6 +345,10 @@ func (s *Store) ReportPage(ctx context.Context, q ReportQuery) (ReportPage, erro
 	if q.Group != "" {
 		where = append(where, `d.device_id IN (SELECT device_id FROM group_members WHERE group_name = ?)`)
 		args = append(args, q.Group)
+	}
+	if q.Device != "" {
+		where = append(where, `d.device_id = ?`)
+		args = append(args, q.Device)
 	}
 	if q.Announcement != "" {
 		where = append(where, `d.announcement = ?`)

@@ -294,6 +294,7 @@ func newReport(g *globals) *cobra.Command {
 	f.StringVar(&q.Since, "since", "", "only items scheduled from this time (site zone: \"2026-12-01 06:00\", \"06:00\" today)")
 	f.StringVar(&q.Until, "until", "", "only items scheduled before this time")
 	f.StringVar(&q.Group, "group", "", "only the boxes now in this group")
+	f.StringVar(&q.Device, "device", "", "only this box (its id)")
 	f.StringVar(&q.Status, "status", "", "only rows with this status: "+strings.Join(store.ReportStatuses, ", "))
 	f.StringVar(&q.Announcement, "announcement", "", "only this announcement or schedule (its id)")
 	f.BoolVar(&audit, "audit", false, "show the audit log instead: who started and cancelled emergencies, and what triggered them")
