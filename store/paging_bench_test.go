@@ -147,6 +147,7 @@ func BenchmarkReportPage(b *testing.B) {
 		{"group", ReportQuery{Limit: 50, Group: benchGroup(250)}},
 		{"group-status", ReportQuery{Limit: 50, Group: benchGroup(250), Status: "played"}},
 		{"announcement", ReportQuery{Limit: 50, Announcement: "s-7"}},
+		{"device", ReportQuery{Limit: 50, Device: benchBox(5000)}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			for b.Loop() {
