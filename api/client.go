@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -56,6 +57,10 @@ func (c *Client) doWith(hc *http.Client, ctx context.Context, method, path strin
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	if lang := os.Getenv("LOA_LANG"); lang != "" {
+		// The controller's refusals then come in the user's language too.
+		req.Header.Set("Accept-Language", lang)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

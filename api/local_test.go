@@ -28,3 +28,23 @@ func TestLocalClient(t *testing.T) {
 		}
 	}
 }
+
+// TestClientLanguage: the CLI's client asks for LOA_LANG's language, so the
+// controller's refusals come in it; the console's language wins over it.
+func TestClientLanguage(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for _, lang := range []string{"vi", "en"} {
+		t.Setenv("LOA_LANG", lang)
+		_, err := api.NewClient(e.srv.URL, "wrong").Site(ctx)
+		var ae *api.APIError
+		if want := messages.In(lang, messages.Unauthorized); !errors.As(err, &ae) || ae.Message != want {
+			t.Errorf("LOA_LANG=%s: %v; want %q", lang, err, want)
+		}
+	}
+	t.Setenv("LOA_LANG", "vi")
+	_, err := api.NewLocalClient(e.srv.Config.Handler, "wrong", "192.0.2.7:5000", "en").Site(ctx)
+	if want := messages.In("en", messages.Unauthorized); err == nil || err.Error() != want {
+		t.Errorf("console in English, LOA_LANG=vi: %v; want %q", err, want)
+	}
+}
