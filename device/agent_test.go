@@ -46,11 +46,7 @@ func TestPlaysPlanItemOnTime(t *testing.T) {
 
 	b.clock.Advance(10 * time.Minute)
 	ctl.waitEvent(it.ID, protocol.EventPlayed)
-	got, ok := b.wav(it.ID)
-	if !ok {
-		t.Fatal("no WAV for the played item")
-	}
-	assertSamples(t, got, expectedPCM(t, m, 60))
+	b.playedWhole(it.ID, m, 60)
 
 	want := []protocol.EventType{protocol.EventReceived, protocol.EventReady, protocol.EventPlaying, protocol.EventPlayed}
 	if got := ctl.eventsOf(it.ID); !slices.Equal(got, want) {

@@ -476,6 +476,16 @@ func startBox(t testing.TB, o boxOpts) *box {
 	return b
 }
 
+// playedWhole checks that item played m whole, sample for sample, at volume.
+func (b *box) playedWhole(item string, m media, volume int) {
+	b.t.Helper()
+	got, ok := b.wav(item)
+	if !ok {
+		b.t.Fatalf("item %s did not play", item)
+	}
+	assertSamples(b.t, got, expectedPCM(b.t, m, volume))
+}
+
 // wav returns the samples the sink wrote for item, or false.
 func (b *box) wav(item string) ([]float32, bool) {
 	b.t.Helper()

@@ -225,11 +225,7 @@ func TestFullMemoryCardKeepsPlayingWhatItHas(t *testing.T) {
 	// What is in the cache still plays, whole.
 	b.clock.Set(old.Start)
 	ctl.waitEvent(old.ID, protocol.EventPlayed)
-	got, ok := b.wav(old.ID)
-	if !ok {
-		t.Fatal("the cached item did not play")
-	}
-	assertSamples(t, got, expectedPCM(t, cached, 60))
+	b.playedWhole(old.ID, cached, 60)
 
 	// Room again: the problem clears with the next fetch.
 	free.Store(1 << 40)
@@ -312,11 +308,7 @@ func TestFullMemoryCardMakesRoom(t *testing.T) {
 	ctl.waitProblem(protocol.ProblemDiskFull, false)
 	b.clock.Set(a2.Start)
 	ctl.waitEvent(a2.ID, protocol.EventPlayed)
-	got, ok := b.wav(a2.ID)
-	if !ok {
-		t.Fatal("the new recording did not play")
-	}
-	assertSamples(t, got, expectedPCM(t, fresh, 60))
+	b.playedWhole(a2.ID, fresh, 60)
 }
 
 // duBytes is the size of the regular files under dir.

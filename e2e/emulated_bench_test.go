@@ -31,7 +31,7 @@ func BenchmarkPiAgentRSS(b *testing.B) {
 func benchAgentRSS(b *testing.B, arch string) {
 	var agent string
 	var qemu []string // the command line the agent runs under; nil natively
-	if q := qemuFor[arch]; q != "" {
+	if q := packaging.Arches[arch].Qemu; q != "" {
 		agent, qemu = agentFromDeb(b, arch), []string{q, "-L", "/"}
 	} else {
 		agent = nativeAgentFromDeb(b, arch)

@@ -10,15 +10,12 @@ import (
 	"github.com/loa-commune/loa/packaging"
 )
 
-// qemuFor is the qemu-user emulator of each Raspberry Pi architecture.
-var qemuFor = map[string]string{"arm64": "qemu-aarch64", "armhf": "qemu-arm"}
-
 // agentFromDeb builds the loa-agent .deb for arch as `make packages` does,
 // checks its architecture, and unpacks it into a root of its own: the
 // agent that runs is the one the package installs, /usr/bin/loa-agent.
 func agentFromDeb(t testing.TB, arch string) string {
 	t.Helper()
-	for _, p := range []string{packaging.Arches[arch].CC, qemuFor[arch], "dpkg-deb"} {
+	for _, p := range []string{packaging.Arches[arch].CC, packaging.Arches[arch].Qemu, "dpkg-deb"} {
 		if _, err := exec.LookPath(p); err != nil {
 			t.Skipf("%s is not installed (scripts/deps.sh cross installs it)", p)
 		}
@@ -62,7 +59,7 @@ func TestEmulatedPiBoxes(t *testing.T) {
 		id := "pi-" + arch
 		cfg := c.addBox(id, "thon-pi")
 		played[id] = filepath.Join(c.dir, id, "played")
-		proc(t, c.dir, id, qemuFor[arch], "-L", "/", agent, "--config", cfg,
+		proc(t, c.dir, id, packaging.Arches[arch].Qemu, "-L", "/", agent, "--config", cfg,
 			"--cache", filepath.Join(c.dir, id, "cache"), "--output", "wav:"+played[id])
 		ids = append(ids, id)
 	}

@@ -12,20 +12,22 @@ import (
 	"strings"
 )
 
-// Arch is how Go builds for a Debian architecture, and what its binaries
-// must be.
+// Arch is how Go builds for a Debian architecture, what its binaries must
+// be, and the qemu-user emulator that runs them on this machine ("" for
+// the machine's own).
 type Arch struct {
 	GOARCH, CC, Triplet string
 	Machine             elf.Machine
 	Class               elf.Class
+	Qemu                string
 }
 
 // Arches are the architectures Loa ships for: the agent for all three, the
 // controller for amd64 and arm64.
 var Arches = map[string]Arch{
-	"amd64": {"amd64", "gcc", "x86_64-linux-gnu", elf.EM_X86_64, elf.ELFCLASS64},
-	"arm64": {"arm64", "aarch64-linux-gnu-gcc", "aarch64-linux-gnu", elf.EM_AARCH64, elf.ELFCLASS64},
-	"armhf": {"arm", "arm-linux-gnueabihf-gcc", "arm-linux-gnueabihf", elf.EM_ARM, elf.ELFCLASS32},
+	"amd64": {"amd64", "gcc", "x86_64-linux-gnu", elf.EM_X86_64, elf.ELFCLASS64, ""},
+	"arm64": {"arm64", "aarch64-linux-gnu-gcc", "aarch64-linux-gnu", elf.EM_AARCH64, elf.ELFCLASS64, "qemu-aarch64"},
+	"armhf": {"arm", "arm-linux-gnueabihf-gcc", "arm-linux-gnueabihf", elf.EM_ARM, elf.ELFCLASS32, "qemu-arm"},
 }
 
 // Maintainer is the packages' Maintainer field (the Makefile's default).

@@ -530,9 +530,6 @@ func checkInstall(ctx context.Context, t *testing.T, work string, agentA, loaA, 
 	}
 }
 
-// qemuFor is the qemu-user emulator of each Raspberry Pi architecture.
-var qemuFor = map[string]string{"arm64": "qemu-aarch64", "armhf": "qemu-arm"}
-
 // checkPiInstall installs a Raspberry Pi agent (deb, a path in the root)
 // as a foreign architecture of the root: apt must find its dependencies
 // for that architecture. The installed binary then runs under qemu-user
@@ -553,10 +550,11 @@ func checkPiInstall(ctx context.Context, t *testing.T, c *chroot, work, deb stri
 	// forever (see e2e's emulated boxes): a deadline, not a hang.
 	run, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(run, qemuFor[p.arch], "-L", c.root, c.path("usr/bin/loa-agent"), "--help")
+	qemu := Arches[p.arch].Qemu
+	cmd := exec.CommandContext(run, qemu, "-L", c.root, c.path("usr/bin/loa-agent"), "--help")
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "usage: loa-agent") {
-		t.Errorf("the installed %s agent under %s: %v\n%s", p.arch, qemuFor[p.arch], err, tail(out))
+		t.Errorf("the installed %s agent under %s: %v\n%s", p.arch, qemu, err, tail(out))
 	}
 	c.run("apt-get", "purge", "-y", "loa-agent:"+p.arch)
 	if _, err := os.Stat(c.path("usr/bin/loa-agent")); err == nil {

@@ -397,13 +397,8 @@ type Problem struct {
 // Validate checks the code's form, the level and the sizes. Unknown codes
 // are accepted: a newer box may know more.
 func (p *Problem) Validate() error {
-	if p.Code == "" || len(p.Code) > MaxProblemCode {
-		return fmt.Errorf("problem code must be 1 to %d characters", MaxProblemCode)
-	}
-	for _, r := range p.Code {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-			return fmt.Errorf("problem code %q: only a-z, 0-9 and -", p.Code)
-		}
+	if err := validCode("problem", p.Code); err != nil {
+		return err
 	}
 	if p.Level != LevelError && p.Level != LevelWarning {
 		return fmt.Errorf("problem %s: unknown level %q", p.Code, p.Level)
@@ -413,6 +408,20 @@ func (p *Problem) Validate() error {
 	}
 	if math.IsNaN(p.Value) || math.IsInf(p.Value, 0) || math.IsNaN(p.Limit) || math.IsInf(p.Limit, 0) {
 		return fmt.Errorf("problem %s: figures must be finite", p.Code)
+	}
+	return nil
+}
+
+// validCode checks the form of a problem's or a reason's code (what is one
+// of them).
+func validCode(what, code string) error {
+	if code == "" || len(code) > MaxProblemCode {
+		return fmt.Errorf("%s code must be 1 to %d characters", what, MaxProblemCode)
+	}
+	for _, r := range code {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return fmt.Errorf("%s code %q: only a-z, 0-9 and -", what, code)
+		}
 	}
 	return nil
 }

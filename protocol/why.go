@@ -67,13 +67,8 @@ func validWhy(why []Why) error {
 		return fmt.Errorf("%d reason parts, more than %d", len(why), MaxWhy)
 	}
 	for _, w := range why {
-		if w.Code == "" || len(w.Code) > MaxProblemCode {
-			return fmt.Errorf("reason code must be 1 to %d characters", MaxProblemCode)
-		}
-		for _, r := range w.Code {
-			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-				return fmt.Errorf("reason code %q: only a-z, 0-9 and -", w.Code)
-			}
+		if err := validCode("reason", w.Code); err != nil {
+			return err
 		}
 		if len(w.Args) > MaxWhyArgs {
 			return fmt.Errorf("reason %s: %d arguments, more than %d", w.Code, len(w.Args), MaxWhyArgs)
